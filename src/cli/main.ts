@@ -1,0 +1,44 @@
+/**
+ * `osprey` command-line entry. Each command lives in `src/cli/commands/<name>.ts` and exports
+ * `register(program)`; add new ones to COMMANDS below.
+ *
+ * Exit codes: 0 success, 1 some inputs failed (the rest were done) or a gate failed, 2 usage or model error.
+ */
+import { Command, CommanderError } from 'commander';
+import { OspreyError } from '../core/errors.js';
+import { OSPREY_VERSION } from '../version.js';
+
+type Register = (program: Command) => void;
+
+/** Lazily imported so `osprey --help` stays fast and one command's heavy deps don't load for another. */
+const COMMANDS: Array<() => Promise<{ register: Register }>> = [
+];
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('osprey')
+    .description('Deploy YOLO object detectors: detect, build, val, serve, streams, bench, plan')
+    .version(OSPREY_VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+  for (const load of COMMANDS) (await load()).register(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        process.exitCode = 0;
+        return;
+      }
+      process.exitCode = 2;
+      return;
+    }
+    if (err instanceof OspreyError) {
+      process.stderr.write(`osprey: ${err.code}: ${err.message}\n`);
+      process.exitCode = err.code === 'OSPREY_ERR_GATE_FAILED' ? 1 : 2;
+      return;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * The one Engine interface every inference backend implements (ONNX Runtime today).
+ */
+import type { Tensor, TensorSpec } from '../core/types.js';
+
+export type { TensorSpec };
+
+/** An execution provider that was tried and not used, with the reason (e.g. "cuda: libcublasLt.so.13 not found"). */
+export interface ExecutionProviderFallback {
+  executionProvider: string;
+  reason: string;
+}
+
+export interface EngineInfo {
+  inputs: readonly TensorSpec[];
+  outputs: readonly TensorSpec[];
+  /** The execution provider the session runs on (`cuda`, `cpu`, ...). */
+  executionProvider: string;
+  /** Providers requested before it that failed, with reasons. */
+  fallbacks: readonly ExecutionProviderFallback[];
+  /** ONNX metadata_props as written by the exporter (Ultralytics writes `names`, `stride`, `imgsz`, `task`...). */
+  metadata: Readonly<Record<string, string>>;
+}
+
+/**
+ * A loaded model ready to run. Implementations never block the calling thread.
+ */
+export interface Engine {
+  readonly info: EngineInfo;
+  /**
+   * Runs the model once.
+   * @param feeds input name → tensor; the caller must not touch the tensors' buffers afterwards (they may be transferred).
+   * @returns output name → tensor.
+   * @throws OspreyError `OSPREY_ERR_INFERENCE_FAILED` when ONNX Runtime fails, `OSPREY_ERR_ENGINE_CLOSED` after close().
+   */
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /** Releases the session(s) and worker(s). Idempotent. */
+  close(): Promise<void>;
+}
