@@ -1,0 +1,113 @@
+/**
+ * Camera supervision against real components: GStreamer's RTSP server on 127.0.0.1 serving the shared MP4s, real
+ * ffmpeg. No model here (frames are counted through); the inference path is covered by pipeline.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { after, test } from 'node:test';
+import { Camera, type StateChange } from '../../src/streams/camera.js';
+import { parseCamera } from '../../src/streams/config.js';
+import { buildFfmpegArgs, ffmpegLetterboxGeometry } from '../../src/streams/frame-source.js';
+import { CAR_VIDEO, PERSON_VIDEO, startRtspServer, waitFor } from './helpers.js';
+
+const SMALL = { frameSize: { width: 160, height: 160 } };
+const cameras: Camera[] = [];
+after(async () => {
+  await Promise.all(cameras.map((c) => c.stop()));
+});
+
+function camera(raw: Record<string, unknown>): { cam: Camera; states: StateChange[] } {
+  const cam = new Camera(parseCamera({ fps: 2, ...raw }, 'cameras[0]'), { inferer: null, ...SMALL });
+  const states: StateChange[] = [];
+  cam.on('state', (s: StateChange) => states.push(s));
+  cameras.push(cam);
+  return { cam, states };
+}
+
+test('ffmpeg letterbox geometry mirrors the filter chain (768×432 → 640×640)', () => {
+  const g = ffmpegLetterboxGeometry(768, 432, 640, 640);
+  assert.deepEqual([g.resizedWidth, g.resizedHeight, g.padLeft, g.padTop, g.padRight, g.padBottom], [640, 360, 0, 140, 0, 140]);
+  const args = buildFfmpegArgs({ url: 'rtsp://h/x', rtspTransport: 'udp', width: 640, height: 640, format: 'rgbf32-planar', fps: 5, hwaccel: 'cuda' });
+  assert.deepEqual(args.slice(args.indexOf('-hwaccel'), args.indexOf('-hwaccel') + 2), ['-hwaccel', 'cuda']);
+  assert.equal(args[args.indexOf('-rtsp_transport') + 1], 'udp');
+  assert.match(args[args.indexOf('-vf') + 1]!, /shuffleplanes=2:0:1$/);
+});
+
+test('two RTSP cameras stream; stopping one server moves only that camera to reconnecting; restarting brings it back', async (t) => {
+  const s1 = await startRtspServer({ cam: CAR_VIDEO });
+  let s1b: Awaited<ReturnType<typeof startRtspServer>> | null = null;
+  const s2 = await startRtspServer({ cam: PERSON_VIDEO });
+  t.after(async () => {
+    await s1.stop();
+    await s1b?.stop();
+    await s2.stop();
+  });
+  const reconnect = { initialDelayMs: 200, maxDelayMs: 1000, maxAttempts: 0, jitter: 0.2 };
+  const a = camera({ id: 'a', url: s1.url('cam'), rtspTransport: 'tcp', reconnect, stallTimeoutMs: 2000 });
+  const b = camera({ id: 'b', url: s2.url('cam'), rtspTransport: 'udp', reconnect, stallTimeoutMs: 2000 });
+  a.cam.start();
+  b.cam.start();
+  await waitFor(() => a.cam.counters.processed >= 2 && b.cam.counters.processed >= 2, 15000, 'both cameras to process frames');
+  assert.equal(a.cam.state, 'streaming');
+  assert.equal(b.cam.state, 'streaming');
+  assert.deepEqual(a.cam.info && [a.cam.info.srcWidth, a.cam.info.srcHeight], [768, 432]);
+
+  await s1.stop();
+  await waitFor(() => a.cam.state === 'reconnecting' || a.cam.state === 'starting', 8000, 'camera a to reconnect');
+  const bBefore = b.cam.counters.processed;
+  await waitFor(() => b.cam.counters.processed >= bBefore + 2, 8000, 'camera b to keep streaming');
+  assert.equal(b.cam.state, 'streaming');
+  assert.ok(a.states.some((s) => s.to === 'reconnecting' && s.error?.code === 'OSPREY_ERR_CAMERA'), 'state change carries the error');
+
+  s1b = await startRtspServer({ cam: CAR_VIDEO }, s1.port);
+  const aBefore = a.cam.counters.processed;
+  await waitFor(() => a.cam.state === 'streaming' && a.cam.counters.processed > aBefore, 15000, 'camera a to come back by itself');
+  const seq = a.states.map((s) => s.to);
+  assert.deepEqual(seq.slice(0, 2), ['starting', 'streaming']);
+  assert.ok(seq.lastIndexOf('streaming') > seq.indexOf('reconnecting'));
+  assert.ok(a.cam.counters.reconnects >= 1);
+  assert.ok(!b.states.some((s) => s.to !== 'starting' && s.to !== 'streaming'), `camera b never left streaming: ${b.states.map((s) => s.to)}`);
+  await a.cam.stop();
+  await b.cam.stop();
+  assert.equal(a.cam.state, 'stopped');
+});
+
+test('a camera URL that never answers ends in failed after maxAttempts, without affecting a streaming camera', async (t) => {
+  // A TCP server that accepts and never says a word: the RTSP handshake never completes.
+  const sockets: Socket[] = [];
+  const silent = createTcpServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  const s2 = await startRtspServer({ cam: PERSON_VIDEO });
+  t.after(async () => {
+    sockets.forEach((s) => s.destroy());
+    await new Promise((r) => silent.close(r));
+    await s2.stop();
+  });
+  const good = camera({ id: 'good', url: s2.url('cam') });
+  const dead = camera({ id: 'dead', url: `rtsp://127.0.0.1:${port}/never`, connectTimeoutMs: 600, reconnect: { initialDelayMs: 50, maxDelayMs: 100, maxAttempts: 2 } });
+  good.cam.start();
+  dead.cam.start();
+  await waitFor(() => dead.cam.state === 'failed', 10000, 'the silent camera to fail');
+  assert.equal(dead.cam.lastError?.code, 'OSPREY_ERR_CAMERA');
+  assert.match(dead.cam.lastError!.message, /gave up after 2 attempts/);
+  assert.deepEqual(dead.states.map((s) => s.to), ['starting', 'reconnecting', 'starting', 'failed']);
+  await waitFor(() => good.cam.counters.processed >= 2, 10000, 'the good camera to stream');
+  assert.equal(good.cam.state, 'streaming');
+});
+
+test('a non-video URL (an HTTP page) ends in failed with OSPREY_ERR_CAMERA naming ffmpeg\'s reason', async (t) => {
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<html><body>not a video</body></html>');
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => http.close(r)));
+  const port = (http.address() as { port: number }).port;
+  const { cam } = camera({ id: 'html', url: `http://127.0.0.1:${port}/index.html`, reconnect: { initialDelayMs: 20, maxDelayMs: 50, maxAttempts: 2 } });
+  cam.start();
+  await waitFor(() => cam.state === 'failed', 10000, 'the camera to fail');
+  assert.equal(cam.lastError?.code, 'OSPREY_ERR_CAMERA');
+  assert.match(cam.lastError!.message, /Invalid data|invalid|could not find codec|not/i);
+});

@@ -1,0 +1,84 @@
+/**
+ * Test helpers for the streams suite: a real RTSP server (GStreamer's gst-rtsp-server through Debian's
+ * /usr/bin/python3) and small waiting utilities.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const VIDEOS = resolve(here, '../../../shared/data/videos');
+export const CAR_VIDEO = resolve(VIDEOS, 'car-detection.mp4');
+export const PERSON_VIDEO = resolve(VIDEOS, 'one-by-one-person-detection.mp4');
+export const MODEL = resolve(here, '../../../shared/data/models/yolov8n.onnx');
+export const FIXTURES = resolve(here, '../fixtures/streams');
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface RtspServer {
+  port: number;
+  url(name: string): string;
+  stop(): Promise<void>;
+}
+
+/** Starts gst-rtsp-server serving `mounts` (name → mp4 path) on 127.0.0.1:port. */
+export async function startRtspServer(mounts: Record<string, string>, port?: number): Promise<RtspServer> {
+  const p = port ?? (await freePort());
+  const args = [resolve(here, 'rtsp-server.py'), String(p), ...Object.entries(mounts).map(([k, v]) => `${k}=${v}`)];
+  const child: ChildProcess = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+  await new Promise<void>((res, rej) => {
+    let out = '';
+    const timer = setTimeout(() => rej(new Error(`rtsp server did not start: ${out} ${err}`)), 10000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('READY')) {
+        clearTimeout(timer);
+        res();
+      } else if (out.includes('ERROR')) {
+        clearTimeout(timer);
+        rej(new Error(out));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`rtsp server exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    port: p,
+    url: (name) => `rtsp://127.0.0.1:${p}/${name}`,
+    stop: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null || child.signalCode !== null) return res();
+        const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          res();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Polls `cond` every 50 ms until it is true; rejects with `what` after `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
