@@ -1,0 +1,183 @@
+/**
+ * Worker-thread entry: owns ONE ONNX Runtime session (onnxruntime-node's `run()` blocks the thread that calls it,
+ * so each session gets its own thread and the main thread only routes messages).
+ *
+ * Startup: try each execution provider in order, record why each failed, warm up, post `ready`.
+ * Then: `run` → session.run → post outputs with their ArrayBuffers in the transfer list (moved, not copied).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import type { Tensor, TensorDataType, TensorSpec, TensorStorage } from '../core/types.js';
+import type { ExecutionProviderFallback } from './engine.js';
+import { explainExecutionProviderFailure, normalizeExecutionProvider } from './execution-providers.js';
+import type { MainToWorker, OrtWorkerData, WorkerToMain } from './worker-protocol.js';
+import { readOnnxModel } from '../onnx/model.js';
+import { isOspreyError } from '../core/errors.js';
+
+if (!parentPort) throw new Error('ort-worker must run in a worker_thread');
+const port = parentPort;
+const config = workerData as OrtWorkerData;
+
+// ORT prints provider-load failures to stderr itself; we report them as `fallbacks` with the real reason instead.
+ort.env.logLevel = (process.env.OSPREY_ORT_LOG_LEVEL as typeof ort.env.logLevel | undefined) ?? 'fatal';
+
+function post(msg: WorkerToMain, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+function toSpec(m: ort.InferenceSession.ValueMetadata): TensorSpec {
+  if (!m.isTensor) return { name: m.name, type: 'float32', shape: [] };
+  return { name: m.name, type: m.type as TensorDataType, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d))) };
+}
+
+function epOption(ep: string): ort.InferenceSession.ExecutionProviderConfig {
+  if (ep === 'cuda' || ep === 'tensorrt') return { name: ep, deviceId: config.deviceId } as ort.InferenceSession.ExecutionProviderConfig;
+  return ep;
+}
+
+function zeroStorage(type: string, size: number): TensorStorage | undefined {
+  switch (type) {
+    case 'float32': return new Float32Array(size);
+    case 'float16': return new Uint16Array(size);
+    case 'uint8': return new Uint8Array(size);
+    case 'int8': return new Int8Array(size);
+    case 'int32': return new Int32Array(size);
+    case 'int64': return new BigInt64Array(size);
+    case 'float64': return new Float64Array(size);
+    case 'bool': return new Uint8Array(size);
+    default: return undefined;
+  }
+}
+
+async function createSession(): Promise<{ session: ort.InferenceSession; ep: string; fallbacks: ExecutionProviderFallback[] } | undefined> {
+  const fallbacks: ExecutionProviderFallback[] = [];
+  const eps = config.executionProviders.map(normalizeExecutionProvider);
+  for (const ep of eps) {
+    try {
+      const options: ort.InferenceSession.SessionOptions = {
+        executionProviders: [epOption(ep)],
+        graphOptimizationLevel: 'all',
+      };
+      if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
+      const session = await ort.InferenceSession.create(config.modelPath, options);
+      return { session, ep, fallbacks };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (/^Load model from .* failed/i.test(message) || ep === 'cpu') {
+        // The model itself cannot be loaded: no provider will do better.
+        const missing = /doesn't exist|No such file/i.test(message);
+        post({
+          type: 'load-error',
+          code: missing ? 'OSPREY_ERR_MODEL_NOT_FOUND_FILE' : 'OSPREY_ERR_INVALID_MODEL',
+          message: `${config.modelPath}: ONNX Runtime cannot load the model (${message.split('\n')[0]})`,
+          details: { modelPath: config.modelPath, executionProvider: ep, fallbacks },
+        });
+        return undefined;
+      }
+      fallbacks.push({ executionProvider: ep, reason: explainExecutionProviderFailure(ep, message) });
+    }
+  }
+  post({
+    type: 'load-error',
+    code: 'OSPREY_ERR_EP_UNAVAILABLE',
+    message: `none of the execution providers [${eps.join(', ')}] could be loaded: ${fallbacks.map((f) => f.reason).join('; ')}`,
+    details: { fallbacks },
+  });
+  return undefined;
+}
+
+async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Promise<void> {
+  if (config.warmupRuns <= 0) return;
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of inputs) {
+    // A dynamic batch axis takes warmupBatchSize; any other dynamic axis means we cannot guess a valid shape.
+    const dims = spec.shape.map((d, axis) => (typeof d === 'number' ? d : axis === 0 ? config.warmupBatchSize : -1));
+    if (dims.some((d) => d < 0)) return;
+    const data = zeroStorage(spec.type, dims.reduce((a, b) => a * b, 1));
+    if (!data) return;
+    feeds[spec.name] = new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);
+  }
+  for (let i = 0; i < config.warmupRuns; i++) await session.run(feeds);
+}
+
+/** ONNX metadata_props (ORT-node does not expose them), read here so the main thread never parses the model. */
+function readMetadata(): Record<string, string> | undefined {
+  if (!config.readMetadata) return {};
+  try {
+    const model = readOnnxModel(config.modelPath, { externalData: 'keep' });
+    const out: Record<string, string> = {};
+    for (const p of model.metadata_props ?? []) if (p.key !== undefined) out[p.key] = p.value ?? '';
+    return out;
+  } catch (err) {
+    const code = isOspreyError(err) ? (err.code === 'OSPREY_ERR_ONNX_PARSE' ? 'OSPREY_ERR_INVALID_MODEL' : err.code) : 'OSPREY_ERR_INVALID_MODEL';
+    const message = err instanceof Error ? err.message : String(err);
+    post({ type: 'load-error', code, message, details: { modelPath: config.modelPath } });
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const metadata = readMetadata();
+  if (!metadata) return;
+  const t0 = performance.now();
+  const created = await createSession();
+  if (!created) return;
+  const { session, ep, fallbacks } = created;
+  const loadMs = performance.now() - t0;
+  const inputs = session.inputMetadata.map(toSpec);
+  const outputs = session.outputMetadata.map(toSpec);
+  const t1 = performance.now();
+  try {
+    await warmup(session, inputs);
+  } catch (err) {
+    post({
+      type: 'load-error',
+      code: 'OSPREY_ERR_INFERENCE_FAILED',
+      message: `${config.modelPath}: warmup run failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
+      details: { modelPath: config.modelPath },
+    });
+    await session.release();
+    return;
+  }
+  const warmupMs = performance.now() - t1;
+  post({ type: 'ready', info: { inputs, outputs, executionProvider: ep, fallbacks, metadata, loadMs, warmupMs } });
+
+  port.on('message', (msg: MainToWorker) => {
+    if (msg.type === 'close') {
+      void session.release().finally(() => {
+        post({ type: 'closed' });
+        port.close();
+      });
+      return;
+    }
+    if (msg.type === 'run') void handleRun(session, msg.id, msg.feeds);
+  });
+}
+
+async function handleRun(session: ort.InferenceSession, id: number, feeds: Record<string, Tensor>): Promise<void> {
+  const t = performance.now();
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, tensor] of Object.entries(feeds)) {
+      ortFeeds[name] = new ort.Tensor(tensor.type as 'float32', tensor.data as Float32Array, tensor.dims as number[]);
+    }
+    results = await session.run(ortFeeds);
+  } catch (err) {
+    post({ type: 'run-error', id, message: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  const runMs = performance.now() - t;
+  const outputs: Record<string, Tensor> = {};
+  const transfer = new Set<ArrayBuffer>();
+  for (const [name, value] of Object.entries(results)) {
+    const data = value.data as TensorStorage;
+    outputs[name] = { type: value.type as TensorDataType, dims: [...value.dims], data };
+    if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+  }
+  post({ type: 'result', id, outputs, runMs }, [...transfer]);
+}
+
+void main().catch((err: unknown) => {
+  post({ type: 'load-error', code: 'OSPREY_ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) });
+});

@@ -1,0 +1,47 @@
+/**
+ * Messages between {@link OrtWorkerInstance} (main thread) and `ort-worker` (one worker_thread per ONNX Runtime
+ * session). Tensors travel as typed arrays whose ArrayBuffers are transferred (moved, not copied).
+ */
+import type { Tensor, TensorSpec } from '../core/types.js';
+import type { ExecutionProviderFallback } from './engine.js';
+
+/** What the worker needs to create its session. */
+export interface OrtWorkerData {
+  modelPath: string;
+  /** Ordered execution providers to try (`cuda`, `cpu`, `tensorrt`, `webgpu`). */
+  executionProviders: readonly string[];
+  /** GPU ordinal for device providers. Default 0. */
+  deviceId: number;
+  /** ORT intra-op threads (CPU EP); 0 lets ORT decide. */
+  intraOpNumThreads: number;
+  /** Number of warmup runs on zero-filled inputs before reporting ready. */
+  warmupRuns: number;
+  /** Batch size used for dynamic batch axes during warmup. */
+  warmupBatchSize: number;
+  /** Read ONNX metadata_props (the first instance does; the others reuse its answer). */
+  readMetadata: boolean;
+}
+
+export type MainToWorker =
+  | { type: 'run'; id: number; feeds: Record<string, Tensor> }
+  | { type: 'close' };
+
+export interface WorkerReadyInfo {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  executionProvider: string;
+  fallbacks: ExecutionProviderFallback[];
+  /** ONNX metadata_props (empty when not read). */
+  metadata: Record<string, string>;
+  /** Session creation time, ms. */
+  loadMs: number;
+  /** Total warmup time, ms. */
+  warmupMs: number;
+}
+
+export type WorkerToMain =
+  | { type: 'ready'; info: WorkerReadyInfo }
+  | { type: 'load-error'; code: string; message: string; details?: Record<string, unknown> }
+  | { type: 'result'; id: number; outputs: Record<string, Tensor>; runMs: number }
+  | { type: 'run-error'; id: number; message: string }
+  | { type: 'closed' };
