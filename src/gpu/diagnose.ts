@@ -1,0 +1,87 @@
+/**
+ * Why each execution provider can or cannot load here — the text `osprey doctor` prints and the reason an engine
+ * records when it falls back (e.g. "cuda: libcublasLt.so.13, libcudnn.so.9 not found").
+ */
+import { existsSync } from 'node:fs';
+import { onnxRuntimeVersion } from '../version.js';
+import { providerLibraryPath } from './providers.js';
+import { findSharedLibrary, listGpus, missingSharedLibraries, type GpuInfo } from './system.js';
+
+export type ExecutionProviderName = 'cpu' | 'cuda' | 'tensorrt';
+
+export interface ExecutionProviderStatus {
+  executionProvider: ExecutionProviderName;
+  /** True when nothing this check can see stops the provider from loading. */
+  loadable: boolean;
+  /** One line: why it cannot load, or what it will use. */
+  reason: string;
+  /** Provider library path, when there is one. */
+  library?: string;
+  /** Shared libraries the provider needs that the dynamic linker cannot find. */
+  missingLibraries: string[];
+}
+
+/**
+ * Checks one execution provider without creating a session: provider library present (`osprey gpu install`),
+ * its shared-library dependencies resolvable (ldd), an NVIDIA GPU visible (nvidia-smi), and for TensorRT libnvinfer.
+ */
+export function diagnoseExecutionProvider(ep: ExecutionProviderName, gpus: GpuInfo[] = listGpus()): ExecutionProviderStatus {
+  if (ep === 'cpu') return { executionProvider: 'cpu', loadable: true, reason: 'cpu: built into onnxruntime-node', missingLibraries: [] };
+  const library = providerLibraryPath(ep);
+  if (!existsSync(library)) {
+    return {
+      executionProvider: ep,
+      loadable: false,
+      reason: `${ep}: ${library.split('/').pop()} is not installed next to libonnxruntime.so.1 (run \`osprey gpu install\`)`,
+      library,
+      missingLibraries: [],
+    };
+  }
+  const missing = missingSharedLibraries(library) ?? [];
+  if (ep === 'tensorrt' && !missing.includes('libnvinfer.so.10') && !findSharedLibrary('libnvinfer.so.10')) missing.push('libnvinfer.so.10');
+  if (missing.length > 0) {
+    return { executionProvider: ep, loadable: false, reason: `${ep}: ${missing.join(', ')} not found`, library, missingLibraries: missing };
+  }
+  if (gpus.length === 0) {
+    return { executionProvider: ep, loadable: false, reason: `${ep}: no NVIDIA GPU visible (nvidia-smi lists none)`, library, missingLibraries: [] };
+  }
+  return {
+    executionProvider: ep,
+    loadable: true,
+    reason: `${ep}: ready on ${gpus.map((g) => `${g.name} (cc ${g.computeCapability})`).join(', ')}`,
+    library,
+    missingLibraries: [],
+  };
+}
+
+export interface DoctorReport {
+  onnxRuntimeVersion: string;
+  platform: string;
+  gpus: GpuInfo[];
+  executionProviders: ExecutionProviderStatus[];
+}
+
+/** Everything `osprey doctor` reports. */
+export function doctor(): DoctorReport {
+  const gpus = listGpus();
+  return {
+    onnxRuntimeVersion: onnxRuntimeVersion(),
+    platform: `${process.platform}-${process.arch}`,
+    gpus,
+    executionProviders: (['cuda', 'tensorrt', 'cpu'] as const).map((ep) => diagnoseExecutionProvider(ep, gpus)),
+  };
+}
+
+/** The report as text (what `osprey doctor` prints and what startup logs on fallback). */
+export function formatDoctorReport(r: DoctorReport): string {
+  const lines = [`ONNX Runtime ${r.onnxRuntimeVersion} (${r.platform})`];
+  if (r.gpus.length === 0) lines.push('GPUs: none (nvidia-smi absent or lists no GPU)');
+  for (const g of r.gpus) {
+    lines.push(
+      `GPU ${g.index}: ${g.name}, compute capability ${g.computeCapability}, driver ${g.driverVersion}, memory ${(g.memoryUsedBytes / 2 ** 30).toFixed(1)} / ${(g.memoryTotalBytes / 2 ** 30).toFixed(1)} GiB`,
+    );
+  }
+  lines.push('Execution providers:');
+  for (const ep of r.executionProviders) lines.push(`  ${ep.loadable ? 'ok  ' : 'no  '} ${ep.reason}`);
+  return lines.join('\n');
+}
