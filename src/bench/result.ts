@@ -33,6 +33,8 @@ export interface BenchEnvironment {
   platform: string;
   /** Host total memory, bytes. */
   totalMemoryBytes: number;
+  /** 1, 5 and 15 minute load averages when the bench started (other work on the machine skews results). */
+  loadAverage: number[];
   /** The command line that produced the file. */
   command: string;
   /** ISO time the bench started. */
@@ -90,7 +92,7 @@ export interface EngineBenchResult {
   model: BenchModel;
   executionProvider: string;
   environment: BenchEnvironment;
-  settings: { warmupMs: number; durationMs: number; image: string };
+  settings: { warmupMs: number; durationMs: number; image: string; intraOpNumThreads?: number };
   configurations: EngineBenchConfiguration[];
   /** Configurations requested but not run, with the reason (e.g. a fixed-batch model). */
   skipped: Array<{ batchSize: number; instances: number; reason: string }>;

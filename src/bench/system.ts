@@ -1,0 +1,116 @@
+/**
+ * Facts about the machine a bench runs on, and memory sampling: CPU model, GPU name and memory used
+ * (nvidia-smi, when present), host RSS, file sha256.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import os from 'node:os';
+import { OSPREY_VERSION, onnxRuntimeVersion } from '../version.js';
+import type { BenchEnvironment } from './result.js';
+
+/** Runs nvidia-smi with a query; null when nvidia-smi is absent or fails (no GPU). */
+export function nvidiaSmiQuery(fields: string, timeoutMs = 3000): Promise<string[][] | null> {
+  return new Promise((resolve) => {
+    execFile('nvidia-smi', [`--query-gpu=${fields}`, '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, stdout) => {
+      if (err) return resolve(null);
+      const rows = stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => l.split(',').map((c) => c.trim()));
+      resolve(rows.length > 0 ? rows : null);
+    });
+  });
+}
+
+/** GPU names (one per GPU), or null without a GPU. */
+export async function gpuNames(): Promise<string[] | null> {
+  const rows = await nvidiaSmiQuery('name');
+  return rows ? rows.map((r) => r[0]!) : null;
+}
+
+/** GPU memory used (bytes) summed over all GPUs, or null without a GPU. nvidia-smi reports MiB. */
+export async function gpuMemoryUsedBytes(): Promise<number | null> {
+  const rows = await nvidiaSmiQuery('memory.used');
+  if (!rows) return null;
+  return rows.reduce((sum, r) => sum + Number(r[0]) * 2 ** 20, 0);
+}
+
+/** sha256 (hex) of a file, streamed. */
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (d) => h.update(d))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/** The environment block of a bench result. `deviceKind` follows the execution provider actually used. */
+export async function benchEnvironment(executionProvider: string, command: string): Promise<BenchEnvironment> {
+  const cpus = os.cpus();
+  const cpuModel = cpus[0]?.model?.trim() || 'unknown CPU';
+  const gpus = executionProvider === 'cpu' ? null : await gpuNames();
+  const onGpu = executionProvider === 'cuda' || executionProvider === 'tensorrt';
+  const env: BenchEnvironment = {
+    cpuModel,
+    cpuCount: cpus.length,
+    deviceKind: onGpu ? 'gpu' : 'cpu',
+    device: onGpu && gpus ? gpus[0]! : cpuModel,
+    onnxRuntimeVersion: onnxRuntimeVersion(),
+    ospreyVersion: OSPREY_VERSION,
+    nodeVersion: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    totalMemoryBytes: os.totalmem(),
+    loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+    command,
+    createdAt: new Date().toISOString(),
+  };
+  if (gpus) env.gpuName = gpus[0]!;
+  return env;
+}
+
+/**
+ * Samples host RSS (and GPU memory through nvidia-smi when `gpu` is set) every `intervalMs` and keeps the peaks.
+ * Worker threads share the process, so RSS covers every engine instance.
+ */
+export class MemorySampler {
+  peakRssBytes = 0;
+  peakGpuMemoryBytes: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private gpuBusy = false;
+
+  constructor(private readonly gpu: boolean, private readonly intervalMs = 100) {}
+
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private sample(): void {
+    const rss = process.memoryUsage.rss();
+    if (rss > this.peakRssBytes) this.peakRssBytes = rss;
+    if (this.gpu && !this.gpuBusy) {
+      this.gpuBusy = true;
+      void gpuMemoryUsedBytes().then((b) => {
+        this.gpuBusy = false;
+        if (b !== null && (this.peakGpuMemoryBytes === undefined || b > this.peakGpuMemoryBytes)) this.peakGpuMemoryBytes = b;
+      });
+    }
+  }
+
+  stop(): void {
+    this.sample();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** The command line as typed (for the results file). */
+export function commandLine(argv: readonly string[] = process.argv): string {
+  const args = argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  return ['osprey', ...args].join(' ');
+}
