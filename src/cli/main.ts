@@ -13,6 +13,8 @@ type Register = (program: Command) => void;
 /** Lazily imported so `osprey --help` stays fast and one command's heavy deps don't load for another. */
 const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import('./commands/gpu.js'),
+  () => import('./commands/detect.js'),
+  () => import('./commands/val.js'),
 ];
 
 export async function main(argv: string[]): Promise<void> {

@@ -11,7 +11,7 @@ import type { Tensor, TensorDataType, TensorSpec, TensorStorage } from '../core/
 import type { ExecutionProviderFallback } from './engine.js';
 import { explainExecutionProviderFailure, normalizeExecutionProvider } from './execution-providers.js';
 import type { MainToWorker, OrtWorkerData, WorkerToMain } from './worker-protocol.js';
-import { readOnnxModel } from '../onnx/model.js';
+import { readModelMetadata } from '../onnx/metadata.js';
 import { isOspreyError } from '../core/errors.js';
 
 if (!parentPort) throw new Error('ort-worker must run in a worker_thread');
@@ -104,10 +104,7 @@ async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Prom
 function readMetadata(): Record<string, string> | undefined {
   if (!config.readMetadata) return {};
   try {
-    const model = readOnnxModel(config.modelPath, { externalData: 'keep' });
-    const out: Record<string, string> = {};
-    for (const p of model.metadata_props ?? []) if (p.key !== undefined) out[p.key] = p.value ?? '';
-    return out;
+    return readModelMetadata(config.modelPath).metadata; // walks the protobuf; weights are skipped, not decoded
   } catch (err) {
     const code = isOspreyError(err) ? (err.code === 'OSPREY_ERR_ONNX_PARSE' ? 'OSPREY_ERR_INVALID_MODEL' : err.code) : 'OSPREY_ERR_INVALID_MODEL';
     const message = err instanceof Error ? err.message : String(err);
