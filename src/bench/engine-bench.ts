@@ -225,6 +225,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   if (!(o.warmupMs >= 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--warmup-ms must be ≥ 0, got ${o.warmupMs}`, {});
   const resolved = await resolveModelPath(o.model);
   const eps = o.executionProviders ?? ['cpu'];
+  const startEnv = await benchEnvironment(eps[0]!, o.command); // load average and time at the start
   let imageBytes: Buffer;
   if (o.image) {
     try {
@@ -267,7 +268,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
     schemaVersion: 1,
     model,
     executionProvider,
-    environment: await benchEnvironment(executionProvider, o.command),
+    environment: { ...(await benchEnvironment(executionProvider, o.command)), createdAt: startEnv.createdAt, loadAverage: startEnv.loadAverage },
     settings: {
       warmupMs: o.warmupMs,
       durationMs: o.durationMs,

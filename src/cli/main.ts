@@ -15,6 +15,8 @@ const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import('./commands/gpu.js'),
   () => import('./commands/detect.js'),
   () => import('./commands/val.js'),
+  () => import('./commands/bench.js'),
+  () => import('./commands/plan.js'),
 ];
 
 export async function main(argv: string[]): Promise<void> {

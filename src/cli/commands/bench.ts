@@ -1,0 +1,205 @@
+/**
+ * `osprey bench engine | server | search | report`.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { OspreyError } from '../../core/errors.js';
+
+/** "1,8,32" → [1, 8, 32]; @throws OspreyError OSPREY_ERR_USAGE. */
+export function parseIntList(text: string, option: string): number[] {
+  const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.length === 0) throw new OspreyError('OSPREY_ERR_USAGE', `${option} is empty`, { option });
+  return parts.map((p) => {
+    const v = Number(p);
+    if (!Number.isInteger(v) || v < 1) throw new OspreyError('OSPREY_ERR_USAGE', `${option}: ${JSON.stringify(p)} is not a positive integer`, { option, value: p });
+    return v;
+  });
+}
+
+/** A number option; @throws OspreyError OSPREY_ERR_USAGE when not a number (sign checked by the callee). */
+export function parseNumber(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v)) throw new OspreyError('OSPREY_ERR_USAGE', `${option}: ${JSON.stringify(text)} is not a number`, { option, value: text });
+  return v;
+}
+
+async function writeOut(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+  process.stderr.write(`wrote ${path}\n`);
+}
+
+function progressBar(total: number, label: string): cliProgress.SingleBar {
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} {what}`, hideCursor: false, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { what: '' });
+  return bar;
+}
+
+interface EngineOpts {
+  model: string;
+  ep: string;
+  batch: string;
+  instances: string;
+  warmupMs: string;
+  durationMs: string;
+  image?: string;
+  intraOpThreads?: string;
+  json?: string;
+  plot?: string;
+}
+
+interface ServerOpts {
+  url: string;
+  model: string;
+  modelVersion?: string;
+  protocol: string;
+  concurrencyRange?: string;
+  requestRateRange?: string;
+  requestDistribution: string;
+  input: string;
+  batchSize: string;
+  percentile: string;
+  latencyThresholdMs?: string;
+  measurementIntervalMs: string;
+  warmupMs: string;
+  maxRequests: string;
+  maxDurationMs: string;
+  requestTimeoutMs: string;
+  json?: string;
+  plot?: string;
+}
+
+export function register(program: Command): void {
+  const bench = program.command('bench').description('Measure engines (trtexec-like), servers (perf_analyzer-like), search server configurations (Model Analyzer-like)');
+
+  bench
+    .command('engine')
+    .description('Throughput, latency percentiles and pre/infer/post split of the detector per batch size × instance count')
+    .requiredOption('--model <path>', 'an .onnx file or an engine directory (osprey build output / repository model folder)')
+    .option('--ep <list>', 'execution providers in order, e.g. cuda,cpu', 'cpu')
+    .option('--batch <list>', 'batch sizes, e.g. 1,8,32 (a fixed-batch model accepts only its own)', '1')
+    .option('--instances <list>', 'instance counts (sessions, one worker thread each), e.g. 1,2,4', '1')
+    .option('--warmup-ms <ms>', 'unmeasured warm-up per configuration', '1000')
+    .option('--duration-ms <ms>', 'measured time per configuration (the run stops on duration)', '5000')
+    .option('--image <file>', 'image decoded + letterboxed on every iteration (default: a synthetic 1280×720 JPEG)')
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads per session (default: ORT decides)')
+    .option('--json <file>', 'write the result as JSON')
+    .option('--plot <file>', 'write a latency-vs-throughput SVG')
+    .action(async (o: EngineOpts) => {
+      const { runEngineBench } = await import('../../bench/engine-bench.js');
+      const { formatEngineResult } = await import('../../bench/format.js');
+      const { commandLine } = await import('../../bench/system.js');
+      const batchSizes = parseIntList(o.batch, '--batch');
+      const instanceCounts = parseIntList(o.instances, '--instances');
+      const threads = parseNumber(o.intraOpThreads, '--intra-op-threads');
+      let bar: cliProgress.SingleBar | undefined;
+      const result = await runEngineBench({
+        model: o.model,
+        executionProviders: o.ep.split(',').map((s) => s.trim()).filter(Boolean),
+        batchSizes,
+        instanceCounts,
+        warmupMs: parseNumber(o.warmupMs, '--warmup-ms')!,
+        durationMs: parseNumber(o.durationMs, '--duration-ms')!,
+        ...(o.image ? { image: o.image } : {}),
+        ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
+        command: commandLine(),
+        onConfiguration: (ev, k, total, b, i) => {
+          if (ev === 'start') {
+            bar ??= progressBar(total, 'bench engine');
+            bar.update(k, { what: `batch ${b} × ${i} instance(s)` });
+          } else if (k + 1 === total) bar?.stop();
+          else bar?.update(k + 1);
+        },
+      });
+      bar?.stop();
+      process.stdout.write(formatEngineResult(result));
+      if (o.json) await writeOut(o.json, JSON.stringify(result, null, 1) + '\n');
+      if (o.plot) {
+        const { plotResults } = await import('../../bench/plot.js');
+        await writeOut(o.plot, plotResults([{ result }], `${result.model.name} (${result.model.precision ?? ''}) on ${result.environment.device}, EP ${result.executionProvider}`));
+      }
+    });
+
+  bench
+    .command('server')
+    .description('Client latency percentiles and throughput per load step against a KServe v2 server, with the server-side queue/compute split')
+    .option('--url <url>', 'server base URL', 'http://127.0.0.1:8000')
+    .requiredOption('--model <name>', 'model name on the server')
+    .option('--model-version <v>', 'model version (default: the server picks)')
+    .option('--protocol <p>', 'http or grpc', 'http')
+    .option('--concurrency-range <start:end:step>', 'closed-loop concurrency steps (perf_analyzer: additive step; x2 multiplies; end 0 = until the threshold)')
+    .option('--request-rate-range <start:end:step>', 'open-loop request rates, requests/s')
+    .option('--request-distribution <d>', 'constant or poisson (request-rate mode)', 'constant')
+    .option('--input <dir|random>', 'random tensors to /infer, or a directory of images to /detect', 'random')
+    .option('--batch-size <n>', 'images per /infer request (random input)', '1')
+    .option('--percentile <p>', 'percentile reported and compared with the threshold', '99')
+    .option('--latency-threshold-ms <ms>', 'stop after the first step whose percentile latency exceeds this')
+    .option('--measurement-interval-ms <ms>', 'measurement window per step', '5000')
+    .option('--warmup-ms <ms>', 'unmeasured time at the start of each step', '1000')
+    .option('--max-requests <n>', 'end a step’s window early after this many requests', '100000')
+    .option('--max-duration-ms <ms>', 'upper bound on the whole sweep', '600000')
+    .option('--request-timeout-ms <ms>', 'a request with no answer after this counts as OSPREY_ERR_TIMEOUT', '30000')
+    .option('--json <file>', 'write the result as JSON')
+    .option('--plot <file>', 'write a latency-vs-throughput SVG')
+    .action(async (o: ServerOpts) => {
+      const { runServerBench, parseRange } = await import('../../bench/server-bench.js');
+      const { formatServerResult } = await import('../../bench/format.js');
+      const { commandLine } = await import('../../bench/system.js');
+      if (o.protocol !== 'http' && o.protocol !== 'grpc') throw new OspreyError('OSPREY_ERR_USAGE', `--protocol must be http or grpc, got ${o.protocol}`, {});
+      if (o.requestDistribution !== 'constant' && o.requestDistribution !== 'poisson') throw new OspreyError('OSPREY_ERR_USAGE', `--request-distribution must be constant or poisson`, {});
+      if (o.concurrencyRange !== undefined && o.requestRateRange !== undefined) {
+        throw new OspreyError('OSPREY_ERR_USAGE', 'give one of --concurrency-range or --request-rate-range, not both', {});
+      }
+      const threshold = parseNumber(o.latencyThresholdMs, '--latency-threshold-ms');
+      const concurrency = o.requestRateRange === undefined ? parseRange(o.concurrencyRange ?? '1', '--concurrency-range', { integer: true, allowOpenEnd: threshold !== undefined }) : undefined;
+      const requestRates = o.requestRateRange !== undefined ? parseRange(o.requestRateRange, '--request-rate-range', { integer: false, allowOpenEnd: threshold !== undefined }) : undefined;
+      const result = await runServerBench({
+        url: o.url,
+        model: o.model,
+        ...(o.modelVersion ? { version: o.modelVersion } : {}),
+        protocol: o.protocol,
+        ...(concurrency ? { concurrency } : {}),
+        ...(requestRates ? { requestRates } : {}),
+        requestDistribution: o.requestDistribution,
+        input: o.input,
+        batchSize: parseNumber(o.batchSize, '--batch-size')!,
+        percentile: parseNumber(o.percentile, '--percentile')!,
+        ...(threshold !== undefined ? { latencyThresholdMs: threshold } : {}),
+        measurementIntervalMs: parseNumber(o.measurementIntervalMs, '--measurement-interval-ms')!,
+        warmupMs: parseNumber(o.warmupMs, '--warmup-ms')!,
+        maxRequestsPerStep: parseNumber(o.maxRequests, '--max-requests')!,
+        maxDurationMs: parseNumber(o.maxDurationMs, '--max-duration-ms')!,
+        requestTimeoutMs: parseNumber(o.requestTimeoutMs, '--request-timeout-ms')!,
+        command: commandLine(),
+        onStep: (s, i, total) =>
+          process.stderr.write(`step ${i + 1}/${total} ${s.concurrency !== undefined ? `c=${s.concurrency}` : `${s.requestRate}/s`}: ${s.imagesPerSecond.toFixed(1)} images/s, p${o.percentile} ${s.percentileMs.toFixed(2)} ms\n`),
+      });
+      process.stdout.write(formatServerResult(result));
+      if (o.json) await writeOut(o.json, JSON.stringify(result, null, 1) + '\n');
+      if (o.plot) {
+        const { plotResults } = await import('../../bench/plot.js');
+        await writeOut(o.plot, plotResults([{ result }], `${result.model.name} via ${result.server.protocol} ${result.server.endpoint}`, threshold));
+      }
+    });
+
+  bench
+    .command('report')
+    .description('An HTML page showing bench result files side by side (tables + latency-vs-throughput plots)')
+    .argument('<results...>', 'bench result JSON files')
+    .requiredOption('--out <file>', 'HTML file to write')
+    .option('--title <text>', 'page title', 'Osprey bench results')
+    .action(async (files: string[], o: { out: string; title: string }) => {
+      const { loadBenchFile } = await import('../../bench/load.js');
+      const { renderReportHtml } = await import('../../bench/report.js');
+      const results = [];
+      for (const f of files) results.push({ name: basename(f), result: await loadBenchFile(f) });
+      await writeOut(o.out, renderReportHtml(results, o.title));
+    });
+
+}
