@@ -3,10 +3,8 @@
  * 114, written at a batch index as uint8 NHWC (RGB) or float32 NCHW (RGB, 0..1). All pixel work is libvips;
  * JS only copies finished planes into the batch with `TypedArray.set` (memcpy).
  *
- * Geometry comes from core `computeLetterbox` (Ultralytics `LetterBox` semantics). Resampling: sharp's `linear`
- * kernel, the closest of its kernels to OpenCV's `INTER_LINEAR` that Ultralytics uses (libvips widens the kernel
- * when shrinking, so it antialiases where cv2 does not; boxes differ by well under a pixel on the golden images —
- * see test/image/golden.test.ts for the measured tolerance).
+ * Geometry comes from core `computeLetterbox` (Ultralytics `LetterBox` semantics); resampling reproduces OpenCV's
+ * `INTER_LINEAR` (see {@link letterboxToBuffer}).
  */
 import sharp from 'sharp';
 import { OspreyError } from '../core/errors.js';
@@ -52,21 +50,57 @@ export function batchDims(batch: BatchBuffer, count = batch.batchSize): number[]
 
 /**
  * Renders the letterboxed canvas of `image` as packed RGB uint8 `[dstHeight, dstWidth, 3]` (a fresh Buffer).
- * Resize is skipped when the image already has the resized size (as Ultralytics does).
+ *
+ * Resampling reproduces OpenCV's `cv2.resize(..., INTER_LINEAR)` that Ultralytics' `LetterBox` uses: bilinear
+ * sampling at `src = (dst + 0.5) / scale - 0.5` with the border replicated, no antialiasing. libvips' `affine`
+ * with the bilinear interpolator and input/output offsets of +0.5/−0.5 computes exactly that (checked pixel by
+ * pixel against a cv2-formula reference in test/image/letterbox.test.ts, |Δ| ≤ 1 grey level from rounding).
+ * sharp's `resize({ kernel: 'linear' })` is not the same: libvips widens the kernel when shrinking
+ * (antialiasing), which moved a bus.jpg box by 4.9 px against the OpenCV reference; the affine path is within 0.3 px.
+ * Upscaling samples up to half a pixel outside the image, so the source gets a 1-pixel replicated border first.
+ * The resize is skipped when the image already has the resized size (as Ultralytics does).
  */
 export async function letterboxToBuffer(image: DecodedImage, g: LetterboxGeometry): Promise<Buffer> {
   checkGeometry(image, g);
-  let s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: RGB_CHANNELS } });
-  if (g.resizedWidth !== image.width || g.resizedHeight !== image.height) {
-    s = s.resize(g.resizedWidth, g.resizedHeight, { kernel: 'linear', fit: 'fill' });
+  const expected = g.dstWidth * g.dstHeight * RGB_CHANNELS;
+  const sx = g.resizedWidth / image.width;
+  const sy = g.resizedHeight / image.height;
+  const v = LETTERBOX_PAD_VALUE;
+  const pad = { top: g.padTop, bottom: g.padBottom, left: g.padLeft, right: g.padRight, background: { r: v, g: v, b: v } };
+  const rawOf = (data: Uint8Array, width: number, height: number) => sharp(data, { raw: { width, height, channels: RGB_CHANNELS } });
+
+  if (sx === 1 && sy === 1) return checked(await rawOf(image.data, image.width, image.height).extend(pad).raw().toBuffer(), expected, image);
+
+  if (sx <= 1 && sy <= 1) {
+    // Downscale: every sample lies inside the image; affine output is exactly resizedWidth × resizedHeight.
+    const buf = await rawOf(image.data, image.width, image.height)
+      .affine([sx, 0, 0, sy], { interpolator: 'bilinear', idx: 0.5, idy: 0.5, odx: -0.5, ody: -0.5 })
+      .extend(pad)
+      .raw()
+      .toBuffer();
+    if (buf.length === expected) return buf;
+    // Output area off by a pixel (not seen on 300 random sizes): fall through to the explicit crop.
   }
-  if (g.padTop || g.padBottom || g.padLeft || g.padRight) {
-    const v = LETTERBOX_PAD_VALUE;
-    s = s.extend({ top: g.padTop, bottom: g.padBottom, left: g.padLeft, right: g.padRight, background: { r: v, g: v, b: v } });
-  }
-  const buf = await s.raw().toBuffer();
-  if (buf.length !== g.dstWidth * g.dstHeight * RGB_CHANNELS) {
-    throw new OspreyError('OSPREY_ERR_INTERNAL', `${image.source}: letterbox produced ${buf.length} bytes, expected ${g.dstWidth}×${g.dstHeight}×3`);
+  // Replicate a 1-pixel border, resample, then crop the resized image at the origin and pad.
+  const bordered = await rawOf(image.data, image.width, image.height)
+    .extend({ top: 1, bottom: 1, left: 1, right: 1, extendWith: 'copy' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const resampled = await rawOf(bordered.data, bordered.info.width, bordered.info.height)
+    .affine([sx, 0, 0, sy], { interpolator: 'bilinear', idx: -0.5, idy: -0.5, odx: -0.5, ody: -0.5 })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const buf = await rawOf(resampled.data, resampled.info.width, resampled.info.height)
+    .extract({ left: 0, top: 0, width: g.resizedWidth, height: g.resizedHeight })
+    .extend(pad)
+    .raw()
+    .toBuffer();
+  return checked(buf, expected, image);
+}
+
+function checked(buf: Buffer, expected: number, image: DecodedImage): Buffer {
+  if (buf.length !== expected) {
+    throw new OspreyError('OSPREY_ERR_INTERNAL', `${image.source}: letterbox produced ${buf.length} bytes, expected ${expected}`);
   }
   return buf;
 }
