@@ -290,11 +290,10 @@ export function forEachTensor(model: ModelProto, fn: (t: TensorProto, where: str
 }
 
 /**
- * A deep copy of a model (tensor bytes copied too), for passes that must not touch their input.
- * Done by encoding and decoding, which is exact (see the module note).
+ * A deep copy of a model (tensor bytes copied too: each distinct buffer once), for passes that must not
+ * touch their input.
  */
 export function cloneOnnxModel(model: OnnxModel): OnnxModel {
-  const bytes = encodeOnnxModel(model);
-  return decodeOnnxModel(bytes, { externalData: 'keep' });
+  return structuredClone(model);
 }
 

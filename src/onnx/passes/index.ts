@@ -1,0 +1,6 @@
+/**
+ * Osprey's graph passes. Each is `(model, options) → new model` (the input is left unchanged) and they
+ * compose: `fp16(topKOutput(uint8Input(dynamicBatch(model))))`. See docs/onnx-passes.md.
+ */
+export { dynamicBatch, describeDynamicBatch, type DynamicBatchOptions } from './dynamic-batch.js';
+export { passFailed, nodeLabel, type PassCommonOptions, type GraphPass } from './common.js';
