@@ -1,0 +1,284 @@
+/**
+ * INT8 static quantization in QDQ form (the explicit form ONNX Runtime and TensorRT 10 both consume):
+ * `QuantizeLinear → DequantizeLinear` pairs on activations, `DequantizeLinear` on int8 weights.
+ *
+ * - Weights (Conv input 1): per output channel (axis 0), symmetric int8, zero point 0.
+ * - Biases (Conv input 2): int32, `scale[c] = inputScale · weightScale[c]`, zero point 0 — what ONNX Runtime's
+ *   QDQ → `QLinearConv` fusion requires (its selector wants a DequantizeLinear on every Conv input).
+ * - Activations: per tensor, uint8 asymmetric (default) or int8 symmetric, from calibrated ranges.
+ * - Ops that only move values (MaxPool, Resize, Split) share their input's scale/zero point on their outputs, so
+ *   ONNX Runtime drops their QDQ pairs and runs them on 8-bit data (its "DropQDQ" rules need equal parameters).
+ * - A tensor that is a graph output is never quantized: the detection output stays FP32 (Ultralytics keeps
+ *   `output0` FP32 for the same reason), which also rules out the defect of
+ *   `yolov8n_int8_static_qoperator_broken.onnx` (boxes 0..640 and scores 0..1 sharing one 8-bit scale).
+ *
+ * Why uint8 activations on CPU: MLAS's int8 GEMM kernels on x86 (AVX2 `vpmaddubsw`, AVX512-VNNI `vpdpbusd`)
+ * multiply unsigned 8-bit activations by signed 8-bit weights (U8S8); S8S8 activations are shifted to uint8
+ * inside the kernel. U8S8 is the native form, and asymmetric uint8 spends no code on the negative side of
+ * post-SiLU/Sigmoid tensors (SiLU ≥ -0.28). Measured in bench/int8-speed.ts.
+ */
+import { OspreyError } from '../core/errors.js';
+import type { NodeProto, OnnxModel, TensorProto } from '../onnx/proto-types.js';
+import { DataType } from '../onnx/proto-types.js';
+import { makeTensor, tensorToFloat32 } from '../onnx/tensor.js';
+import type { TensorRange } from './calibration.js';
+import { type ActivationType, type QuantParams, activationQuantParams, quantizeBias, quantizeWeightsPerChannel } from './quant-params.js';
+
+/** Op types quantized by default: those ONNX Runtime's CPU EP fuses from QDQ into 8-bit kernels. */
+export const DEFAULT_QUANTIZED_OP_TYPES: readonly string[] = ['Conv', 'Sigmoid', 'Mul', 'Add', 'Concat', 'MaxPool', 'Resize', 'Split'];
+
+/** Ops whose outputs reuse the input's quantization parameters (value-moving ops). */
+const SHARED_SCALE_OPS = new Set(['MaxPool', 'Resize', 'Split', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten']);
+
+/** Which inputs of an op are activations to quantize (others are shapes, scales, axes or handled as weights). */
+export function activationInputIndices(node: NodeProto): number[] {
+  switch (node.op_type) {
+    case 'Conv':
+    case 'Sigmoid':
+    case 'MaxPool':
+    case 'Resize':
+    case 'Split':
+    case 'Reshape':
+    case 'Transpose':
+    case 'Squeeze':
+    case 'Unsqueeze':
+    case 'Flatten':
+    case 'Softmax':
+      return [0];
+    case 'Mul':
+    case 'Add':
+      return [0, 1];
+    case 'Concat':
+      return node.input.map((_, i) => i);
+    default:
+      return node.input.map((_, i) => i);
+  }
+}
+
+/** Options of {@link quantizeQdq}. */
+export interface QdqOptions {
+  /** Activation element type; default `uint8` (see the module note). */
+  activationType?: ActivationType;
+  /** Op types to quantize; default {@link DEFAULT_QUANTIZED_OP_TYPES}. */
+  opTypes?: readonly string[];
+  /** Node names kept in FP32. */
+  excludeNodes?: readonly string[];
+  /** Op types kept in FP32. */
+  excludeOpTypes?: readonly string[];
+  /** Quantize only these nodes (used by the sensitivity analysis); default all eligible nodes. */
+  onlyNodes?: readonly string[];
+}
+
+/** What {@link quantizeQdq} did. */
+export interface QdqReport {
+  quantizedNodes: string[];
+  /** Eligible by op type but kept in FP32, with the reason. */
+  skippedNodes: { node: string; reason: string }[];
+  quantizedTensors: number;
+  quantizedWeights: number;
+  activationType: ActivationType;
+}
+
+function constantNames(model: OnnxModel): Set<string> {
+  const s = new Set<string>();
+  for (const t of model.graph.initializer) if (t.name) s.add(t.name);
+  for (const n of model.graph.node) if (n.op_type === 'Constant') for (const o of n.output) s.add(o);
+  return s;
+}
+
+/** Nodes eligible for quantization, in graph order (op type allowed, not excluded, by name or op type). */
+export function eligibleNodes(model: OnnxModel, options: QdqOptions = {}): NodeProto[] {
+  const opTypes = new Set(options.opTypes ?? DEFAULT_QUANTIZED_OP_TYPES);
+  const exNodes = new Set(options.excludeNodes ?? []);
+  const exOps = new Set(options.excludeOpTypes ?? []);
+  return model.graph.node.filter((n) => opTypes.has(n.op_type ?? '') && !exOps.has(n.op_type ?? '') && !exNodes.has(n.name ?? ''));
+}
+
+/**
+ * Tensors whose ranges calibration must measure for the given op types: every activation input and output of
+ * every node of those op types (graph input included, graph outputs and constants excluded).
+ */
+export function calibrationTensorNames(model: OnnxModel, opTypes: readonly string[] = DEFAULT_QUANTIZED_OP_TYPES): string[] {
+  const consts = constantNames(model);
+  const outputs = new Set(model.graph.output.map((o) => o.name ?? ''));
+  const set = new Set(opTypes);
+  const names = new Set<string>();
+  for (const n of model.graph.node) {
+    if (!set.has(n.op_type ?? '')) continue;
+    for (const i of activationInputIndices(n)) {
+      const t = n.input[i];
+      if (t && !consts.has(t) && !outputs.has(t)) names.add(t);
+    }
+    for (const o of n.output) if (o && !outputs.has(o)) names.add(o);
+  }
+  return [...names];
+}
+
+/**
+ * Rewrites a float model into QDQ form, in place.
+ *
+ * @param model the FP32 model (e.g. Ultralytics' yolov8n export); modified in place
+ * @param ranges calibrated range of each activation tensor (from calibration); a node whose activation inputs
+ *   or outputs have no range is kept in FP32 and listed in `skippedNodes`
+ * @throws OspreyError `OSPREY_ERR_PASS_FAILED` when a Conv weight is not a float initializer or is shared.
+ */
+export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, TensorRange>, options: QdqOptions = {}): QdqReport {
+  const g = model.graph;
+  if (!model.opset_import.some((o) => (o.domain ?? '') === '' && (o.version ?? 0) >= 13)) {
+    throw new OspreyError('OSPREY_ERR_PASS_FAILED', 'INT8 QDQ needs ai.onnx opset ≥ 13 (per-channel DequantizeLinear); re-export the model with opset 13 or later', {
+      opset: model.opset_import,
+    });
+  }
+  const activationType = options.activationType ?? 'uint8';
+  const consts = constantNames(model);
+  const graphOutputs = new Set(g.output.map((o) => o.name ?? ''));
+  const initializers = new Map<string, TensorProto>();
+  for (const t of g.initializer) if (t.name) initializers.set(t.name, t);
+  const uses = new Map<string, number>();
+  for (const n of g.node) for (const i of n.input) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
+
+  const only = options.onlyNodes ? new Set(options.onlyNodes) : undefined;
+  const candidates = eligibleNodes(model, options).filter((n) => !only || only.has(n.name ?? ''));
+  const skippedNodes: { node: string; reason: string }[] = [];
+  const quantized: NodeProto[] = [];
+  for (const n of candidates) {
+    const acts = activationInputIndices(n).map((i) => n.input[i] ?? '').filter((t) => t !== '');
+    const missing = acts.find((t) => (consts.has(t) ? true : !ranges.has(t)));
+    if (missing !== undefined) {
+      skippedNodes.push({ node: n.name ?? '', reason: consts.has(missing) ? `input '${missing}' is a constant` : `no calibrated range for input '${missing}'` });
+      continue;
+    }
+    if (n.op_type === 'Conv') {
+      const w = initializers.get(n.input[1] ?? '');
+      if (!w || (w.data_type !== DataType.FLOAT && w.data_type !== undefined) || w.dims.length < 3) {
+        skippedNodes.push({ node: n.name ?? '', reason: `weight '${n.input[1]}' is not a float initializer` });
+        continue;
+      }
+      if ((uses.get(w.name ?? '') ?? 0) > 1) {
+        skippedNodes.push({ node: n.name ?? '', reason: `weight '${w.name}' is shared by several nodes` });
+        continue;
+      }
+      const bias = n.input[2] ? initializers.get(n.input[2]) : undefined;
+      if (n.input[2] && !bias) {
+        skippedNodes.push({ node: n.name ?? '', reason: `bias '${n.input[2]}' is not an initializer` });
+        continue;
+      }
+    }
+    quantized.push(n);
+  }
+
+  // tensors to quantize: the activation inputs of quantized nodes and their outputs (not graph outputs)
+  const tensorSet = new Set<string>();
+  const sharedFrom = new Map<string, string>(); // output tensor → input tensor whose params it reuses
+  for (const n of quantized) {
+    for (const i of activationInputIndices(n)) {
+      const t = n.input[i];
+      if (t) tensorSet.add(t);
+    }
+    for (const o of n.output) {
+      if (!o || graphOutputs.has(o) || !ranges.has(o)) continue;
+      tensorSet.add(o);
+      if (SHARED_SCALE_OPS.has(n.op_type ?? '') && n.input[0]) sharedFrom.set(o, n.input[0]);
+    }
+  }
+  for (const t of [...tensorSet]) if (graphOutputs.has(t)) tensorSet.delete(t);
+
+  const params = new Map<string, QuantParams>();
+  const resolveParams = (t: string, depth = 0): QuantParams => {
+    const known = params.get(t);
+    if (known) return known;
+    const src = sharedFrom.get(t);
+    let p: QuantParams;
+    if (src !== undefined && depth < 64 && tensorSet.has(src)) p = resolveParams(src, depth + 1);
+    else {
+      const r = ranges.get(t)!;
+      p = activationQuantParams(r.rangeMin, r.rangeMax, activationType);
+    }
+    params.set(t, p);
+    return p;
+  };
+  for (const t of tensorSet) resolveParams(t);
+
+  const newInit: TensorProto[] = [];
+  const zpType = activationType === 'uint8' ? DataType.UINT8 : DataType.INT8;
+  const qOut = (t: string) => `${t}_QuantizeLinear_Output`;
+  const dqOut = (t: string) => `${t}_DequantizeLinear_Output`;
+  const qdqNodes = (t: string): NodeProto[] => {
+    const p = params.get(t)!;
+    const scaleName = `${t}_scale`;
+    const zpName = `${t}_zero_point`;
+    newInit.push(makeTensor(scaleName, [], Float32Array.of(p.scale)));
+    newInit.push(makeTensor(zpName, [], activationType === 'uint8' ? Uint8Array.of(p.zeroPoint) : Int8Array.of(p.zeroPoint), zpType));
+    return [
+      { name: `${t}_QuantizeLinear`, op_type: 'QuantizeLinear', input: [t, scaleName, zpName], output: [qOut(t)], attribute: [] },
+      { name: `${t}_DequantizeLinear`, op_type: 'DequantizeLinear', input: [qOut(t), scaleName, zpName], output: [dqOut(t)], attribute: [] },
+    ];
+  };
+
+  // weights and biases of quantized Convs
+  const weightNodes: NodeProto[] = [];
+  const removeInit = new Set<string>();
+  let quantizedWeights = 0;
+  for (const n of quantized) {
+    if (n.op_type !== 'Conv') continue;
+    const w = initializers.get(n.input[1]!)!;
+    const wq = quantizeWeightsPerChannel(tensorToFloat32(w), w.dims);
+    const wName = w.name!;
+    newInit.push(makeTensor(`${wName}_quantized`, w.dims, wq.data, DataType.INT8));
+    newInit.push(makeTensor(`${wName}_scale`, [wq.scales.length], wq.scales));
+    newInit.push(makeTensor(`${wName}_zero_point`, [wq.scales.length], new Int8Array(wq.scales.length), DataType.INT8));
+    weightNodes.push({
+      name: `${wName}_DequantizeLinear`,
+      op_type: 'DequantizeLinear',
+      input: [`${wName}_quantized`, `${wName}_scale`, `${wName}_zero_point`],
+      output: [`${wName}_DequantizeLinear_Output`],
+      attribute: [{ name: 'axis', type: 2, i: 0 }],
+    });
+    removeInit.add(wName);
+    n.input[1] = `${wName}_DequantizeLinear_Output`;
+    quantizedWeights++;
+    if (n.input[2]) {
+      const b = initializers.get(n.input[2])!;
+      const inScale = params.get(n.input[0]!)!.scale;
+      const bq = quantizeBias(tensorToFloat32(b), inScale, wq.scales);
+      const bName = b.name!;
+      newInit.push(makeTensor(`${bName}_quantized`, b.dims, bq.data, DataType.INT32));
+      newInit.push(makeTensor(`${bName}_scale`, [bq.scales.length], bq.scales));
+      newInit.push(makeTensor(`${bName}_zero_point`, [bq.scales.length], new Int32Array(bq.scales.length), DataType.INT32));
+      weightNodes.push({
+        name: `${bName}_DequantizeLinear`,
+        op_type: 'DequantizeLinear',
+        input: [`${bName}_quantized`, `${bName}_scale`, `${bName}_zero_point`],
+        output: [`${bName}_DequantizeLinear_Output`],
+        attribute: [{ name: 'axis', type: 2, i: 0 }],
+      });
+      if ((uses.get(bName) ?? 0) <= 1) removeInit.add(bName);
+      n.input[2] = `${bName}_DequantizeLinear_Output`;
+    }
+  }
+
+  // every consumer of a quantized tensor reads the dequantized copy (so ORT can fuse the producer: its output
+  // must feed the QuantizeLinear only)
+  for (const n of g.node) {
+    for (let i = 0; i < n.input.length; i++) {
+      const t = n.input[i]!;
+      if (tensorSet.has(t)) n.input[i] = dqOut(t);
+    }
+  }
+  const nodes: NodeProto[] = [...weightNodes];
+  for (const inp of g.input) if (inp.name && tensorSet.has(inp.name)) nodes.push(...qdqNodes(inp.name));
+  for (const n of g.node) {
+    nodes.push(n);
+    for (const o of n.output) if (tensorSet.has(o)) nodes.push(...qdqNodes(o));
+  }
+  g.node = nodes;
+  g.initializer = g.initializer.filter((t) => !removeInit.has(t.name ?? '')).concat(newInit);
+  // value_info of tensors now produced under another name stays valid (same names kept for the float tensors)
+  return {
+    quantizedNodes: quantized.map((n) => n.name ?? ''),
+    skippedNodes,
+    quantizedTensors: tensorSet.size,
+    quantizedWeights,
+    activationType,
+  };
+}
