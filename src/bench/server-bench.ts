@@ -14,7 +14,7 @@ import { extname, join } from 'node:path';
 import { OspreyError } from '../core/errors.js';
 import { percentileSorted, round, SampleBuffer, sortedCopy, summarizeLatencies, type LatencySummaryMs } from './stats.js';
 import type { ServerBenchResult, ServerBenchStep } from './result.js';
-import type { InferTransport, PreparedRequest, ServerModelMeta, ServerStatsSnapshot } from './transport.js';
+import type { InferTransport, PreparedRequest, RawInput, ServerModelMeta, ServerStatsSnapshot } from './transport.js';
 import { HttpTransport } from './transport-http.js';
 import { benchEnvironment } from './system.js';
 
@@ -90,7 +90,7 @@ const CONTENT_TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': '
 const BYTES_PER: Record<string, number> = { FP32: 4, FP16: 2, UINT8: 1, INT8: 1, INT32: 4, INT64: 8, FP64: 8, BOOL: 1 };
 
 /** Random input tensors for an infer request, from the model metadata (−1 batch axis → batchSize). */
-export function randomInputs(meta: ServerModelMeta, batchSize: number): Array<{ name: string; datatype: string; shape: number[]; data: Uint8Array }> {
+export function randomInputs(meta: ServerModelMeta, batchSize: number): RawInput[] {
   if (meta.inputs.length === 0) throw new OspreyError('OSPREY_ERR_INVALID_TENSOR', `model ${meta.name} declares no inputs`, {});
   return meta.inputs.map((inp) => {
     const shape = inp.shape.map((d, i) => {
@@ -307,10 +307,14 @@ export async function runServerBench(o: ServerBenchOptions): Promise<ServerBench
   const maxConc = o.concurrency ? Math.max(...o.concurrency) : (o.maxOutstanding ?? 1024);
   let transport = o.transport;
   if (!transport) {
-    if (o.protocol !== 'http') {
-      throw new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', `--protocol ${o.protocol}: this build's bench client speaks http only (the server's gRPC transport plugs into InferTransport)`, {});
-    }
-    transport = new HttpTransport({
+    if (o.protocol === 'grpc') {
+      const { GrpcTransport } = await import('./transport-grpc.js');
+      transport = new GrpcTransport({
+        url: o.url,
+        ...(o.requestTimeoutMs !== undefined ? { requestTimeoutMs: o.requestTimeoutMs } : {}),
+        ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      });
+    } else transport = new HttpTransport({
       url: o.url,
       endpoint: useImages ? 'detect' : 'infer',
       maxSockets: maxConc,
@@ -321,11 +325,12 @@ export async function runServerBench(o: ServerBenchOptions): Promise<ServerBench
   try {
     const meta = await transport.connect(o.model, o.version);
     const requests: PreparedRequest[] = [];
-    if (!(transport instanceof HttpTransport)) {
-      throw new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', 'custom transports prepare their own requests (not wired in this build)', {});
-    }
     if (useImages) {
-      for (const f of images) requests.push(transport.prepareDetect(o.model, await readFile(f), CONTENT_TYPES[extname(f).toLowerCase()] ?? 'application/octet-stream'));
+      const t = transport;
+      if (!t.prepareDetect) {
+        throw new OspreyError('OSPREY_ERR_USAGE', `--input ${o.input}: images go to Osprey's /detect route, which only the http protocol has; use --input random with --protocol ${t.protocol}`, {});
+      }
+      for (const f of images) requests.push(t.prepareDetect(o.model, await readFile(f), CONTENT_TYPES[extname(f).toLowerCase()] ?? 'application/octet-stream'));
     } else {
       requests.push(transport.prepareInfer(o.model, o.version, randomInputs(meta, batchSize), batchSize, meta.outputs.map((x) => x.name)));
     }

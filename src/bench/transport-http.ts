@@ -12,6 +12,7 @@ import {
   unreachable,
   type InferTransport,
   type PreparedRequest,
+  type RawInput,
   type RequestOutcome,
   type ServerModelMeta,
   type ServerStatsSnapshot,
@@ -144,7 +145,7 @@ export class HttpTransport implements InferTransport {
   /**
    * Builds a binary-tensor infer request (JSON header + raw little-endian bytes, `binary_data_output` set).
    */
-  prepareInfer(model: string, version: string | undefined, inputs: Array<{ name: string; datatype: string; shape: number[]; data: Uint8Array }>, images: number, outputs: string[]): PreparedRequest {
+  prepareInfer(model: string, version: string | undefined, inputs: ReadonlyArray<RawInput>, images: number, outputs: readonly string[]): PreparedRequest {
     const header = {
       inputs: inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: i.shape, parameters: { binary_data_size: i.data.byteLength } })),
       outputs: outputs.map((name) => ({ name, parameters: { binary_data: true } })),

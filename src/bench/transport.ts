@@ -32,6 +32,15 @@ export interface ServerStatsSnapshot {
   computeOutputNs: number;
 }
 
+/** One input tensor as raw little-endian bytes. */
+export interface RawInput {
+  name: string;
+  /** KServe v2 datatype, e.g. FP32, UINT8. */
+  datatype: string;
+  shape: number[];
+  data: Uint8Array;
+}
+
 /** A request ready to send many times (the body is built once, like perf_analyzer's pre-generated data). */
 export interface PreparedRequest {
   /** Images the request carries (its throughput weight). */
@@ -53,6 +62,13 @@ export interface InferTransport {
    *   `OSPREY_ERR_MODEL_NOT_FOUND` (the server does not have the model).
    */
   connect(model: string, version?: string): Promise<ServerModelMeta>;
+  /**
+   * Builds an infer request with raw tensor bytes (binary tensors over HTTP, `raw_input_contents` over gRPC).
+   * @param images images the request carries (its batch), counted into throughput.
+   */
+  prepareInfer(model: string, version: string | undefined, inputs: ReadonlyArray<RawInput>, images: number, outputs: readonly string[]): PreparedRequest;
+  /** Builds a request carrying one encoded image for Osprey's detect endpoint (HTTP only). */
+  prepareDetect?(model: string, image: Buffer, contentType: string): PreparedRequest;
   /** Sends one request; never throws for server-side failures (returns the outcome). */
   send(req: PreparedRequest): Promise<RequestOutcome>;
   /** Reads the model's cumulative statistics, or null when the server has no statistics endpoint. */
