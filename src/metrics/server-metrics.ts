@@ -1,0 +1,223 @@
+/**
+ * The server's Prometheus registry (prom-client): per model+version request, batch, queue and compute metrics,
+ * instance utilisation, process CPU/memory (prom-client's default metrics) and GPU metrics from nvidia-smi when a
+ * GPU is present. Names live in {@link METRIC}.
+ *
+ * One registry per server (not prom-client's global one), so several servers can live in one process (tests).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
+import { queryGpus, type GpuReading } from './gpu.js';
+import { METRIC } from './names.js';
+
+/** What the metrics read at scrape time (the repository's loaded versions). */
+export interface MetricsSource {
+  versions(): Array<{
+    model: string;
+    version: number;
+    state: string;
+    pendingRequests: number;
+    instances: Array<{ busyNs: number }>;
+  }>;
+}
+
+type MV = { model: string; version: string };
+
+const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128];
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface ServerMetricsOptions {
+  /** Collect process CPU/memory/event-loop metrics (prom-client defaults). Default true. */
+  processMetrics?: boolean;
+  /** Read GPU metrics from nvidia-smi when present. Default true. */
+  gpuMetrics?: boolean;
+}
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private source: MetricsSource | undefined;
+  private readonly success: Counter<'model' | 'version'>;
+  private readonly failure: Counter<'model' | 'version' | 'reason'>;
+  private readonly inferences: Counter<'model' | 'version'>;
+  private readonly executions: Counter<'model' | 'version'>;
+  private readonly requestUs: Counter<'model' | 'version'>;
+  private readonly queueUs: Counter<'model' | 'version'>;
+  private readonly inputUs: Counter<'model' | 'version'>;
+  private readonly inferUs: Counter<'model' | 'version'>;
+  private readonly outputUs: Counter<'model' | 'version'>;
+  private readonly batchSize: Histogram<'model' | 'version'>;
+  private readonly queueSeconds: Histogram<'model' | 'version'>;
+  private readonly requestSeconds: Histogram<'model' | 'version'>;
+  private readonly computeSeconds: Histogram<'model' | 'version' | 'phase'>;
+  private readonly images: Counter<'model' | 'version'>;
+  private readonly detections: Counter<'model' | 'version'>;
+  private readonly lastBusy = new Map<string, { busyNs: number; at: number }>();
+  private gpuProbe: Promise<GpuReading[] | null> | undefined;
+
+  constructor(options: ServerMetricsOptions = {}) {
+    const r = [this.registry];
+    const mv = ['model', 'version'] as const;
+    this.success = new Counter({ name: METRIC.requestSuccess, help: 'Number of successful inference requests', labelNames: mv, registers: r });
+    this.failure = new Counter({ name: METRIC.requestFailure, help: 'Number of failed inference requests, by Osprey error code', labelNames: [...mv, 'reason'], registers: r });
+    this.inferences = new Counter({ name: METRIC.inferenceCount, help: 'Number of inferences performed (batch elements)', labelNames: mv, registers: r });
+    this.executions = new Counter({ name: METRIC.execCount, help: 'Number of model executions performed (batches)', labelNames: mv, registers: r });
+    this.requestUs = new Counter({ name: METRIC.requestDurationUs, help: 'Cumulative inference request duration in microseconds', labelNames: mv, registers: r });
+    this.queueUs = new Counter({ name: METRIC.queueDurationUs, help: 'Cumulative inference queuing duration in microseconds', labelNames: mv, registers: r });
+    this.inputUs = new Counter({ name: METRIC.computeInputDurationUs, help: 'Cumulative compute input duration in microseconds', labelNames: mv, registers: r });
+    this.inferUs = new Counter({ name: METRIC.computeInferDurationUs, help: 'Cumulative compute inference duration in microseconds', labelNames: mv, registers: r });
+    this.outputUs = new Counter({ name: METRIC.computeOutputDurationUs, help: 'Cumulative compute output duration in microseconds', labelNames: mv, registers: r });
+    this.batchSize = new Histogram({ name: METRIC.batchSize, help: 'Batch elements per model execution', labelNames: mv, buckets: BATCH_BUCKETS, registers: r });
+    this.queueSeconds = new Histogram({ name: METRIC.queueDuration, help: 'Time a request waited in the scheduler queue, seconds', labelNames: mv, buckets: LATENCY_BUCKETS, registers: r });
+    this.requestSeconds = new Histogram({ name: METRIC.requestDuration, help: 'Request time inside the server, seconds', labelNames: mv, buckets: LATENCY_BUCKETS, registers: r });
+    this.computeSeconds = new Histogram({ name: METRIC.computeDuration, help: 'Compute time per execution by phase (input, infer, output), seconds', labelNames: [...mv, 'phase'], buckets: LATENCY_BUCKETS, registers: r });
+    this.images = new Counter({ name: METRIC.imagesTotal, help: 'Images received by the detect route', labelNames: mv, registers: r });
+    this.detections = new Counter({ name: METRIC.detectionsTotal, help: 'Detections returned by the detect route', labelNames: mv, registers: r });
+
+    const self = this;
+    new Gauge({
+      name: METRIC.pendingRequests,
+      help: 'Number of inference requests queued in the scheduler',
+      labelNames: mv,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const v of self.source?.versions() ?? []) this.set({ model: v.model, version: String(v.version) }, v.pendingRequests);
+      },
+    });
+    new Counter({
+      name: METRIC.instanceBusySeconds,
+      help: 'Time each engine instance spent executing batches, seconds',
+      labelNames: [...mv, 'instance'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const v of self.source?.versions() ?? []) {
+          v.instances.forEach((inst, i) => this.inc({ model: v.model, version: String(v.version), instance: String(i) }, inst.busyNs / 1e9));
+        }
+      },
+    });
+    new Gauge({
+      name: METRIC.instanceUtilization,
+      help: 'Fraction of time each engine instance was executing since the previous scrape (0..1)',
+      labelNames: [...mv, 'instance'],
+      registers: r,
+      collect() {
+        this.reset();
+        const now = performance.now();
+        for (const v of self.source?.versions() ?? []) {
+          v.instances.forEach((inst, i) => {
+            const key = `${v.model}\u0000${v.version}\u0000${i}`;
+            const prev = self.lastBusy.get(key);
+            self.lastBusy.set(key, { busyNs: inst.busyNs, at: now });
+            if (prev && now > prev.at) {
+              const ratio = Math.min(1, Math.max(0, (inst.busyNs - prev.busyNs) / 1e6 / (now - prev.at)));
+              this.set({ model: v.model, version: String(v.version), instance: String(i) }, ratio);
+            }
+          });
+        }
+      },
+    });
+    new Gauge({
+      name: METRIC.modelState,
+      help: 'Loaded model versions (1 per version, label state)',
+      labelNames: [...mv, 'state'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const v of self.source?.versions() ?? []) this.set({ model: v.model, version: String(v.version), state: v.state }, 1);
+      },
+    });
+
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.gpuMetrics ?? true) this.registerGpuMetrics();
+  }
+
+  /** Where scrape-time gauges read from. */
+  attach(source: MetricsSource): void {
+    this.source = source;
+  }
+
+  private registerGpuMetrics(): void {
+    // Probe once; the gauges exist only if nvidia-smi answers.
+    this.gpuProbe = queryGpus();
+    void this.gpuProbe.then((first) => {
+      if (!first) return;
+      const r = [this.registry];
+      const labels = ['gpu_uuid', 'gpu'] as const;
+      let cache: { at: number; value: Promise<GpuReading[] | null> } | undefined;
+      const read = (): Promise<GpuReading[] | null> => {
+        const now = Date.now();
+        if (!cache || now - cache.at > 1000) cache = { at: now, value: queryGpus() };
+        return cache.value;
+      };
+      const gauge = (name: string, help: string, pick: (g: GpuReading) => number | null) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: labels,
+          registers: r,
+          async collect() {
+            this.reset();
+            for (const g of (await read()) ?? []) {
+              const v = pick(g);
+              if (v !== null) this.set({ gpu_uuid: g.uuid, gpu: String(g.index) }, v);
+            }
+          },
+        });
+      gauge(METRIC.gpuUtilization, 'GPU utilization rate (0..1)', (g) => g.utilization);
+      gauge(METRIC.gpuMemoryUsedBytes, 'GPU used memory, bytes', (g) => g.memoryUsedBytes);
+      gauge(METRIC.gpuMemoryTotalBytes, 'GPU total memory, bytes', (g) => g.memoryTotalBytes);
+      gauge(METRIC.gpuPowerUsage, 'GPU power usage, watts', (g) => g.powerWatts);
+      gauge(METRIC.gpuPowerLimit, 'GPU power management limit, watts', (g) => g.powerLimitWatts);
+      gauge(METRIC.gpuTemperature, 'GPU temperature, degrees Celsius', (g) => g.temperatureCelsius);
+    });
+  }
+
+  /** Resolves once the GPU probe is done (true when GPU metrics are exported). */
+  async gpuMetricsReady(): Promise<boolean> {
+    return (await this.gpuProbe) !== null && this.gpuProbe !== undefined;
+  }
+
+  /** The batcher observer of one model version (batch sizes, queue and compute times). */
+  observer(model: string, version: number): BatcherObserver {
+    const l: MV = { model, version: String(version) };
+    return {
+      onBatch: (e) => {
+        if (!e.ok) return;
+        this.executions.inc(l);
+        this.inferences.inc(l, e.batchSize);
+        this.batchSize.observe(l, e.batchSize);
+        this.inputUs.inc(l, e.computeInputSeconds * 1e6);
+        this.inferUs.inc(l, e.computeInferSeconds * 1e6);
+        this.outputUs.inc(l, e.computeOutputSeconds * 1e6);
+        this.computeSeconds.observe({ ...l, phase: 'input' }, e.computeInputSeconds);
+        this.computeSeconds.observe({ ...l, phase: 'infer' }, e.computeInferSeconds);
+        this.computeSeconds.observe({ ...l, phase: 'output' }, e.computeOutputSeconds);
+      },
+      onRequest: (e) => {
+        this.queueUs.inc(l, e.queueSeconds * 1e6);
+        this.queueSeconds.observe(l, e.queueSeconds);
+      },
+    };
+  }
+
+  /** A request finished (success or failure), with its end-to-end time in the server. */
+  requestDone(model: string, version: string, ok: boolean, seconds: number, reason?: string): void {
+    const l: MV = { model, version };
+    if (ok) this.success.inc(l);
+    else this.failure.inc({ ...l, reason: reason ?? 'OSPREY_ERR_INTERNAL' });
+    this.requestUs.inc(l, seconds * 1e6);
+    this.requestSeconds.observe(l, seconds);
+  }
+
+  /** The detect route handled `images` images and returned `detections` detections. */
+  detectDone(model: string, version: string, images: number, detections: number): void {
+    this.images.inc({ model, version }, images);
+    this.detections.inc({ model, version }, detections);
+  }
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

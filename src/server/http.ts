@@ -1,0 +1,230 @@
+/**
+ * `osprey serve`'s HTTP front end (fastify): KServe v2 core, Triton's binary tensor, model configuration,
+ * statistics, repository and schedule-policy extensions, Osprey's `/detect`, and `/metrics`.
+ * Every route is a thin adapter over {@link InferenceService}; errors are `{"error": "...", "code": "OSPREY_ERR_…"}`
+ * with the catalogue's HTTP status (Triton's mapping).
+ */
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { ERROR_CATALOGUE, OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
+import type { DetectOptions } from '../core/types.js';
+import type { LoadRequest } from '../repository/repository.js';
+import { HEADER_INFERENCE_LENGTH, decodeInferRequest, encodeInferResponse } from './kserve-http.js';
+import type { DetectImage, InferenceService } from './service.js';
+
+/** Default body limit: a 16-image uint8 640×640 batch is ~20 MB, FP32 ~79 MB. */
+export const DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024;
+/** Most images per multipart detect request. */
+export const MAX_DETECT_FILES = 64;
+
+export interface HttpOptions {
+  service: InferenceService;
+  /** Body limit in bytes (→ 413 `OSPREY_ERR_PAYLOAD_TOO_LARGE`). Default {@link DEFAULT_MAX_BODY_BYTES}. */
+  maxBodyBytes?: number;
+  /** pino logger; undefined = silent. */
+  logger?: Logger;
+  /** Serve `/metrics` on this app. Default true. */
+  metricsRoute?: boolean;
+}
+
+type Params = { model: string; version?: string };
+
+/** Maps any thrown value to the catalogue (fastify's own errors included). */
+export function toHttpError(err: unknown): OspreyError {
+  if (err instanceof OspreyError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  const message = e?.message ?? String(err);
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e?.code === 'FST_REQ_FILE_TOO_LARGE' || e?.statusCode === 413) {
+    return new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the request body is over the limit (${message})`, {}, { cause: err });
+  }
+  if (e?.code === 'FST_FILES_LIMIT' || e?.code === 'FST_PARTS_LIMIT') {
+    return new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `too many parts in the multipart request (${message}); at most ${MAX_DETECT_FILES} images`, {}, { cause: err });
+  }
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', message, { fastifyCode: e.code }, { cause: err });
+  }
+  return toOspreyError(err);
+}
+
+function sendError(reply: FastifyReply, err: OspreyError): FastifyReply {
+  const status = ERROR_CATALOGUE[err.code as ErrorCode].http;
+  return reply.code(status).type('application/json').send({ error: err.message, code: err.code });
+}
+
+/**
+ * Builds the fastify app (not listening). Routes:
+ * `GET /v2/health/live|ready`, `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`, `.../ready`, `.../config`,
+ * `POST .../infer`, `POST .../detect`, `GET /v2/models[/{m}[/versions/{v}]]/stats`, `POST /v2/repository/index`,
+ * `POST /v2/repository/models/{m}/load|unload`, `GET /metrics`.
+ */
+export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstance> {
+  const { service } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const app = Fastify({
+    bodyLimit: maxBodyBytes,
+    // Per-request logs (fastify's at info) would cost more than a health check: fastify logs at warn and above.
+    ...(options.logger ? { loggerInstance: options.logger.child({ component: 'http' }, { level: options.logger.isLevelEnabled('debug') ? 'debug' : 'warn' }) } : { logger: false }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 65_000,
+  });
+  // Every body arrives as a Buffer: the infer route parses JSON / binary itself (the binary extension is JSON +
+  // raw bytes under any content type), detect takes raw image bytes. Multipart is parsed by @fastify/multipart.
+  app.removeAllContentTypeParsers();
+  await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: MAX_DETECT_FILES, parts: MAX_DETECT_FILES * 2 } });
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toHttpError(err);
+    const status = ERROR_CATALOGUE[e.code].http;
+    if (status >= 500) req.log.warn({ code: e.code, url: req.url }, e.message);
+    return sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', `no route ${req.method} ${req.url.split('?')[0]} (see GET /v2 for the extensions)`)),
+  );
+
+  // ---- health / server ----
+  app.get('/v2/health/live', async (_req, reply) => reply.code(service.isLive() ? 200 : 503).send());
+  app.get('/v2/health/ready', async (_req, reply) => reply.code(service.isReady() ? 200 : 503).send());
+  app.get('/v2', async () => service.serverMetadata());
+
+  // ---- models ----
+  const both = (suffix: string) => [`/v2/models/:model${suffix}`, `/v2/models/:model/versions/:version${suffix}`];
+  for (const path of both('')) {
+    app.get<{ Params: Params }>(path, async (req) => service.modelMetadata(req.params.model, req.params.version));
+  }
+  for (const path of both('/ready')) {
+    app.get<{ Params: Params }>(path, async (req, reply) => {
+      if (service.modelReady(req.params.model, req.params.version)) return reply.code(200).send();
+      return sendError(reply, new OspreyError('OSPREY_ERR_MODEL_NOT_READY', `model '${req.params.model}' is not ready`));
+    });
+  }
+  for (const path of both('/config')) {
+    app.get<{ Params: Params }>(path, async (req) => service.modelConfig(req.params.model, req.params.version));
+  }
+  app.get('/v2/models/stats', async () => service.stats());
+  for (const path of both('/stats')) {
+    app.get<{ Params: Params }>(path, async (req) => service.stats(req.params.model, req.params.version));
+  }
+
+  // ---- infer ----
+  for (const path of both('/infer')) {
+    app.post<{ Params: Params }>(path, async (req, reply) => {
+      const body = bodyBuffer(req);
+      const headerLength = req.headers[HEADER_INFERENCE_LENGTH];
+      const { request, binaryOutputs } = decodeInferRequest(body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
+      const res = await service.infer(req.params.model, req.params.version, request);
+      const encoded = encodeInferResponse(res, binaryOutputs);
+      if (encoded.headerLength !== undefined) {
+        return reply.header('Inference-Header-Content-Length', String(encoded.headerLength)).type('application/octet-stream').send(encoded.body);
+      }
+      return reply.type('application/json').send(encoded.body);
+    });
+  }
+
+  // ---- detect ----
+  for (const path of both('/detect')) {
+    app.post<{ Params: Params; Querystring: Record<string, string | undefined> }>(path, async (req) => {
+      const q = req.query;
+      const images: DetectImage[] = [];
+      if (req.isMultipart()) {
+        for await (const part of req.parts()) {
+          if (part.type === 'file') images.push({ name: part.filename || part.fieldname, bytes: await part.toBuffer() });
+        }
+      } else {
+        const body = req.body === undefined || req.body === null ? Buffer.alloc(0) : bodyBuffer(req);
+        images.push({ name: typeof q.name === 'string' && q.name ? q.name : 'body', bytes: body });
+      }
+      const options: Partial<DetectOptions> = {};
+      const conf = queryNumber(q, 'conf');
+      const iou = queryNumber(q, 'iou');
+      const maxDet = queryNumber(q, 'max_det') ?? queryNumber(q, 'maxDet');
+      if (conf !== undefined) options.confThreshold = conf;
+      if (iou !== undefined) options.iouThreshold = iou;
+      if (maxDet !== undefined) options.maxDetections = maxDet;
+      if (q.classes !== undefined && q.classes !== '') {
+        const classes = q.classes.split(',').map((s) => Number(s.trim()));
+        if (!classes.every((c) => Number.isInteger(c) && c >= 0)) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `query 'classes' must be a comma-separated list of class ids, got '${q.classes}'`);
+        options.classes = classes;
+      }
+      if (q.agnostic !== undefined) options.agnostic = q.agnostic === 'true' || q.agnostic === '1';
+      const priority = queryNumber(q, 'priority');
+      const timeout = queryNumber(q, 'timeout');
+      return service.detect(req.params.model, req.params.version, {
+        images,
+        options,
+        ...(priority !== undefined ? { priority } : {}),
+        ...(timeout !== undefined ? { timeoutMicroseconds: timeout } : {}),
+      });
+    });
+  }
+
+  // ---- repository extension ----
+  app.post('/v2/repository/index', async (req) => {
+    const body = optionalJson(req);
+    return service.repositoryIndex(body?.ready === true);
+  });
+  app.post<{ Params: { model: string } }>('/v2/repository/models/:model/load', async (req, reply) => {
+    const body = optionalJson(req);
+    const params = (body?.parameters ?? {}) as Record<string, unknown>;
+    const load: LoadRequest = {};
+    if (params.config !== undefined) {
+      if (typeof params.config !== 'string' && (typeof params.config !== 'object' || params.config === null)) {
+        throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', "parameter 'config' must be a JSON string (Triton) or an object");
+      }
+      load.config = params.config as string | Record<string, unknown>;
+    }
+    for (const [k, v] of Object.entries(params)) {
+      if (!k.startsWith('file:')) continue;
+      if (typeof v !== 'string') throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', `parameter '${k}' must be base64 file content`);
+      (load.files ??= {})[k.slice(5)] = Buffer.from(v, 'base64');
+    }
+    await service.loadModel(req.params.model, load);
+    return reply.code(200).send();
+  });
+  app.post<{ Params: { model: string } }>('/v2/repository/models/:model/unload', async (req, reply) => {
+    optionalJson(req);
+    await service.unloadModel(req.params.model);
+    return reply.code(200).send();
+  });
+
+  // ---- metrics ----
+  if ((options.metricsRoute ?? true) && service.metrics) {
+    const metrics = service.metrics;
+    app.get('/metrics', async (_req, reply) => {
+      const { contentType, body } = await metrics.render();
+      return reply.type(contentType).send(body);
+    });
+  }
+  return app as unknown as FastifyInstance;
+}
+
+function bodyBuffer(req: FastifyRequest): Buffer {
+  const b = req.body;
+  if (Buffer.isBuffer(b)) return b;
+  if (b === undefined || b === null) throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', 'the request has no body');
+  throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', 'unexpected body type');
+}
+
+function optionalJson(req: FastifyRequest): Record<string, unknown> | undefined {
+  const b = req.body;
+  if (!Buffer.isBuffer(b) || b.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(b.toString('utf8'));
+  } catch (err) {
+    throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', `the request is not valid JSON (${(err as Error).message})`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', 'the request body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+function queryNumber(q: Record<string, string | undefined>, key: string): number | undefined {
+  const v = q[key];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `query '${key}' must be a number, got '${v}'`);
+  return n;
+}
