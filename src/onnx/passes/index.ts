@@ -4,3 +4,5 @@
  */
 export { dynamicBatch, describeDynamicBatch, type DynamicBatchOptions } from './dynamic-batch.js';
 export { passFailed, nodeLabel, type PassCommonOptions, type GraphPass } from './common.js';
+export { uint8Input, topKOutput, DEFAULT_TOPK, type Uint8InputOptions, type TopKOutputOptions } from './pre-post.js';
+export { GraphBuilder } from './builder.js';
