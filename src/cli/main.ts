@@ -13,8 +13,10 @@ type Register = (program: Command) => void;
 /** Lazily imported so `osprey --help` stays fast and one command's heavy deps don't load for another. */
 const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import('./commands/gpu.js'),
+  () => import('./commands/serve.js'),
   () => import('./commands/detect.js'),
   () => import('./commands/val.js'),
+  () => import('./commands/build.js'),
   () => import('./commands/bench.js'),
   () => import('./commands/plan.js'),
 ];

@@ -23,6 +23,8 @@ export interface ServeOptions {
   host?: string;
   /** HTTP port; 0 = any free port. Default 8000. */
   httpPort?: number;
+  /** gRPC port (KServe v2 GRPCInferenceService), when a gRPC front end is built in; null = no gRPC. */
+  grpcPort?: number | null;
   /** Separate metrics port (also serves /metrics); null/undefined = only on the HTTP port. */
   metricsPort?: number | null;
   /** Execution providers for KIND_AUTO instance groups. Default ['cuda', 'cpu']. */
@@ -111,6 +113,9 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
     metricsUrl = `http://${m.address === '0.0.0.0' ? '127.0.0.1' : m.address}:${m.port}`;
   }
   logger.info({ url, metricsUrl, models: await repository.index() }, 'osprey serve is listening');
+  if (options.grpcPort !== undefined && options.grpcPort !== null) {
+    logger.warn({ grpcPort: options.grpcPort }, 'the gRPC front end is not wired into this server yet; serving HTTP only');
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
