@@ -224,6 +224,9 @@ export class OrtWorkerInstance {
 
   /**
    * Stops taking runs, lets in-flight runs finish, releases the session and ends the worker. Idempotent.
+   * The worker is only terminated forcibly when runs outlast `graceMs`: terminating a worker in the middle of
+   * ORT's native `run()` can abort the whole process (seen in testing: "terminate called after throwing an
+   * instance of 'Napi::Error'"), so the normal path is a message asking the worker to release and exit.
    * @param graceMs how long to wait for in-flight runs and the session release before terminating. Default 10000.
    */
   close(graceMs = 10_000): Promise<void> {
