@@ -44,6 +44,8 @@ export interface ResolvedModel {
   name: string;
   precision?: string;
   manifestPath?: string;
+  /** Set when PATH was a repository model folder (`<repo>/<model>` with version folders). */
+  repositoryModelDir?: string;
 }
 
 /**
@@ -79,7 +81,13 @@ export async function resolveModelPath(path: string): Promise<ResolvedModel> {
     const p = join(path, v, 'model.onnx');
     if (await isFile(p)) {
       const m = await readManifest(join(path, v));
-      return { onnxPath: p, name: basename(path.replace(/\/+$/, '')), ...(m.precision ? { precision: m.precision } : {}), ...(m.path ? { manifestPath: m.path } : {}) };
+      return {
+        onnxPath: p,
+        name: basename(path.replace(/\/+$/, '')),
+        repositoryModelDir: path.replace(/\/+$/, ''),
+        ...(m.precision ? { precision: m.precision } : {}),
+        ...(m.path ? { manifestPath: m.path } : {}),
+      };
     }
   }
   throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${path}: a directory without model.onnx (nor <version>/model.onnx)`, { path });

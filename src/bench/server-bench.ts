@@ -3,7 +3,8 @@
  *
  * Per load step (a concurrency in closed-loop mode, or a request rate in open-loop mode): warm up for `warmupMs`,
  * then measure for `measurementIntervalMs` (or until `maxRequestsPerStep` requests completed). A request counts
- * in the step when it completes inside the measurement window; its latency is client-side, send → full answer.
+ * in the step when it completes inside the measurement window (whenever it was sent: requests in flight at the
+ * window's start would otherwise be lost, biasing slow steps low); its latency is client-side, send → full answer.
  * The server's own queue / compute split comes from the statistics endpoint (deltas over the window ÷ successes).
  * The sweep stops after the first step whose latency at `percentile` exceeds `latencyThresholdMs`, or when the
  * whole run reaches `maxDurationMs`.
@@ -206,7 +207,7 @@ async function runStep(
     const t = now();
     const out = await transport.send(req);
     const done = now();
-    if (t >= w.t0 && done <= w.t1) {
+    if (done >= w.t0 && done <= w.t1) {
       w.requests++;
       if (out.ok) {
         w.lat.push(done - t);

@@ -75,6 +75,25 @@ interface ServerOpts {
   plot?: string;
 }
 
+interface SearchOpts {
+  model: string;
+  latencyBudgetMs: string;
+  repository?: string;
+  name?: string;
+  ep: string;
+  maxBatchSizes?: string;
+  instances: string;
+  maxQueueDelaysUs: string;
+  concurrencyRange: string;
+  input: string;
+  percentile: string;
+  measurementIntervalMs: string;
+  warmupMs: string;
+  maxDurationMs: string;
+  json?: string;
+  plot?: string;
+}
+
 export function register(program: Command): void {
   const bench = program.command('bench').description('Measure engines (trtexec-like), servers (perf_analyzer-like), search server configurations (Model Analyzer-like)');
 
@@ -185,6 +204,65 @@ export function register(program: Command): void {
       if (o.plot) {
         const { plotResults } = await import('../../bench/plot.js');
         await writeOut(o.plot, plotResults([{ result }], `${result.model.name} via ${result.server.protocol} ${result.server.endpoint}`, threshold));
+      }
+    });
+
+  bench
+    .command('search')
+    .description('Model Analyzer-like search: max batch size × instances × max queue delay on a real in-process server; writes the best configuration under the budget into the repository config')
+    .requiredOption('--model <path>', '.onnx file, engine directory, or repository model folder (<repo>/<name>)')
+    .requiredOption('--latency-budget-ms <ms>', 'latency budget at --percentile')
+    .option('--repository <dir>', 'model repository to write the best config into (with --name)')
+    .option('--name <name>', 'model name in the repository')
+    .option('--ep <list>', 'execution providers in order', 'cpu')
+    .option('--max-batch-sizes <list>', 'max batch sizes to try (default 1,2,4,8; a fixed-batch model: its own)')
+    .option('--instances <list>', 'instance counts to try', '1,2')
+    .option('--max-queue-delays-us <list>', 'max queue delays to try, microseconds (batch 1 uses 0 only)', '0,2000,10000')
+    .option('--concurrency-range <start:end:step>', 'client concurrency steps per configuration', '1:16:x2')
+    .option('--input <dir|random>', 'random tensors to /infer, or a directory of images to /detect', 'random')
+    .option('--percentile <p>', 'percentile compared with the budget', '99')
+    .option('--measurement-interval-ms <ms>', 'measurement window per step', '3000')
+    .option('--warmup-ms <ms>', 'unmeasured time at the start of each step', '1000')
+    .option('--max-duration-ms <ms>', 'upper bound on the whole search', '1800000')
+    .option('--json <file>', 'report of all points (default osprey-search-<name>.json)')
+    .option('--plot <file>', 'SVG of all points (default osprey-search-<name>.svg)')
+    .action(async (o: SearchOpts) => {
+      const { runSearch } = await import('../../bench/search.js');
+      const { parseRange } = await import('../../bench/server-bench.js');
+      const { formatSearchResult } = await import('../../bench/format.js');
+      const { commandLine } = await import('../../bench/system.js');
+      const { plotResults } = await import('../../bench/plot.js');
+      const budget = parseNumber(o.latencyBudgetMs, '--latency-budget-ms')!;
+      const delays = o.maxQueueDelaysUs.split(',').map((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new OspreyError('OSPREY_ERR_USAGE', `--max-queue-delays-us: ${JSON.stringify(v)} is not an integer ≥ 0`, {});
+        return n;
+      });
+      const result = await runSearch({
+        model: o.model,
+        latencyBudgetMs: budget,
+        ...(o.repository !== undefined ? { repository: o.repository } : {}),
+        ...(o.name !== undefined ? { name: o.name } : {}),
+        executionProviders: o.ep.split(',').map((s) => s.trim()).filter(Boolean),
+        ...(o.maxBatchSizes !== undefined ? { maxBatchSizes: parseIntList(o.maxBatchSizes, '--max-batch-sizes') } : {}),
+        instanceCounts: parseIntList(o.instances, '--instances'),
+        maxQueueDelaysMicroseconds: delays,
+        concurrency: parseRange(o.concurrencyRange, '--concurrency-range'),
+        percentile: parseNumber(o.percentile, '--percentile')!,
+        measurementIntervalMs: parseNumber(o.measurementIntervalMs, '--measurement-interval-ms')!,
+        warmupMs: parseNumber(o.warmupMs, '--warmup-ms')!,
+        input: o.input,
+        maxDurationMs: parseNumber(o.maxDurationMs, '--max-duration-ms')!,
+        command: commandLine(),
+        onPoint: (k, total, p, label) =>
+          process.stderr.write(`configuration ${k + 1}/${total} ${label}: ${p?.best ? `${p.best.imagesPerSecond.toFixed(1)} images/s at p${o.percentile} ${p.best.percentileMs.toFixed(1)} ms` : p ? 'nothing under the budget' : ''}\n`),
+      });
+      process.stdout.write(formatSearchResult(result));
+      const base = `osprey-search-${result.model.name}`;
+      await writeOut(o.json ?? `${base}.json`, JSON.stringify(result, null, 1) + '\n');
+      await writeOut(o.plot ?? `${base}.svg`, plotResults([{ result }], `${result.model.name}: search under p${result.settings.percentile} ≤ ${budget} ms`, budget));
+      if (!result.best) {
+        throw new OspreyError('OSPREY_ERR_PLAN_INFEASIBLE', `no configuration met p${result.settings.percentile} ≤ ${budget} ms (the report lists every point); relax the budget or try smaller batches / fewer clients`, {});
       }
     });
 
