@@ -9,8 +9,11 @@ import { pino, type Logger } from 'pino';
 import { ServerMetrics } from '../metrics/server-metrics.js';
 import type { ModelConfigFile } from '../repository/config.js';
 import { ModelRepository, type EngineFactory } from '../repository/repository.js';
+import { RoutedInferenceService } from '../routing/router.js';
+import type { SwapPolicy } from '../repository/swap.js';
+import { startGrpcForService, type OspreyGrpcServer } from './grpc/index.js';
 import { buildHttpApp, DEFAULT_MAX_BODY_BYTES } from './http.js';
-import { InferenceService } from './service.js';
+import type { InferenceService } from './service.js';
 
 export interface ServeOptions {
   /** A Triton-layout model repository folder… */
@@ -39,6 +42,10 @@ export interface ServeOptions {
   gpuMetrics?: boolean;
   /** Engine factory override (default: ONNX Runtime in worker_threads). */
   engineFactory?: EngineFactory;
+  /** Largest gRPC request message, bytes (default: src/server/grpc DEFAULT_GRPC_MAX_RECEIVE_MESSAGE_BYTES). */
+  grpcMaxReceiveMessageBytes?: number;
+  /** Swap probation defaults (docs/grpc-routing.md); `false` = plain re-loads. */
+  swap?: Partial<SwapPolicy> | false;
 }
 
 export interface OspreyServer {
@@ -51,6 +58,8 @@ export interface OspreyServer {
   url: string;
   /** `http://host:port` of the metrics endpoint when on its own port. */
   metricsUrl: string | undefined;
+  /** The bound gRPC port (null without gRPC). */
+  grpcPort: number | null;
   /**
    * Graceful shutdown: readiness goes false and new requests get 503, the listener closes, queued and in-flight
    * requests finish, sessions and workers are released. Idempotent.
@@ -80,9 +89,11 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
   const repository = options.modelRepository
     ? await ModelRepository.open(options.modelRepository, repoOptions)
     : await ModelRepository.fromModelFile(options.model!, { ...repoOptions, ...(options.modelConfig ? { config: options.modelConfig } : {}) });
-  const service = new InferenceService({ repository, metrics });
+  // Aliases (A/B, shadow) and swap probation/rollback for HTTP and gRPC alike (src/routing, docs/grpc-routing.md).
+  const service: InferenceService = new RoutedInferenceService({ repository, metrics, log: logger, ...(options.swap !== undefined ? { swap: options.swap } : {}) });
   let app: FastifyInstance;
   let metricsServer: Server | undefined;
+  let grpcServer: OspreyGrpcServer | undefined;
   try {
     app = await buildHttpApp({ service, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, logger });
     await app.listen({ host: options.host ?? '0.0.0.0', port: options.httpPort ?? 8000 });
@@ -100,7 +111,16 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
         metricsServer!.listen(options.metricsPort!, options.host ?? '0.0.0.0', () => resolve());
       });
     }
+    if (options.grpcPort !== undefined && options.grpcPort !== null) {
+      grpcServer = await startGrpcForService(service, {
+        host: options.host ?? '0.0.0.0',
+        port: options.grpcPort,
+        logger,
+        ...(options.grpcMaxReceiveMessageBytes !== undefined ? { maxReceiveMessageBytes: options.grpcMaxReceiveMessageBytes } : {}),
+      });
+    }
   } catch (err) {
+    await grpcServer?.close();
     await repository.close();
     throw err;
   }
@@ -113,21 +133,18 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
     metricsUrl = `http://${m.address === '0.0.0.0' ? '127.0.0.1' : m.address}:${m.port}`;
   }
   logger.info({ url, metricsUrl, models: await repository.index() }, 'osprey serve is listening');
-  if (options.grpcPort !== undefined && options.grpcPort !== null) {
-    logger.warn({ grpcPort: options.grpcPort }, 'the gRPC front end is not wired into this server yet; serving HTTP only');
-  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       service.startDraining();
       logger.info('shutting down: draining in-flight requests');
-      await app.close();
+      await Promise.all([app.close(), grpcServer?.close()]);
       if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
       await service.shutdown();
       logger.info('shut down: sessions released');
     })();
     return closing;
   };
-  return { app, service, repository, metrics, logger, url, metricsUrl, close };
+  return { app, service, repository, metrics, logger, url, metricsUrl, grpcPort: grpcServer?.port ?? null, close };
 }
