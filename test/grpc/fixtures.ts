@@ -56,6 +56,23 @@ export function tinyModelBytes(scale: number): Uint8Array {
 }
 
 /**
+ * A tiny model that loads and passes a zero-input warmup but fails at run time when any input value is ≥ 1:
+ * `y = x + Gather([0], int(max(x)))` — the index is out of bounds for max(x) ≥ 1 ("indices element out of data
+ * bounds" from ONNX Runtime).
+ */
+export function tinyBrokenModelBytes(): Uint8Array {
+  const m = emptyModel();
+  const b = new GraphBuilder(m.graph, 'tiny/', 13);
+  const idx = b.cast(b.reduceMax('x', [0, 1], false), DataType.INT64);
+  const g = b.op1('Gather', [b.float([0], DataType.FLOAT, 'one_value', [1]), idx], { axis: 0 });
+  b.nodes.push({ input: ['x', g], output: ['y'], op_type: 'Add', name: 'add', attribute: [] });
+  m.graph.node.push(...b.nodes);
+  m.graph.input.push(makeValueInfo('x', DataType.FLOAT, ['batch', 4]));
+  m.graph.output.push(makeValueInfo('y', DataType.FLOAT, ['batch', 4]));
+  return encodeOnnxModel(m);
+}
+
+/**
  * yolov8n that loads and passes its warmup (zero input) but fails at run time on a real image: a Gather indexes a
  * one-element constant with `int(max(images))`, which is 0 for the zero warmup input and 1 for any image with a
  * white pixel — ONNX Runtime then fails the run ("indices element out of data bounds").
