@@ -22,5 +22,5 @@ export * from './proto-types.js';
 export * from './tensor.js';
 export * from './graph.js';
 export { onnxProtoPath, onnxRoot, onnxType } from './schema.js';
-export { inferShapes, broadcastShapes, type Shape } from './shapes.js';
+export { inferShapes, inferElemTypes, broadcastShapes, type Shape } from './shapes.js';
 export * from './passes/index.js';

@@ -272,3 +272,47 @@ function inferNode(
       return [];
   }
 }
+
+const BOOL_OUT = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
+const INT64_OUT = new Set(['Shape', 'Size', 'ArgMax', 'ArgMin', 'NonZero', 'NonMaxSuppression']);
+
+/**
+ * Element type (ONNX code) of every value it can derive: declarations and initializers first, then per node
+ * (Cast → `to`; Shape/ArgMax/NonZero/NonMaxSuppression → INT64; comparisons → BOOL; TopK → [T, INT64];
+ * Constant/ConstantOfShape → their tensor's type; QuantizeLinear → its zero point's type (UINT8 without);
+ * DequantizeLinear → its scale's type; Where → its second input's type; others → their first input's type).
+ */
+export function inferElemTypes(graph: GraphProto): Map<string, number> {
+  const types = new Map<string, number>();
+  for (const t of graph.initializer) if (t.name && t.data_type !== undefined) types.set(t.name, t.data_type);
+  for (const v of [...graph.input, ...graph.value_info, ...graph.output]) {
+    const e = v.type?.tensor_type?.elem_type;
+    if (v.name && e !== undefined && e !== 0) types.set(v.name, e);
+  }
+  const FLOAT = 1, UINT8 = 2, INT64 = 7, BOOL = 9;
+  for (const n of graph.node) {
+    const op = n.op_type ?? '';
+    const first = n.input[0] ? types.get(n.input[0]) : undefined;
+    let outs: (number | undefined)[];
+    if (op === 'Cast') outs = [getIntAttribute(n, 'to')];
+    else if (op === 'CastLike') outs = [n.input[1] ? types.get(n.input[1]) : undefined];
+    else if (INT64_OUT.has(op)) outs = [INT64];
+    else if (BOOL_OUT.has(op)) outs = [BOOL];
+    else if (op === 'TopK') outs = [first, INT64];
+    else if (op === 'Constant') outs = [getAttribute(n, 'value')?.t?.data_type ?? (getAttribute(n, 'value_ints') || getAttribute(n, 'value_int') ? INT64 : FLOAT)];
+    else if (op === 'ConstantOfShape') outs = [getAttribute(n, 'value')?.t?.data_type ?? FLOAT];
+    else if (op === 'QuantizeLinear') outs = [n.input[2] ? types.get(n.input[2]) : UINT8];
+    else if (op === 'DequantizeLinear') outs = [n.input[1] ? types.get(n.input[1]) : FLOAT];
+    else if (op === 'DynamicQuantizeLinear') outs = [UINT8, FLOAT, UINT8];
+    else if (op === 'ConvInteger' || op === 'MatMulInteger') outs = [6];
+    else if (op === 'Where') outs = [n.input[1] ? types.get(n.input[1]) : undefined];
+    else if (op === 'OneHot') outs = [n.input[2] ? types.get(n.input[2]) : undefined];
+    else if (op === 'Range') outs = [first];
+    else outs = n.output.map(() => first);
+    n.output.forEach((o, k) => {
+      const t = outs[k] ?? outs[0];
+      if (o && t !== undefined && !types.has(o)) types.set(o, t);
+    });
+  }
+  return types;
+}

@@ -6,3 +6,4 @@ export { dynamicBatch, describeDynamicBatch, type DynamicBatchOptions } from './
 export { passFailed, nodeLabel, type PassCommonOptions, type GraphPass } from './common.js';
 export { uint8Input, topKOutput, DEFAULT_TOPK, type Uint8InputOptions, type TopKOutputOptions } from './pre-post.js';
 export { GraphBuilder } from './builder.js';
+export { fp16, DEFAULT_FP16_KEEP_OPS, type Fp16Options } from './fp16.js';
