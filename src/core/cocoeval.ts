@@ -268,11 +268,12 @@ export function evaluateCoco(
     const gtIdx = gtGroups.get(key) ?? [];
     const dtAll = dtGroups.get(key) ?? [];
     // Stable sort by score descending (numpy argsort(-score, kind='mergesort')), keep the top maxDetLast.
-    const dtSorted = dtAll
-      .map((j, pos) => ({ j, pos, s: detections[j]!.score }))
-      .sort((p, q) => (q.s - p.s) || (p.pos - q.pos))
+    const allScores = new Float64Array(dtAll.length);
+    for (let x = 0; x < dtAll.length; x++) allScores[x] = detections[dtAll[x]!]!.score;
+    const dtSorted = Array.from(dtAll.keys())
+      .sort((p, q) => (allScores[q]! - allScores[p]!) || (p - q))
       .slice(0, maxDetLast)
-      .map((e) => e.j);
+      .map((x) => dtAll[x]!);
     const G = gtIdx.length, D = dtSorted.length;
     // Boxes as typed arrays.
     const gBox = new Float64Array(G * 4), gArea = new Float64Array(G), gCrowd = new Uint8Array(G), gIgn = new Uint8Array(G);
@@ -303,8 +304,21 @@ export function evaluateCoco(
         );
       }
     }
+    // No ground truth: every detection is unmatched (a false positive unless outside the area range).
+    const noGtMatched = G === 0 ? new Uint8Array(T * D) : undefined;
     for (let a = 0; a < A; a++) {
       const rng = areaRanges[a]!;
+      if (noGtMatched) {
+        let anyOut = false;
+        for (let d = 0; d < D; d++) if (dArea[d]! < rng.min || dArea[d]! > rng.max) anyOut = true;
+        let dtIgnore = noGtMatched; // all zero, never written
+        if (anyOut) {
+          dtIgnore = new Uint8Array(T * D);
+          for (let d = 0; d < D; d++) if (dArea[d]! < rng.min || dArea[d]! > rng.max) for (let t = 0; t < T; t++) dtIgnore[t * D + d] = 1;
+        }
+        evalImgs[k]![a]![i] = { dtScores: dScore, dtMatched: noGtMatched, dtIgnore, numGtNotIgnored: 0 };
+        continue;
+      }
       // gt `_ignore` and order: not ignored first (stable).
       const ignore = new Uint8Array(G);
       for (let g = 0; g < G; g++) ignore[g] = gIgn[g] || gArea[g]! < rng.min || gArea[g]! > rng.max ? 1 : 0;
