@@ -153,6 +153,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
         measurementIntervalMs: o.measurementIntervalMs,
         warmupMs: o.warmupMs,
         maxRequestsPerStep: 100000,
+        minRequestsPerStep: 3,
         maxDurationMs: remaining,
         command: o.command,
       });

@@ -73,6 +73,11 @@ export interface ServerBenchOptions {
   measurementIntervalMs: number;
   warmupMs: number;
   maxRequestsPerStep: number;
+  /**
+   * A window lasts at least `measurementIntervalMs` and until this many requests completed (perf_analyzer's
+   * count window as a floor; slow servers still give samples), bounded by `maxDurationMs`. Default 1.
+   */
+  minRequestsPerStep?: number;
   maxDurationMs: number;
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -181,6 +186,8 @@ async function runStep(
   let before: ServerStatsSnapshot | null = null;
   let after: ServerStatsSnapshot | null = null;
   let windowOpened = false;
+  let timeUp = false;
+  const minRequests = o.minRequestsPerStep ?? 1;
   let windowClosed: Promise<void> | null = null;
   let resolveClosed!: () => void;
   windowClosed = new Promise<void>((r) => (resolveClosed = r));
@@ -197,7 +204,12 @@ async function runStep(
     before = await stats();
     w.t0 = now();
     const remaining = Math.max(0, Math.min(o.measurementIntervalMs, deadline - w.t0));
-    setTimeout(() => void closeWindow(), remaining).unref();
+    setTimeout(() => {
+      timeUp = true;
+      if (w.requests >= minRequests) void closeWindow();
+    }, remaining).unref();
+    // count-window fallback: never past the sweep's deadline
+    setTimeout(() => void closeWindow(), Math.max(remaining, deadline - now())).unref();
   };
   const warmTimer = setTimeout(() => void openWindow(), Math.max(0, measureFrom - now()));
   warmTimer.unref();
@@ -217,7 +229,7 @@ async function runStep(
         w.errorCodes[out.code] = (w.errorCodes[out.code] ?? 0) + 1;
         w.firstError ??= `${out.code}: ${out.message}`;
       }
-      if (w.requests >= o.maxRequestsPerStep) void closeWindow();
+      if (w.requests >= o.maxRequestsPerStep || (timeUp && w.requests >= minRequests)) void closeWindow();
     }
   };
 

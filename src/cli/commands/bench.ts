@@ -69,6 +69,7 @@ interface ServerOpts {
   measurementIntervalMs: string;
   warmupMs: string;
   maxRequests: string;
+  minRequests: string;
   maxDurationMs: string;
   requestTimeoutMs: string;
   json?: string;
@@ -162,6 +163,7 @@ export function register(program: Command): void {
     .option('--measurement-interval-ms <ms>', 'measurement window per step', '5000')
     .option('--warmup-ms <ms>', 'unmeasured time at the start of each step', '1000')
     .option('--max-requests <n>', 'end a step’s window early after this many requests', '100000')
+    .option('--min-requests <n>', 'a window also lasts until this many requests completed (bounded by --max-duration-ms)', '1')
     .option('--max-duration-ms <ms>', 'upper bound on the whole sweep', '600000')
     .option('--request-timeout-ms <ms>', 'a request with no answer after this counts as OSPREY_ERR_TIMEOUT', '30000')
     .option('--json <file>', 'write the result as JSON')
@@ -193,6 +195,7 @@ export function register(program: Command): void {
         measurementIntervalMs: parseNumber(o.measurementIntervalMs, '--measurement-interval-ms')!,
         warmupMs: parseNumber(o.warmupMs, '--warmup-ms')!,
         maxRequestsPerStep: parseNumber(o.maxRequests, '--max-requests')!,
+        minRequestsPerStep: parseNumber(o.minRequests, '--min-requests')!,
         maxDurationMs: parseNumber(o.maxDurationMs, '--max-duration-ms')!,
         requestTimeoutMs: parseNumber(o.requestTimeoutMs, '--request-timeout-ms')!,
         command: commandLine(),
