@@ -55,7 +55,7 @@ export interface StateChange {
 export interface ProcessedFrame {
   camera: string;
   frame: SourceFrame;
-  /** The frame's pixels (a copy when the inferer consumed the original). */
+  /** The frame as rgb24 `[inputHeight, inputWidth, 3]` (letterboxed; a copy when the inferer consumed the original). */
   pixels: Uint8Array;
   info: SourceInfo;
   result: InferResult;
@@ -244,7 +244,7 @@ export class Camera extends EventEmitter {
         continue;
       }
       this.inFlight++;
-      const pixels = inf.consumesInput ? f.data.slice() : f.data;
+      const pixels = f.rgb !== f.data ? f.rgb : inf.consumesInput ? f.data.slice() : f.data;
       const t0 = f.receivedAtPerfMs;
       inf
         .infer(f.data, info.geometry, { priority: this.config.priority, confThreshold: this.config.confThreshold, requestId: `camera:${this.id}#${f.index}` })

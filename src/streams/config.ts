@@ -74,6 +74,20 @@ export interface LineRule extends RuleBase {
 
 export type RuleConfig = ZoneRule | LineRule;
 
+/** Tracker keys settable per camera (ByteTrack's names in camelCase; defaults in `DEFAULT_TRACKER_OPTIONS`). */
+export interface TrackerConfig {
+  highThreshold?: number;
+  lowThreshold?: number;
+  newTrackThreshold?: number;
+  matchIoU?: number;
+  lowMatchIoU?: number;
+  maxLostFrames?: number;
+  /** Matches before a new track is reported (2 = ByteTrack; 1 suits low-fps streams, where objects move far between frames). */
+  minHits?: number;
+}
+
+const TRACKER_KEYS = ['highThreshold', 'lowThreshold', 'newTrackThreshold', 'matchIoU', 'lowMatchIoU', 'maxLostFrames', 'minHits'] as const;
+
 export interface CameraConfig {
   /** `[A-Za-z0-9_-]{1,64}`, unique. */
   id: string;
@@ -105,6 +119,8 @@ export interface CameraConfig {
   /** Detection confidence threshold for this camera. Default 0.25. */
   confThreshold: number;
   rules: RuleConfig[];
+  /** ByteTrack options for this camera (see `ByteTracker`); unset keys keep the tracker's defaults. */
+  tracker: TrackerConfig;
   /** Start the camera. Default true. */
   enabled: boolean;
 }
@@ -139,6 +155,8 @@ export interface StreamsConfig {
   webhooks: WebhookConfig[];
   /** Live preview (dashboard) frames per second per camera. Default 2. */
   previewFps: number;
+  /** The file's `defaults` section, applied to cameras added at run time too. */
+  cameraDefaults: Partial<CameraConfig>;
 }
 
 /** The one place defaults are written. */
@@ -257,7 +275,7 @@ export function parseRule(raw: unknown, path: string): RuleConfig {
   return fail(join(path, 'type'), `expected zone or line, got ${JSON.stringify(type)}`);
 }
 
-const CAMERA_KEYS = ['id', 'name', 'url', 'rtspTransport', 'loop', 'realtime', 'hwaccel', 'inputArgs', 'fps', 'queueSize', 'priority', 'stallTimeoutMs', 'connectTimeoutMs', 'reconnect', 'confThreshold', 'rules', 'enabled'];
+const CAMERA_KEYS = ['id', 'name', 'url', 'rtspTransport', 'loop', 'realtime', 'hwaccel', 'inputArgs', 'fps', 'queueSize', 'priority', 'stallTimeoutMs', 'connectTimeoutMs', 'reconnect', 'confThreshold', 'rules', 'tracker', 'enabled'];
 type CameraDefaults = Partial<Omit<CameraConfig, 'id' | 'name' | 'url' | 'rules'>>;
 
 /** Validates one camera object (also used by the HTTP API). @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path. */
@@ -292,6 +310,15 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
     if (seen.has(r.name)) fail(join(join(join(path, 'rules'), i), 'name'), `duplicate rule name ${JSON.stringify(r.name)}`);
     seen.add(r.name);
   });
+  const trRaw = raw['tracker'] ?? {};
+  const tp = join(path, 'tracker');
+  if (!isObj(trRaw)) fail(tp, 'expected a mapping');
+  checkKeys(trRaw, TRACKER_KEYS, tp);
+  const tracker: TrackerConfig = { ...(d.tracker ?? {}) };
+  for (const k of TRACKER_KEYS) {
+    if (trRaw[k] === undefined) continue;
+    tracker[k] = k === 'maxLostFrames' || k === 'minHits' ? num(trRaw, k, tp, 0, { min: k === 'minHits' ? 1 : 0, integer: true }) : num(trRaw, k, tp, 0, { min: 0, max: 1 });
+  }
   const inputArgs = strList(raw, 'inputArgs', path);
   const hwaccel = raw['hwaccel'] === undefined ? d.hwaccel : str(raw, 'hwaccel', path);
   return {
@@ -311,6 +338,7 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
     reconnect,
     confThreshold: num(raw, 'confThreshold', path, d.confThreshold, { min: 0, max: 1 }),
     rules,
+    tracker,
     enabled: bool(raw, 'enabled', path, d.enabled),
   };
 }
@@ -355,7 +383,7 @@ export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): Strea
   const whRaw = doc['webhooks'] ?? [];
   if (!Array.isArray(whRaw)) fail('webhooks', 'expected a list');
   const webhooks = whRaw.map((w, i) => parseWebhook(w, join('webhooks', i)));
-  return { ...(model ? { model } : {}), cameras, events, webhooks, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
+  return { ...(model ? { model } : {}), cameras, events, webhooks, cameraDefaults: defaults, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
 }
 
 function parseWebhook(raw: unknown, path: string): WebhookConfig {

@@ -11,6 +11,7 @@
  *
  * The stdout byte stream is cut into frames by copying whole chunks (`Buffer.copy`, a memcpy) into one
  * freshly allocated buffer per frame, which the consumer then owns (it may be transferred to a worker).
+ * For `rgbf32-planar`, a second output (pipe:3) carries the same frames as rgb24 for snapshots and the live view.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -43,6 +44,8 @@ export interface FrameSourceOptions {
 export interface SourceFrame {
   /** Frame bytes in the source's {@link FrameFormat}; owned by the receiver. */
   data: Uint8Array;
+  /** The same frame as rgb24 `[height, width, 3]` (the same buffer as `data` when the format is rgb24). */
+  rgb: Uint8Array;
   /** 0-based index of the frame within this ffmpeg process. */
   index: number;
   /** Wall-clock arrival time, `Date.now()` milliseconds. */
@@ -107,7 +110,11 @@ export function ffmpegLetterboxGeometry(srcWidth: number, srcHeight: number, wid
 
 const isFileUrl = (url: string): boolean => !/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^file:\/\//i.test(url);
 
-/** The ffmpeg command line for a source (exported for tests and `--dry-run`). */
+/**
+ * The ffmpeg command line for a source (exported for tests). For `rgbf32-planar` ffmpeg writes two outputs of the
+ * same frames: the planar float32 model input on pipe:1 and an rgb24 copy (for snapshots and the live view) on pipe:3,
+ * so no JS code ever converts pixels.
+ */
 export function buildFfmpegArgs(o: FrameSourceOptions): string[] {
   const W = o.width;
   const H = o.height;
@@ -127,13 +134,45 @@ export function buildFfmpegArgs(o: FrameSourceOptions): string[] {
   args.push('-i', o.url, '-an', '-sn', '-dn');
   // Letterbox: keep aspect ratio, bilinear like cv2.INTER_LINEAR, centre on a 114-gray canvas.
   const r = `min(${W}/iw\\,${H}/ih)`;
-  let vf =
+  const letterbox =
     `fps=${o.fps},` +
     `scale=w='round(iw*${r})':h='round(ih*${r})':flags=bilinear,` +
     `pad=${W}:${H}:x='round((${W}-iw)/2-0.1)':y='round((${H}-ih)/2-0.1)':color=0x727272`;
-  if (o.format === 'rgbf32-planar') vf += ',format=gbrpf32le,shuffleplanes=2:0:1';
-  args.push('-vf', vf, '-pix_fmt', o.format === 'rgbf32-planar' ? 'gbrpf32le' : 'rgb24', '-f', 'rawvideo', 'pipe:1');
+  if (o.format === 'rgbf32-planar') {
+    args.push(
+      '-filter_complex', `[0:v:0]${letterbox},split=2[m][p];[m]format=gbrpf32le,shuffleplanes=2:0:1[mo]`,
+      '-map', '[mo]', '-pix_fmt', 'gbrpf32le', '-f', 'rawvideo', 'pipe:1',
+      '-map', '[p]', '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:3',
+    );
+  } else {
+    args.push('-vf', letterbox, '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1');
+  }
   return args;
+}
+
+/** Cuts a byte stream into fixed-size frames by whole-chunk copies (memcpy), one new buffer per frame. */
+class FrameCutter {
+  private buf: Buffer | null = null;
+  private filled = 0;
+  constructor(private readonly size: number, private readonly onFrame: (f: Uint8Array) => void) {}
+  push(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.buf) {
+        this.buf = Buffer.allocUnsafeSlow(this.size);
+        this.filled = 0;
+      }
+      const n = Math.min(chunk.length - off, this.size - this.filled);
+      chunk.copy(this.buf, this.filled, off, off + n);
+      this.filled += n;
+      off += n;
+      if (this.filled === this.size) {
+        const b = this.buf;
+        this.buf = null;
+        this.onFrame(new Uint8Array(b.buffer, b.byteOffset, this.size));
+      }
+    }
+  }
 }
 
 const VIDEO_SIZE_RE = /Stream #\d+:\d+.*?: Video: .*?\b(\d{2,5})x(\d{2,5})\b/;
@@ -145,9 +184,9 @@ const VIDEO_SIZE_RE = /Stream #\d+:\d+.*?: Video: .*?\b(\d{2,5})x(\d{2,5})\b/;
 export class FfmpegFrameSource extends EventEmitter {
   readonly frameSize: number;
   private child: ChildProcess | null = null;
-  private buf: Buffer | null = null;
-  private filled = 0;
   private index = 0;
+  private pendingMain: Uint8Array[] = [];
+  private pendingRgb: Uint8Array[] = [];
   private stderrTail = '';
   private inputSection = true;
   private stopRequested = false;
@@ -164,9 +203,22 @@ export class FfmpegFrameSource extends EventEmitter {
 
   start(): void {
     const args = buildFfmpegArgs(this.options);
-    const child = spawn(this.options.ffmpegPath ?? 'ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dual = this.options.format === 'rgbf32-planar';
+    const child = spawn(this.options.ffmpegPath ?? 'ffmpeg', args, { stdio: dual ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    const main = new FrameCutter(this.frameSize, (f) => {
+      if (!dual) return this.emitFrame(f, f);
+      this.pendingMain.push(f);
+      this.pair();
+    });
+    child.stdout!.on('data', (chunk: Buffer) => main.push(chunk));
+    if (dual) {
+      const rgb = new FrameCutter(this.options.width * this.options.height * 3, (f) => {
+        this.pendingRgb.push(f);
+        this.pair();
+      });
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => rgb.push(chunk));
+    }
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => this.onStderr(text));
     let exited = false;
@@ -222,23 +274,12 @@ export class FfmpegFrameSource extends EventEmitter {
     }
   }
 
-  private onData(chunk: Buffer): void {
-    let off = 0;
-    while (off < chunk.length) {
-      if (!this.buf) {
-        this.buf = Buffer.allocUnsafeSlow(this.frameSize);
-        this.filled = 0;
-      }
-      const n = Math.min(chunk.length - off, this.frameSize - this.filled);
-      chunk.copy(this.buf, this.filled, off, off + n);
-      this.filled += n;
-      off += n;
-      if (this.filled === this.frameSize) {
-        const data = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.frameSize);
-        this.buf = null;
-        const frame: SourceFrame = { data, index: this.index++, receivedAtMs: Date.now(), receivedAtPerfMs: performance.now() };
-        this.emit('frame', frame);
-      }
-    }
+  private pair(): void {
+    while (this.pendingMain.length > 0 && this.pendingRgb.length > 0) this.emitFrame(this.pendingMain.shift()!, this.pendingRgb.shift()!);
+  }
+
+  private emitFrame(data: Uint8Array, rgb: Uint8Array): void {
+    const frame: SourceFrame = { data, rgb, index: this.index++, receivedAtMs: Date.now(), receivedAtPerfMs: performance.now() };
+    this.emit('frame', frame);
   }
 }

@@ -70,6 +70,8 @@ export class BatcherFrameInferer implements FrameInferer {
     private readonly batcher: BatchSubmitter,
     private readonly spec: DetectionModelSpec,
     private readonly detectOptions: Partial<DetectOptions> = {},
+    /** The batcher's priority levels: camera priorities above it are clamped to the lowest level. 0 = no levels. */
+    private readonly priorityLevels = 0,
   ) {
     this.inputWidth = spec.inputWidth;
     this.inputHeight = spec.inputHeight;
@@ -83,7 +85,8 @@ export class BatcherFrameInferer implements FrameInferer {
       this.frameFormat === 'rgb24'
         ? { type: 'uint8', dims: [1, H, W, 3], data: frame }
         : { type: 'float32', dims: [1, 3, H, W], data: new Float32Array(frame.buffer, frame.byteOffset, frame.byteLength / 4) };
-    const res = await this.batcher.submit({ [this.spec.inputName]: tensor }, { priority: options.priority, ...(options.requestId ? { requestId: options.requestId } : {}) });
+    const priority = this.priorityLevels > 0 ? Math.min(Math.max(1, options.priority), this.priorityLevels) : undefined;
+    const res = await this.batcher.submit({ [this.spec.inputName]: tensor }, { ...(priority ? { priority } : {}), ...(options.requestId ? { requestId: options.requestId } : {}) });
     const out = res.outputs[this.spec.outputName];
     if (!out || !(out.data instanceof Float32Array)) {
       throw new OspreyError('OSPREY_ERR_INFERENCE_FAILED', `streams: output ${this.spec.outputName} missing or not float32`);

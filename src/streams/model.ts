@@ -1,0 +1,75 @@
+/**
+ * The inference stack of `osprey streams` when it runs on its own: an ORT engine (worker threads), the model's
+ * config completed like `osprey serve` does (`resolveModelConfig`), and the same {@link DynamicBatcher}, with
+ * one priority level per camera priority so cameras' frames batch together and higher-priority cameras go first.
+ * Under `osprey serve --cameras`, the server's own batcher is used instead (see `BatcherFrameInferer`).
+ */
+import { basename } from 'node:path';
+import { resolveDetectionModelSpec, type DetectionModelSpec } from '../core/model-spec.js';
+import type { DetectOptions } from '../core/types.js';
+import { createOrtEngine, type EnginePool } from '../engine/ort-engine.js';
+import { resolveModelConfig } from '../repository/config.js';
+import { DynamicBatcher } from '../scheduler/dynamic-batcher.js';
+import { BatcherFrameInferer } from './inferer.js';
+
+export interface StreamsModelOptions {
+  modelPath: string;
+  /** Execution providers in order. Default `['cuda', 'cpu']` (the engine's default). */
+  executionProviders?: readonly string[];
+  /** Engine instances. Default 1. */
+  instances?: number;
+  intraOpNumThreads?: number;
+  /** Priority levels (cameras use 1..levels). Default 3. */
+  priorityLevels?: number;
+  /** Dynamic batching max queue delay. Default 2000 µs. */
+  maxQueueDelayMicroseconds?: number;
+  /** Max batch for a dynamic-batch model. Default: the config default (8). */
+  maxBatchSize?: number;
+  detect?: Partial<DetectOptions>;
+}
+
+export interface StreamsModel {
+  engine: EnginePool;
+  batcher: DynamicBatcher;
+  spec: DetectionModelSpec;
+  inferer: BatcherFrameInferer;
+  close(): Promise<void>;
+}
+
+/** Loads the model and builds engine → batcher → frame inferer. */
+export async function loadStreamsModel(o: StreamsModelOptions): Promise<StreamsModel> {
+  const engine = await createOrtEngine({
+    modelPath: o.modelPath,
+    ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
+    instances: o.instances ?? 1,
+    ...(o.intraOpNumThreads ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+  });
+  try {
+    const spec = resolveDetectionModelSpec(engine.info.inputs, engine.info.outputs, engine.info.metadata);
+    const levels = o.priorityLevels ?? 3;
+    const name = basename(o.modelPath).replace(/\.onnx$/i, '');
+    const cfg = resolveModelConfig(
+      {
+        ...(o.maxBatchSize !== undefined && spec.batchSize === null ? { maxBatchSize: o.maxBatchSize } : {}),
+        dynamicBatching: { priorityLevels: levels, defaultPriorityLevel: levels, maxQueueDelayMicroseconds: o.maxQueueDelayMicroseconds ?? 2000 },
+      },
+      name,
+      engine.info,
+    );
+    const batcher = new DynamicBatcher({ name: `${name}:streams`, engines: [engine], maxBatchSize: cfg.maxBatchSize, dynamicBatching: cfg.dynamicBatching, fixedBatchSize: spec.batchSize });
+    const inferer = new BatcherFrameInferer(batcher, spec, o.detect ?? {}, cfg.dynamicBatching?.priorityLevels ?? 0);
+    return {
+      engine,
+      batcher,
+      spec,
+      inferer,
+      async close() {
+        await batcher.close();
+        await engine.close();
+      },
+    };
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+}

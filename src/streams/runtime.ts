@@ -1,0 +1,89 @@
+/**
+ * `osprey streams` in one call: model (engine → dynamic batcher), {@link StreamManager}, and a fastify server with
+ * the streams API, the dashboard and `/metrics`. Used by the CLI, the tests and the benchmark.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { OspreyError } from '../core/errors.js';
+import type { StreamsConfig } from './config.js';
+import { StreamManager } from './manager.js';
+import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
+import { registerStreamsRoutes } from './routes.js';
+
+export interface StreamsRuntimeOptions {
+  config: StreamsConfig;
+  /** Model options; `modelPath` defaults to `config.model`. `null` = no model (sources and supervision only). */
+  model?: Partial<StreamsModelOptions> | null;
+  host?: string;
+  /** 0 = any free port. Default 8080. */
+  port?: number;
+  /** Skip the HTTP server (benchmarks). */
+  http?: boolean;
+  log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+}
+
+export interface StreamsRuntime {
+  manager: StreamManager;
+  model: StreamsModel | null;
+  app: FastifyInstance | null;
+  /** `http://host:port` when the server listens. */
+  url: string | null;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<StreamsRuntime> {
+  let model: StreamsModel | null = null;
+  if (o.model !== null) {
+    const modelPath = o.model?.modelPath ?? o.config.model;
+    if (!modelPath) throw new OspreyError('OSPREY_ERR_USAGE', 'no model: pass --model or set `model:` in cameras.yaml');
+    const maxPriority = Math.max(1, ...o.config.cameras.map((c) => c.priority));
+    model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
+  }
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
+  let manager: StreamManager;
+  try {
+    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, ...(o.log ? { log: o.log } : {}) });
+  } catch (err) {
+    await model?.close();
+    throw err;
+  }
+  let app: FastifyInstance | null = null;
+  let url: string | null = null;
+  if (o.http !== false) {
+    app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024 });
+    registerStreamsRoutes(app, manager, { extraStats: () => (model ? { batcher: summarizeBatcher(model) } : {}) });
+    app.get('/', (_req, reply) => reply.redirect('/dashboard/'));
+    app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
+  }
+  manager.start();
+  return {
+    manager,
+    model,
+    app,
+    url,
+    registry,
+    async close() {
+      await app?.close();
+      await manager.stop();
+      await model?.close();
+    },
+  };
+}
+
+function summarizeBatcher(m: StreamsModel): Record<string, unknown> {
+  const s = m.batcher.stats();
+  const histogram = Object.fromEntries(s.batchStats.map((b) => [String(b.batchSize), b.computeInfer.count]));
+  return {
+    executionProvider: m.engine.info.executionProvider,
+    pendingRequests: s.pendingRequests,
+    inferenceCount: s.inferenceCount,
+    executionCount: s.executionCount,
+    meanBatchSize: s.executionCount ? s.inferenceCount / s.executionCount : 0,
+    batchSizeHistogram: histogram,
+    meanQueueMs: s.queue.count ? s.queue.ns / s.queue.count / 1e6 : 0,
+    meanInferMs: s.computeInfer.count ? s.computeInfer.ns / s.computeInfer.count / 1e6 : 0,
+  };
+}
