@@ -9,7 +9,7 @@
  * One difference from Ultralytics' val: it letterboxes rectangular batches (minimal stride-aligned padding,
  * `rect=True`); Osprey feeds the model's fixed input size (a square letterbox), exactly as it serves.
  */
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { evaluateCoco, type CocoDetectionResult, type CocoEvalResult, type CocoSummary } from '../core/cocoeval.js';
 import { OspreyError } from '../core/errors.js';
@@ -88,27 +88,34 @@ export interface ModelValResult extends CocoSummary {
 }
 
 /**
- * Resolves `--model`: an `.onnx` file, or an engine directory from `osprey build` (holding `model.onnx`).
+ * Resolves `--model`: an `.onnx` file, or an engine directory from `osprey build` — either a version folder holding
+ * `model.onnx`, or the model folder (`config.json` + numbered version folders), whose highest version is taken.
+ * @example resolveModelPath('engines/yolov8n-int8') // → '/abs/engines/yolov8n-int8/3/model.onnx'
  * @throws OspreyError `OSPREY_ERR_MODEL_NOT_FOUND_FILE`.
  */
 export function resolveModelPath(model: string): string {
   const p = resolve(model);
+  const isFile = (f: string) => {
+    try {
+      return statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
   let st;
   try {
     st = statSync(p);
   } catch {
     throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${model}: no such model file or engine directory`, { path: p });
   }
-  if (st.isDirectory()) {
-    const onnx = join(p, 'model.onnx');
-    try {
-      if (statSync(onnx).isFile()) return onnx;
-    } catch {
-      /* fall through */
-    }
-    throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${model}: an engine directory must hold model.onnx`, { path: p });
-  }
-  return p;
+  if (!st.isDirectory()) return p;
+  if (isFile(join(p, 'model.onnx'))) return join(p, 'model.onnx');
+  const versions = readdirSync(p)
+    .filter((d) => /^\d+$/.test(d) && isFile(join(p, d, 'model.onnx')))
+    .map(Number)
+    .sort((a, b) => b - a);
+  if (versions.length > 0) return join(p, String(versions[0]), 'model.onnx');
+  throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${model}: an engine directory must hold model.onnx or numbered version folders with one`, { path: p });
 }
 
 /** The images to evaluate: all, or the first `limit` by id. */

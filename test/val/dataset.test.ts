@@ -4,14 +4,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isOspreyError } from '../../src/core/errors.js';
 import { evaluateCoco } from '../../src/core/cocoeval.js';
 import { confusionMatrix } from '../../src/val/confusion.js';
 import { labelPathFor, loadCocoDataset, loadDataset, loadYoloDataset, mapClasses } from '../../src/val/dataset.js';
 import { computeDrop, failsGate, parseGate } from '../../src/val/gate.js';
-import { COCO_DEV_IMAGES, COCO_DEV_JSON, cocoSubset, readCocoDev, tempDir, writeCocoDataset, writeYoloDataset } from './helpers.js';
+import { resolveModelPath } from '../../src/val/runner.js';
+import { YOLOV8N, COCO_DEV_IMAGES, COCO_DEV_JSON, cocoSubset, readCocoDev, tempDir, writeCocoDataset, writeYoloDataset } from './helpers.js';
 
 const rejectsWith = async (p: Promise<unknown>, code: string, re?: RegExp) =>
   assert.rejects(p, (e: unknown) => {
@@ -225,4 +226,20 @@ test('report page: HTML with SVG per-class bars, two PR curves and a confusion m
   assert.equal((html.match(/<polyline /g) ?? []).length, 2);
   assert.match(html, /a&lt;b&gt;\.onnx/); // names are escaped
   assert.doesNotMatch(html, /NaN/);
+});
+
+test('--model: an .onnx file, a version folder, or an engine folder (highest numbered version); else OSPREY_ERR_MODEL_NOT_FOUND_FILE', (t) => {
+  const { dir, cleanup } = tempDir('engine-dir');
+  t.after(cleanup);
+  writeFileSync(join(dir, 'config.json'), '{}');
+  for (const v of ['1', '2', '10']) {
+    mkdirSync(join(dir, v));
+    symlinkSync(YOLOV8N, join(dir, v, 'model.onnx'));
+  }
+  mkdirSync(join(dir, 'notes'));
+  assert.equal(resolveModelPath(YOLOV8N), YOLOV8N);
+  assert.equal(resolveModelPath(dir), join(dir, '10', 'model.onnx'));
+  assert.equal(resolveModelPath(join(dir, '2')), join(dir, '2', 'model.onnx'));
+  assert.throws(() => resolveModelPath(join(dir, 'notes')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
+  assert.throws(() => resolveModelPath(join(dir, 'missing.onnx')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
 });
