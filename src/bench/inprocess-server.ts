@@ -10,6 +10,8 @@ import { InferenceService } from '../server/service.js';
 export interface InProcessServer {
   /** e.g. http://127.0.0.1:43121 */
   url: string;
+  /** gRPC `host:port` when started with `grpc: true`. */
+  grpcUrl?: string;
   /** Model name served. */
   name: string;
   close(): Promise<void>;
@@ -24,6 +26,8 @@ export async function startInProcessServer(options: {
   name: string;
   config?: ModelConfigFile;
   executionProviders?: readonly string[];
+  /** Also start the KServe v2 gRPC front end on 127.0.0.1 (ephemeral port). Default false. */
+  grpc?: boolean;
 }): Promise<InProcessServer> {
   const repository = await ModelRepository.fromModelFile(options.modelPath, {
     name: options.name,
@@ -31,11 +35,18 @@ export async function startInProcessServer(options: {
     executionProviders: options.executionProviders ?? ['cpu'],
   });
   let app;
+  let grpcServer: { port: number; close(graceMs?: number): Promise<void> } | undefined;
   try {
     const service = new InferenceService({ repository });
     app = await buildHttpApp({ service, metricsRoute: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
+    if (options.grpc) {
+      const { startGrpcServer } = await import('../server/grpc/server.js');
+      const { serviceBackend } = await import('../server/grpc/service-adapter.js');
+      grpcServer = await startGrpcServer(serviceBackend(service), { host: '127.0.0.1', port: 0 });
+    }
   } catch (err) {
+    await grpcServer?.close(0).catch(() => undefined);
     await app?.close().catch(() => undefined);
     await repository.close();
     throw err;
@@ -46,7 +57,9 @@ export async function startInProcessServer(options: {
   return {
     url: `http://127.0.0.1:${port}`,
     name: options.name,
+    ...(grpcServer ? { grpcUrl: `127.0.0.1:${grpcServer.port}` } : {}),
     close: async () => {
+      await grpcServer?.close(1000);
       await a.close();
       await repository.close();
     },

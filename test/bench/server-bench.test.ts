@@ -33,7 +33,7 @@ const opts = (url: string, o: Partial<ServerBenchOptions> = {}): ServerBenchOpti
 });
 
 test('bench server: against a real in-process osprey server (yolov8n, CPU)', async (t) => {
-  const server = await startInProcessServer({ modelPath: MODEL, name: 'yolov8n', config: { maxBatchSize: 1, instanceGroup: [{ count: 1 }] } });
+  const server = await startInProcessServer({ modelPath: MODEL, name: 'yolov8n', config: { maxBatchSize: 1, instanceGroup: [{ count: 1 }] }, grpc: true });
   t.after(() => server.close());
 
   await t.test('random binary tensors to /infer, concurrency 1 and 2: well-formed and plausible', async () => {
@@ -70,6 +70,18 @@ test('bench server: against a real in-process osprey server (yolov8n, CPU)', asy
     assert.equal(r.steps.length, 1);
     assert.equal(r.stoppedBecause, 'latency-threshold');
     assert.ok(r.steps[0]!.requests > 0 && r.steps[0]!.errors === 0);
+  });
+
+  await t.test('gRPC (KServe v2 ModelInfer with raw_input_contents): well-formed, server split read through ModelStatistics', async () => {
+    const r = await runServerBench(opts(server.grpcUrl!, { protocol: 'grpc', concurrency: [1], measurementIntervalMs: 1000 }));
+    assert.equal(r.server.protocol, 'grpc');
+    assert.equal(r.steps.length, 1);
+    const s = r.steps[0]!;
+    assert.ok(s.requests > 0 && s.errors === 0, JSON.stringify(s));
+    assert.ok(s.server && s.server.computeInferUs > 0);
+    assert.equal(r.settings.serverConfig?.maxBatchSize, 1);
+    await assert.rejects(runServerBench(opts(server.grpcUrl!, { protocol: 'grpc', model: 'nope' })), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND'));
+    await assert.rejects(runServerBench(opts(server.grpcUrl!, { protocol: 'grpc', input: data('images') })), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'));
   });
 
   await t.test('a model name the server does not have → OSPREY_ERR_MODEL_NOT_FOUND listing the models', async () => {
