@@ -1,0 +1,53 @@
+/**
+ * `osprey plan` through the real CLI entry (child processes running src/cli/main.ts under tsx, as bin/osprey.js
+ * runs dist/): output, exit codes and stable codes. Started in parallel to keep the area's test time low.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENTRY = `import(${JSON.stringify(new URL('../../src/cli/main.ts', import.meta.url).href)}).then((m) => m.main(['node', 'osprey', ...process.argv.slice(1)]))`;
+
+function osprey(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', '-e', ENTRY, ...args], { cwd: ROOT, timeout: 120000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('osprey plan (CLI): worked example --json → 12 GPUs; not a bench file → OSPREY_ERR_BENCH_FILE; SLO below every p99 → OSPREY_ERR_PLAN_INFEASIBLE', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'osprey-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'bad.json'), '{"kind":"nope"}');
+  const server = {
+    kind: 'osprey-bench-server', schemaVersion: 1, model: { name: 'm' }, server: { url: 'x', protocol: 'http', endpoint: 'infer' },
+    environment: { deviceKind: 'gpu' }, settings: { percentile: 99, serverConfig: { maxBatchSize: 4, instances: 2 } },
+    steps: [{ concurrency: 1, requests: 10, errors: 0, imagesPerSecond: 50, latencyMs: { p99: 140 }, percentileMs: 140 }],
+  };
+  await writeFile(join(dir, 'server.json'), JSON.stringify(server));
+  const [example, bad, infeasible] = await Promise.all([
+    osprey(['plan', '--streams', '64', '--fps', '10', '--throughput', '80', '--redundancy', '1.5', '--json']),
+    osprey(['plan', '--qps', '10', '--slo-p99-ms', '100', '--bench', join(dir, 'bad.json')]),
+    osprey(['plan', '--qps', '10', '--slo-p99-ms', '100', '--bench', join(dir, 'server.json')]),
+  ]);
+  assert.equal(example.code, 0, example.stderr);
+  const plan = JSON.parse(example.stdout);
+  assert.equal(plan.gpus, 12);
+  assert.equal(plan.totalQps, 640);
+  assert.equal(plan.unitsWithoutRedundancy, 8);
+  assert.equal(plan.unitsExact, 12);
+  assert.deepEqual(
+    { streams: plan.inputs.streams, fps: plan.inputs.fps, throughput: plan.inputs.throughput, redundancy: plan.inputs.redundancy },
+    { streams: 64, fps: 10, throughput: 80, redundancy: 1.5 },
+  );
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /OSPREY_ERR_BENCH_FILE/);
+  assert.equal(infeasible.code, 2);
+  assert.match(infeasible.stderr, /OSPREY_ERR_PLAN_INFEASIBLE: .*best p99 measured is 140 ms .*relax the SLO to ≥ 140 ms/);
+});
