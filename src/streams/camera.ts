@@ -291,7 +291,9 @@ export class Camera extends EventEmitter {
   private onExit(e: SourceExit): void {
     this.source = null;
     if (!this.running || e.requested) return;
-    const tail = e.stderrTail.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
+    // The reason is in ffmpeg's last lines, minus progress/summary/metadata noise.
+    const noise = /^\s*(frame=|video:|encoder\s|Metadata:|Stream #|Output #|Input #|Duration:|title\s|comment\s|Press \[q\]|\[out#|Side data:|\w+\s*:\s*Lav[cf])/;
+    const tail = e.stderrTail.split(/\r?\n|\r/).map((l) => l.trim()).filter((l) => l && !noise.test(l)).slice(-2).join(' | ');
     const isFile = !/^[a-z][a-z0-9+.-]*:\/\//i.test(this.config.url) || this.config.url.startsWith('file://');
     if (isFile && !this.config.loop && e.code === 0 && this.streamedThisAttempt) {
       // End of a non-looping file: done.
@@ -302,7 +304,10 @@ export class Camera extends EventEmitter {
       return;
     }
     this.attempt++;
-    const why = `ffmpeg exited (code ${e.code ?? 'null'}${e.signal ? `, ${e.signal}` : ''})${tail ? `: ${tail}` : ''}`;
+    const why =
+      e.code === 0 && this.streamedThisAttempt
+        ? 'the stream ended (ffmpeg exited with code 0)'
+        : `ffmpeg exited (code ${e.code ?? 'null'}${e.signal ? `, ${e.signal}` : ''})${tail ? `: ${tail}` : ''}`;
     const error = { code: 'OSPREY_ERR_CAMERA', message: this.lastError?.message && !this.streamedThisAttempt ? `${this.lastError.message}; ${why}` : why };
     const max = this.config.reconnect.maxAttempts;
     if (max > 0 && this.attempt >= max) {
