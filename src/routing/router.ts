@@ -42,11 +42,6 @@ import { pickByUnit, stickyUnit } from './select.js';
 /** Request parameters carried to the routing layer (KServe `parameters`; the sticky key is one of them). */
 export type RequestParameters = Readonly<Record<string, string | number | boolean>>;
 
-/** An infer request with its KServe parameters. */
-export type RoutedInferRequest = InferRequest & { parameters?: RequestParameters };
-/** A detect request with its parameters (e.g. `routing_key`). */
-export type RoutedDetectRequest = DetectRequest & { parameters?: RequestParameters };
-
 /** Response parameter naming the arm that answered. */
 export const ROUTING_ARM_PARAMETER = 'routing_arm';
 
@@ -65,9 +60,6 @@ export interface RoutedServiceOptions extends ServiceOptions {
   random?: () => number;
   log?: RoutingLogger;
 }
-
-/** An infer answer with the arm that answered (the response parameter `routing_arm`). */
-export type RoutedInferResponse = InferResponse & { parameters?: Record<string, string> };
 
 /** A detect answer with the arm that answered. */
 export type RoutedDetectResponse = DetectResponse & { routing_arm?: string };
@@ -225,7 +217,7 @@ export class RoutedInferenceService extends InferenceService {
     }
   }
 
-  override async infer(model: string, version: string | undefined, request: RoutedInferRequest): Promise<RoutedInferResponse> {
+  override async infer(model: string, version: string | undefined, request: InferRequest): Promise<InferResponse> {
     const alias = this.aliasTable.get(model);
     if (!alias) return this.plainInfer(model, version, request);
     const arm = this.armFor(alias, request.parameters, version);
@@ -252,10 +244,10 @@ export class RoutedInferenceService extends InferenceService {
       ...(dets ? { detectionsPerImage: dets.map((d) => d.length) } : {}),
     });
     if (shadow && shadowRequest) this.startShadow(alias, arm, shadow, () => super.infer(shadow.model, shadow.version || undefined, shadowRequest), (r) => detectionsOfOutputs(r.outputs), dets);
-    return { ...res, modelName: model, parameters: { [ROUTING_ARM_PARAMETER]: arm.name } };
+    return { ...res, modelName: model, parameters: { ...res.parameters, [ROUTING_ARM_PARAMETER]: arm.name } };
   }
 
-  override async detect(model: string, version: string | undefined, request: RoutedDetectRequest): Promise<RoutedDetectResponse> {
+  override async detect(model: string, version: string | undefined, request: DetectRequest): Promise<RoutedDetectResponse> {
     const alias = this.aliasTable.get(model);
     if (!alias) return super.detect(model, version, request);
     const arm = this.armFor(alias, request.parameters, version);

@@ -112,6 +112,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
   // ---- infer ----
   for (const path of both('/infer')) {
     app.post<{ Params: Params }>(path, async (req, reply) => {
+      service.resolve(req.params.model, req.params.version); // unknown/unready model answers 404/503 before the body is examined
       const body = bodyBuffer(req);
       const headerLength = req.headers[HEADER_INFERENCE_LENGTH];
       const { request, binaryOutputs } = decodeInferRequest(body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
@@ -128,6 +129,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
   for (const path of both('/detect')) {
     app.post<{ Params: Params; Querystring: Record<string, string | undefined> }>(path, async (req) => {
       const q = req.query;
+      service.resolve(req.params.model, req.params.version);
       const images: DetectImage[] = [];
       if (req.isMultipart()) {
         for await (const part of req.parts()) {
@@ -157,6 +159,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
         options,
         ...(priority !== undefined ? { priority } : {}),
         ...(timeout !== undefined ? { timeoutMicroseconds: timeout } : {}),
+        parameters: Object.fromEntries(Object.entries(q).filter((e): e is [string, string] => typeof e[1] === 'string')),
       });
     });
   }

@@ -126,6 +126,7 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
     ...(outputs ? { outputs } : {}),
     ...(priority !== undefined ? { priority } : {}),
     ...(timeout !== undefined ? { timeoutMicroseconds: timeout } : {}),
+    parameters: Object.fromEntries(Object.entries(params).filter(([, v]) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) as Record<string, string | number | boolean>,
   };
   return { request, binaryOutputs };
 }
@@ -181,7 +182,7 @@ export function encodeInferResponse(res: InferResponse, binaryOutputs: boolean):
     const data = o.data instanceof BigInt64Array ? Array.from(o.data, (v) => Number(v)) : Array.from(o.data as Float32Array);
     return { name: o.name, datatype: o.datatype, shape: o.shape, data };
   });
-  const json = JSON.stringify({ model_name: res.modelName, model_version: res.modelVersion, ...(res.id !== undefined ? { id: res.id } : {}), outputs });
+  const json = JSON.stringify({ model_name: res.modelName, model_version: res.modelVersion, ...(res.id !== undefined ? { id: res.id } : {}), ...(res.parameters ? { parameters: res.parameters } : {}), outputs });
   if (chunks.length === 0) return { body: json };
   const header = Buffer.from(json, 'utf8');
   return { body: Buffer.concat([header, ...chunks]), headerLength: header.length };

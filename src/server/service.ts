@@ -44,6 +44,8 @@ export interface InferRequest {
   priority?: number;
   /** Schedule-policy `timeout`, µs. */
   timeoutMicroseconds?: number;
+  /** Request parameters as sent (scalars); the routing layer reads its sticky key here (e.g. `routing_key`). */
+  parameters?: Record<string, string | number | boolean>;
 }
 
 export interface InferOutputTensor {
@@ -62,6 +64,8 @@ export interface InferResponse {
   outputs: InferOutputTensor[];
   /** Scheduler facts (queue time, batch size), for logs and headers. */
   timing: { queueMicroseconds: number; computeMicroseconds: number; batchSize: number };
+  /** Response parameters (the routing layer sets `routing_arm`). */
+  parameters?: Record<string, string | number | boolean>;
 }
 
 /** Encoded images for the detect route. */
@@ -76,6 +80,8 @@ export interface DetectRequest {
   options?: Partial<DetectOptions>;
   priority?: number;
   timeoutMicroseconds?: number;
+  /** Request parameters (query string); the routing layer reads its sticky key here (e.g. `routing_key`). */
+  parameters?: Record<string, string | number | boolean>;
 }
 
 export interface DetectResponse {

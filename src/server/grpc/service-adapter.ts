@@ -50,8 +50,8 @@ export function serviceBackend(service: InferenceService): KserveBackend {
         ...(priority !== undefined ? { priority } : {}),
         ...(timeout !== undefined ? { timeoutMicroseconds: timeout } : {}),
         parameters: request.parameters,
-      } as Parameters<InferenceService['infer']>[2]);
-      const params = (res as { parameters?: Record<string, ParameterValue> }).parameters;
+      });
+      const params = res.parameters;
       return {
         modelName: res.modelName,
         modelVersion: res.modelVersion,
