@@ -83,27 +83,6 @@ describe('createOrtEngine (worker threads)', () => {
     assert.deepEqual(out.output0!.dims, [1, 84, 8400]);
   });
 
-  it('a worker that dies → OSPREY_ERR_ENGINE_CLOSED for its runs; the pool routes to the live instance', async () => {
-    const pool = await createOrtEngine({ modelPath: MODEL_PATH, executionProviders: [EP], instances: 2, warmup: false });
-    try {
-      // Fault injection: kill one instance's worker thread (a crash we cannot cause through the public API).
-      // It is killed while idle: terminating a worker in the middle of ORT's native run() can abort the whole
-      // process (seen once here: "terminate called after throwing an instance of 'Napi::Error'"), which is also
-      // why close() never terminates a worker with runs in flight unless they exceed the grace period.
-      const victim = pool.instances[0]!;
-      const killed = (victim as unknown as { worker: Worker }).worker.terminate();
-      const pending = victim.run(zeroInput(pool)); // posted to the dying worker: never answered
-      await killed;
-      await assert.rejects(pending, (e: unknown) => isOspreyError(e, 'OSPREY_ERR_ENGINE_CLOSED'));
-      await assert.rejects(victim.run(zeroInput(pool)), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_ENGINE_CLOSED'));
-      assert.equal(pool.info.instanceCount, 1);
-      const out = await pool.run(zeroInput(pool));
-      assert.deepEqual(out.output0!.dims, [1, 84, 8400]);
-    } finally {
-      await pool.close();
-    }
-  });
-
   it('close() waits for in-flight runs, then refuses new ones with OSPREY_ERR_ENGINE_CLOSED; idempotent', async () => {
     const e = await createOrtEngine({ modelPath: MODEL_PATH, executionProviders: [EP], warmup: 0 });
     const inFlight = e.run(zeroInput(e));
@@ -113,6 +92,24 @@ describe('createOrtEngine (worker threads)', () => {
     await closing;
     await e.close();
     await assert.rejects(e.run(zeroInput(e)), (err: unknown) => isOspreyError(err, 'OSPREY_ERR_ENGINE_CLOSED'));
+  });
+
+  it('a worker that dies → OSPREY_ERR_ENGINE_CLOSED for its runs; the pool routes to the live instance', async () => {
+    // Runs last in this suite: it kills one of the shared engine's two instances.
+    const pool = engine;
+    // Fault injection: kill one instance's worker thread (a crash we cannot cause through the public API).
+    // It is killed while idle: terminating a worker in the middle of ORT's native run() can abort the whole
+    // process (seen once here: "terminate called after throwing an instance of 'Napi::Error'"), which is also
+    // why close() never terminates a worker with runs in flight unless they exceed the grace period.
+    const victim = pool.instances[0]!;
+    const killed = (victim as unknown as { worker: Worker }).worker.terminate();
+    const pending = victim.run(zeroInput(pool)); // posted to the dying worker: never answered
+    await killed;
+    await assert.rejects(pending, (e: unknown) => isOspreyError(e, 'OSPREY_ERR_ENGINE_CLOSED'));
+    await assert.rejects(victim.run(zeroInput(pool)), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_ENGINE_CLOSED'));
+    assert.equal(pool.info.instanceCount, 1);
+    const out = await pool.run(zeroInput(pool));
+    assert.deepEqual(out.output0!.dims, [1, 84, 8400]);
   });
 });
 
