@@ -19,6 +19,7 @@ const COMMANDS: Array<() => Promise<{ register: Register }>> = [
   () => import('./commands/build.js'),
   () => import('./commands/bench.js'),
   () => import('./commands/plan.js'),
+  () => import('./commands/streams.js'),
 ];
 
 export async function main(argv: string[]): Promise<void> {

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { ServerMetrics } from '../metrics/server-metrics.js';
 import type { ModelConfigFile } from '../repository/config.js';
-import { ModelRepository, type EngineFactory } from '../repository/repository.js';
+import { ModelRepository, type EngineFactory, type ModelVersion } from '../repository/repository.js';
 import { RoutedInferenceService } from '../routing/router.js';
 import type { SwapPolicy } from '../repository/swap.js';
 import { startGrpcForService, type OspreyGrpcServer } from './grpc/index.js';
@@ -46,6 +46,8 @@ export interface ServeOptions {
   grpcMaxReceiveMessageBytes?: number;
   /** Swap probation defaults (docs/grpc-routing.md); `false` = plain re-loads. */
   swap?: Partial<SwapPolicy> | false;
+  /** Registers extra routes before the server listens (`osprey serve --cameras`: the streams API and dashboard, src/streams/attach.ts). */
+  extendHttp?: (app: FastifyInstance, ctx: { resolve: (model: string) => ModelVersion; models: () => Promise<string[]>; registry: ServerMetrics['registry'] }) => Promise<void>;
 }
 
 export interface OspreyServer {
@@ -96,6 +98,7 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
   let grpcServer: OspreyGrpcServer | undefined;
   try {
     app = await buildHttpApp({ service, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, logger });
+    await options.extendHttp?.(app, { resolve: (m) => service.resolve(m), models: async () => (await repository.index(true)).map((e) => e.name), registry: metrics.registry });
     await app.listen({ host: options.host ?? '0.0.0.0', port: options.httpPort ?? 8000 });
     if (options.metricsPort !== undefined && options.metricsPort !== null) {
       metricsServer = createServer((req, res) => {

@@ -70,6 +70,12 @@ export interface StreamsRoutesOptions {
 /** Registers the streams API and the dashboard on `app`. */
 export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManager, options: StreamsRoutesOptions = {}): void {
   const web = options.webDir ?? webRoot();
+  // Long-lived responses (MJPEG, server-sent events) end when the server closes, so app.close() never waits on them.
+  const open = new Set<import('node:http').ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const r of open) r.end();
+    open.clear();
+  });
   const wrap =
     <R extends FastifyRequest>(fn: (req: R, reply: FastifyReply) => unknown) =>
     async (req: R, reply: FastifyReply) => {
@@ -139,7 +145,9 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
       if (p.camera === id && raw.writableLength < 4 * 1024 * 1024) write(p.jpeg); // skip frames for slow clients
     };
     manager.on('preview', onPreview);
+    open.add(raw);
     const done = (): void => {
+      open.delete(raw);
       manager.off('preview', onPreview);
     };
     req.raw.on('close', done);
@@ -186,7 +194,9 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     };
     manager.on('event', onEvent);
     const ping = setInterval(() => raw.write(': ping\n\n'), 15000);
+    open.add(raw);
     const done = (): void => {
+      open.delete(raw);
       clearInterval(ping);
       manager.off('event', onEvent);
     };

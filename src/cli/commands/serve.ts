@@ -23,6 +23,8 @@ interface ServeCliOptions {
   ep?: string[];
   maxBodyBytes?: number;
   logLevel: string;
+  cameras?: string;
+  camerasModel?: string;
 }
 
 function port(v: string): number {
@@ -57,6 +59,8 @@ export function register(program: Command): void {
     .option('--ep <list>', 'execution providers for KIND_AUTO instance groups, in order (default cuda,cpu)', list)
     .option('--max-body-bytes <n>', 'request body limit in bytes (413 over it)', positiveInt)
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error, silent)', 'info')
+    .option('--cameras <file>', 'also run the camera pipelines of this cameras.yaml in this process, batched with API requests (dashboard at /dashboard/; see docs/streams.md)')
+    .option('--cameras-model <name>', 'with --cameras: the served model the cameras use (default: the only one)')
     .action(async (opts: ServeCliOptions) => {
       if ((opts.modelRepository === undefined) === (opts.model === undefined)) {
         throw new OspreyError('OSPREY_ERR_USAGE', 'give exactly one of --model-repository DIR or --model PATH');
@@ -69,7 +73,9 @@ export function register(program: Command): void {
         });
         modelConfig = parseModelConfigText(text, opts.config);
       }
+      const cameras = opts.cameras !== undefined ? (await import('../../streams/attach.js')).camerasExtension({ camerasFile: opts.cameras, ...(opts.camerasModel ? { model: opts.camerasModel } : {}) }) : undefined;
       const server = await startServer({
+        ...(cameras ? { extendHttp: (app, ctx) => cameras.extendHttp(app, ctx) } : {}),
         ...(opts.modelRepository !== undefined ? { modelRepository: opts.modelRepository } : {}),
         ...(opts.model !== undefined ? { model: opts.model } : {}),
         ...(modelConfig ? { modelConfig } : {}),

@@ -1,0 +1,96 @@
+/**
+ * `osprey streams --config cameras.yaml [--model PATH] [--port 8080]`
+ *
+ * Runs the camera pipelines of a cameras.yaml (ffmpeg sources → dynamic batcher → tracker → rules → SQLite events,
+ * webhooks) with the streams API, the dashboard (`/dashboard/`) and `/metrics` on one HTTP port. The same pipelines
+ * run inside `osprey serve --cameras cameras.yaml`. Stops gracefully on SIGTERM/SIGINT.
+ * `--check` validates the config (and the model) and exits.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { pino } from 'pino';
+import { loadStreamsConfig } from '../../streams/config.js';
+import { startStreamsRuntime } from '../../streams/runtime.js';
+
+interface StreamsCliOptions {
+  config: string;
+  model?: string;
+  host: string;
+  port: number;
+  ep?: string[];
+  instances?: number;
+  threads?: number;
+  maxQueueDelayUs?: number;
+  check?: boolean;
+  logLevel: string;
+}
+
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`a port is an integer in 0..65535, got '${v}'`);
+  return n;
+};
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  return n;
+};
+const nonNegativeInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command('streams')
+    .description('Run multi-camera pipelines (RTSP/HTTP/files via ffmpeg) through one dynamic batcher, with tracking, zone/line rules, SQLite events, webhooks and a live dashboard')
+    .requiredOption('--config <file>', 'cameras.yaml (see docs/streams.md)')
+    .option('--model <path>', 'detection model (.onnx); overrides `model:` in the config')
+    .option('--host <addr>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'HTTP port: API, dashboard (/dashboard/), /metrics', port, 8080)
+    .option('--ep <list>', 'execution providers in order (default cuda,cpu)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--instances <n>', 'engine instances (worker threads)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', positiveInt)
+    .option('--max-queue-delay-us <n>', 'dynamic batching max queue delay in microseconds (default 2000)', nonNegativeInt)
+    .option('--check', 'validate the config and load the model, then exit')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (opts: StreamsCliOptions) => {
+      const config = loadStreamsConfig(opts.config);
+      const log = pino({ level: opts.logLevel, base: { service: 'osprey-streams' } }, pino.destination(2));
+      const model = {
+        ...(opts.model ? { modelPath: opts.model } : {}),
+        ...(opts.ep ? { executionProviders: opts.ep } : {}),
+        ...(opts.instances ? { instances: opts.instances } : {}),
+        ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+        ...(opts.maxQueueDelayUs !== undefined ? { maxQueueDelayMicroseconds: opts.maxQueueDelayUs } : {}),
+      };
+      if (opts.check) {
+        const { loadStreamsModel } = await import('../../streams/model.js');
+        const modelPath = opts.model ?? config.model;
+        let summary = 'no model';
+        if (modelPath) {
+          const m = await loadStreamsModel({ ...model, modelPath });
+          summary = `${modelPath}: ${m.spec.inputWidth}×${m.spec.inputHeight} ${m.spec.inputFormat}, ${m.spec.names.length} classes, batch ${m.spec.batchSize ?? 'dynamic'}, ${m.engine.info.executionProvider}`;
+          await m.close();
+        }
+        process.stdout.write(`${opts.config}: ${config.cameras.length} cameras OK (${config.cameras.map((c) => c.id).join(', ')}); model ${summary}\n`);
+        return;
+      }
+      const rt = await startStreamsRuntime({ config, model, host: opts.host, port: opts.port, log });
+      log.info({ url: rt.url, dashboard: `${rt.url}/dashboard/`, cameras: config.cameras.map((c) => c.id) }, 'osprey streams is running');
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (++signals > 1) process.exit(130);
+          log.info({ signal: sig }, 'stopping cameras');
+          rt.close().then(resolve, (err: Error) => {
+            log.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+    });
+}
