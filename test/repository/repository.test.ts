@@ -1,0 +1,94 @@
+/**
+ * The model repository on disk with the real engine (ONNX Runtime worker) on the real model: version policy,
+ * manifest sha256 verification, per-model refusal, in-memory one-model repository, warmup, unload/close.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { OspreyError } from '../../src/core/errors.js';
+import { expectedHashes, verifyManifest } from '../../src/repository/manifest.js';
+import { ModelRepository } from '../../src/repository/repository.js';
+import { addModel, MODEL_PATH, tempDir } from '../server/fixtures.js';
+
+let tmp: { path: string; remove: () => Promise<void> };
+let sha: string;
+
+before(async () => {
+  tmp = await tempDir('osprey-repo-test-');
+  sha = createHash('sha256').update(await readFile(MODEL_PATH)).digest('hex');
+});
+after(async () => tmp?.remove());
+
+describe('manifest', () => {
+  it('reads the sha256 shapes it accepts', () => {
+    assert.deepEqual([...expectedHashes({ sha256: sha }, 'model.onnx')], [['model.onnx', sha]]);
+    assert.deepEqual([...expectedHashes({ files: [{ path: 'model.onnx', sha256: sha.toUpperCase() }] }, 'model.onnx')], [['model.onnx', sha]]);
+    assert.deepEqual([...expectedHashes({ files: { 'model.onnx': sha } }, 'model.onnx')], [['model.onnx', sha]]);
+    assert.equal(expectedHashes({ precision: 'fp32' }, 'model.onnx').size, 0);
+  });
+
+  it('a matching manifest verifies; a mismatch is OSPREY_ERR_HASH_MISMATCH naming the file and both hashes', async () => {
+    const good = await addModel(tmp.path, 'm_good', { manifest: { files: { 'model.onnx': { sha256: sha } } } });
+    assert.deepEqual(await verifyManifest(good, 'model.onnx'), ['model.onnx']);
+    const bad = await addModel(tmp.path, 'm_bad', { manifest: { sha256: 'f'.repeat(64) } });
+    await assert.rejects(verifyManifest(bad, 'model.onnx'), (e: unknown) => {
+      assert.ok(e instanceof OspreyError);
+      assert.equal(e.code, 'OSPREY_ERR_HASH_MISMATCH');
+      assert.match(e.message, new RegExp(`${sha}.*${'f'.repeat(64)}`));
+      return true;
+    });
+    const broken = await addModel(tmp.path, 'm_broken_manifest');
+    await writeFile(join(broken, 'manifest.json'), '{ nope');
+    await assert.rejects(verifyManifest(broken, 'model.onnx'), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_CONFIG');
+  });
+});
+
+describe('ModelRepository (real engine)', () => {
+  it('version policy latest 2 / specific; a hash mismatch refuses only that version; warmup runs; unload drains', async () => {
+    const root = join(tmp.path, 'repo');
+    const warmup = { modelWarmup: [{ name: 'rand', inputs: { images: { dataType: 'TYPE_FP32', dims: [1, 3, 640, 640], randomData: true } } }] };
+    await addModel(root, 'two', { version: 1, config: { versionPolicy: { latest: { numVersions: 2 } }, instanceGroup: [{ count: 1, kind: 'KIND_CPU' }], ...warmup } });
+    await addModel(root, 'two', { version: 2, manifest: { sha256: sha } });
+    await addModel(root, 'two', { version: 3, manifest: { sha256: '0'.repeat(64) } });
+    await addModel(root, 'pick', { version: 1, config: { versionPolicy: { specific: { versions: [1, 4] } } } });
+    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+    try {
+      const index = await repo.index();
+      const rows = index.map((r) => `${r.name}:${r.version}:${r.state}`);
+      // latest 2 = versions 2 and 3; 3 fails its hash → refused, 2 serves (initial load keeps what loaded).
+      assert.ok(rows.includes('two:2:READY'), rows.join(' '));
+      assert.ok(rows.includes('two:3:UNAVAILABLE'), rows.join(' '));
+      assert.ok(!rows.some((r) => r.startsWith('two:1:')), rows.join(' '));
+      assert.match(index.find((r) => r.name === 'two' && r.version === '3')!.reason, /OSPREY_ERR_HASH_MISMATCH/);
+      assert.ok(rows.includes('pick:1:READY'));
+      assert.match(index.find((r) => r.name === 'pick' && r.version === '4')!.reason, /version 4 is not in the repository/);
+      assert.equal(repo.get('two').version, 2);
+      assert.throws(() => repo.get('two', 3), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_MODEL_NOT_READY');
+      assert.throws(() => repo.get('nope'), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_MODEL_NOT_FOUND');
+      assert.equal(repo.get('two').info.executionProvider, 'cpu');
+      await repo.unload('pick');
+      assert.throws(() => repo.get('pick'), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_MODEL_NOT_READY');
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('one-model repository from a file (name = file name without extension), config auto-completed', async () => {
+    const repo = await ModelRepository.fromModelFile(MODEL_PATH, { executionProviders: ['cpu'] });
+    try {
+      const v = repo.get('yolov8n');
+      assert.equal(v.version, 1);
+      assert.equal(v.config.maxBatchSize, 0);
+      assert.deepEqual(v.detectionSpec?.names.slice(0, 2), ['person', 'bicycle']);
+      assert.deepEqual(await repo.index(), [{ name: 'yolov8n', version: '1', state: 'READY', reason: '' }]);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('a missing repository folder is OSPREY_ERR_FILE_NOT_FOUND', async () => {
+    await assert.rejects(ModelRepository.open(join(tmp.path, 'nowhere')), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_FILE_NOT_FOUND');
+  });
+});
