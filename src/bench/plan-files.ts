@@ -11,7 +11,8 @@ import { resolveModelPath } from './engine-bench.js';
 
 export interface LoadedPlanInputs {
   points: PlanPoint[];
-  unit: 'gpu' | 'cpu';
+  /** From the files; null when only server results (whose server device is unknown) were given. */
+  unit: 'gpu' | 'cpu' | null;
   results: Array<{ file: string; result: AnyBenchResult }>;
   /** What the files were checked against. */
   modelCheck: { model: string; by: 'sha256' | 'name'; value: string } | null;
@@ -70,9 +71,9 @@ export async function loadPlanInputs(files: readonly string[], model?: string): 
       }
     }
   }
-  const units = new Set(results.map(({ result }) => resultUnit(result)));
+  const units = new Set(results.map(({ result }) => resultUnit(result)).filter((u): u is 'gpu' | 'cpu' => u !== null));
   if (units.size > 1) throw new OspreyError('OSPREY_ERR_BENCH_FILE', 'the bench files mix GPU and CPU measurements: plan one kind of unit at a time', {});
   const points = results.flatMap(({ file, result }) => planPoints(result, file));
   if (points.length === 0) throw new OspreyError('OSPREY_ERR_BENCH_FILE', `${files.join(', ')}: no measured points (every step failed?)`, {});
-  return { points, unit: [...units][0] ?? 'gpu', results, modelCheck };
+  return { points, unit: [...units][0] ?? null, results, modelCheck };
 }

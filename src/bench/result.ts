@@ -135,6 +135,7 @@ export interface ServerBenchResult {
   schemaVersion: number;
   model: BenchModel & { version?: string };
   server: { url: string; protocol: string; endpoint: string };
+  /** The client machine (the server's device is not visible through KServe v2). */
   environment: BenchEnvironment;
   settings: {
     mode: 'concurrency' | 'request-rate';
@@ -222,8 +223,12 @@ export function parseBenchResult(json: unknown, file: string): AnyBenchResult {
   return json as AnyBenchResult;
 }
 
-/** The unit a result was measured on. */
-export function resultUnit(r: AnyBenchResult): 'gpu' | 'cpu' {
+/**
+ * The unit a result was measured on: from the execution provider for engine and search results; null for server
+ * results (the client does not know the server's device; `environment` describes the client machine there).
+ */
+export function resultUnit(r: AnyBenchResult): 'gpu' | 'cpu' | null {
+  if (r.kind === 'osprey-bench-server') return null;
   return r.environment?.deviceKind === 'gpu' ? 'gpu' : 'cpu';
 }
 

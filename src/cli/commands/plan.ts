@@ -41,11 +41,13 @@ export function register(program: Command): void {
       let unit: 'gpu' | 'cpu' = (o.unit as 'gpu' | 'cpu' | undefined) ?? 'gpu';
       let files: Array<{ file: string; model: string; kind: string }> = [];
       let modelCheck = null;
+      let unitNote: string | undefined;
       if (o.bench && o.bench.length > 0) {
         const { loadPlanInputs } = await import('../../bench/plan-files.js');
         const loaded = await loadPlanInputs(o.bench, o.model);
         points = loaded.points;
-        if (o.unit === undefined) unit = loaded.unit;
+        if (o.unit === undefined && loaded.unit !== null) unit = loaded.unit;
+        else if (o.unit === undefined) unitNote = 'the bench files are server results, which do not record the server device: units counted as GPUs (give --unit cpu for CPU nodes)';
         files = loaded.results.map(({ file, result }) => ({ file, model: result.model.name, kind: result.kind }));
         modelCheck = loaded.modelCheck;
       }
@@ -61,6 +63,7 @@ export function register(program: Command): void {
         ...(points ? { points } : {}),
         unit,
       });
+      if (unitNote) plan.notes.push(unitNote);
       if (o.json) process.stdout.write(JSON.stringify({ ...plan, benchFiles: files, modelCheck }, null, 2) + '\n');
       else process.stdout.write(formatPlan(plan));
     });
