@@ -70,6 +70,11 @@ export interface ModelValResult extends CocoSummary {
     missing: number;
     /** Images that failed to decode or run (left out of the mAP). */
     failed: number;
+    /**
+     * Evaluated images whose decoded size (after EXIF orientation) differs from the width/height the annotations
+     * state: their boxes and the ground truth may not be in the same frame (wrong annotation file, rotated images).
+     */
+    sizeMismatch: number;
   };
   /** Each failed image with its error code. */
   failures: Array<{ image: string; code: string; message: string }>;
@@ -162,12 +167,14 @@ export async function validateModel(model: string, dataset: ValDataset, options:
     const failures: ModelValResult['failures'] = [];
     const okIds: number[] = [];
     let done = 0;
+    let sizeMismatch = 0;
     const t0 = performance.now();
     const onResult = (i: number, r: ImageResult): void => {
       const img = images[i]!;
       if ('error' in r) failures.push({ image: img.fileName, code: r.error.code, message: r.error.message });
       else {
         okIds.push(img.id);
+        if (img.width !== undefined && img.height !== undefined && (r.width !== img.width || r.height !== img.height)) sizeMismatch++;
         toCocoResults(img.id, r.detections, mapping, detections);
       }
       options.onProgress?.(++done, images.length);
@@ -202,7 +209,7 @@ export async function validateModel(model: string, dataset: ValDataset, options:
       executionProvider: (detector.engine.info as { executionProvider: string }).executionProvider,
       ...evaluation.summary,
       perClass,
-      images: { evaluated: okIds.length, listed: dataset.listedImages, missing: dataset.issues.missingImages, failed: failures.length },
+      images: { evaluated: okIds.length, listed: dataset.listedImages, missing: dataset.issues.missingImages, failed: failures.length, sizeMismatch },
       failures,
       datasetIssues: describeIssues(dataset.issues),
       classMapping: mapping.method,

@@ -11,7 +11,7 @@ import { evaluateCoco } from '../../src/core/cocoeval.js';
 import { confusionMatrix } from '../../src/val/confusion.js';
 import { labelPathFor, loadCocoDataset, loadDataset, loadYoloDataset, mapClasses } from '../../src/val/dataset.js';
 import { computeDrop, failsGate, parseGate } from '../../src/val/gate.js';
-import { resolveModelPath } from '../../src/val/runner.js';
+import { resolveModelPath, selectImages } from '../../src/val/runner.js';
 import { YOLOV8N, COCO_DEV_IMAGES, COCO_DEV_JSON, cocoSubset, readCocoDev, tempDir, writeCocoDataset, writeYoloDataset } from './helpers.js';
 
 const rejectsWith = async (p: Promise<unknown>, code: string, re?: RegExp) =>
@@ -217,7 +217,7 @@ test('report page: HTML with SVG per-class bars, two PR curves and a confusion m
   const r = {
     model: 'a<b>.onnx', modelPath: '/a.onnx', executionProvider: 'cpu', ...evaluation.summary,
     perClass: [{ categoryId: 1, name: 'person', classId: 0, numGroundTruth: 1, numDetections: 1, ap50_95: 1, ap50: 1, ap75: 1 }],
-    images: { evaluated: 1, listed: 1, missing: 0, failed: 0 }, failures: [], datasetIssues: '', classMapping: 'name' as const,
+    images: { evaluated: 1, listed: 1, missing: 0, failed: 0, sizeMismatch: 0 }, failures: [], datasetIssues: '', classMapping: 'name' as const,
     settings: { conf: 0.001, iou: 0.7, maxDet: 300, inputWidth: 640, inputHeight: 640 }, durationSeconds: 1, msPerImage: 1,
     detections: dts, evaluation, confusion: confusionMatrix(gts, dts, [1], [1], ['person']),
   };
@@ -242,4 +242,12 @@ test('--model: an .onnx file, a version folder, or an engine folder (highest num
   assert.equal(resolveModelPath(join(dir, '2')), join(dir, '2', 'model.onnx'));
   assert.throws(() => resolveModelPath(join(dir, 'notes')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
   assert.throws(() => resolveModelPath(join(dir, 'missing.onnx')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
+});
+
+test('--limit N takes the first N images by id; --limit 0 is OSPREY_ERR_USAGE', async () => {
+  const ds = await loadDataset(COCO_DEV_JSON);
+  const ids = ds.images.map((i) => i.id).sort((a, b) => a - b);
+  assert.deepEqual(selectImages(ds, 5).map((i) => i.id), ids.slice(0, 5));
+  assert.equal(selectImages(ds).length, 63);
+  assert.throws(() => selectImages(ds, 0), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'));
 });

@@ -29,6 +29,7 @@ test('FP32 yolov8n on the first 40 dev images: mAP50-95 in the plausible band, C
   const r = await validateModel(YOLOV8N, ds, { ...CPU, limit: 40 });
   assert.equal(r.images.evaluated, 40);
   assert.equal(r.images.failed, 0);
+  assert.equal(r.images.sizeMismatch, 0);
   assert.equal(r.executionProvider, 'cpu');
   assert.deepEqual(r.settings, { conf: 0.001, iou: 0.7, maxDet: 300, inputWidth: 640, inputHeight: 640 });
   // pycocotools on these 40 images with Osprey's saved detections: mAP50-95 0.3799, mAP50 0.5362 (measured by
@@ -64,7 +65,7 @@ test('gate fails: the broken INT8 model exits 1 naming it and its drop; --report
   const { dir, cleanup } = tempDir('gate');
   t.after(cleanup);
   const r = osprey([
-    'val', '--model', YOLOV8N, '--model', BROKEN_INT8, '--data', COCO_DEV_JSON, '--ep', 'cpu', '--limit', '4',
+    'val', '--model', YOLOV8N, '--model', BROKEN_INT8, '--data', COCO_DEV_JSON, '--ep', 'cpu', '--limit', '3',
     '--report', join(dir, 'report'), '--save-json', join(dir, 'dets.json'),
   ]);
   assert.equal(r.status, 1, r.stderr);
@@ -78,10 +79,11 @@ test('gate fails: the broken INT8 model exits 1 naming it and its drop; --report
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'dets-2.json'), 'utf8')), []); // class scores all 0: nothing over conf 0.001
 });
 
-test('bad data: a corrupt image is skipped and counted (OSPREY_ERR_INVALID_IMAGE), a missing one too; mAP covers the rest', async (t) => {
+test('bad data: a corrupt image is skipped and counted (OSPREY_ERR_INVALID_IMAGE), a missing one too, a size mismatch counted; mAP covers the rest', async (t) => {
   const { dir, cleanup } = tempDir('corrupt');
   t.after(cleanup);
   const json = cocoSubset(4);
+  json.images[3]!.width += 1; // the annotations state a size the image does not have: counted as a size mismatch
   const p = writeCocoDataset(dir, json);
   const [a, b] = json.images;
   unlinkSync(join(dir, 'images', a!.file_name));
@@ -96,6 +98,7 @@ test('bad data: a corrupt image is skipped and counted (OSPREY_ERR_INVALID_IMAGE
   assert.equal(r.failures[0]!.code, 'OSPREY_ERR_INVALID_IMAGE');
   assert.equal(r.failures[0]!.image, a!.file_name);
   assert.equal(r.images.evaluated, 2);
+  assert.equal(r.images.sizeMismatch, 1);
   assert.match(r.datasetIssues, /1 image listed but missing/);
   assert.ok(r.map50_95! > 0);
 });

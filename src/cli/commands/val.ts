@@ -131,6 +131,12 @@ export function register(program: Command): void {
         }).finally(() => {
           if (started) bar.stop();
         });
+        if (r.images.sizeMismatch > 0) {
+          process.stderr.write(
+            `osprey val: warning: ${model}: ${r.images.sizeMismatch} image${r.images.sizeMismatch === 1 ? '' : 's'} decode to a size other than the annotations state ` +
+              `(rotated images or another annotation file?): their ground truth may not line up\n`,
+          );
+        }
         reused.set(key, r);
         results.push(r);
         if (r.images.failed > 0) {
