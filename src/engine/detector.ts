@@ -154,7 +154,7 @@ export class Detector {
 
   /**
    * Runs the first `count` slots of `batch` (all slots for a fixed batch axis). The batch's buffer is transferred
-   * to the engine's worker: do not reuse it afterwards.
+   * to the engine's worker (moved, not copied, even when `count` < the batch size): do not reuse it afterwards.
    * @returns the raw output, float32, e.g. `[count, 84, 8400]` for YOLOv8n.
    * @throws OspreyError `OSPREY_ERR_INFERENCE_FAILED`, `OSPREY_ERR_ENGINE_CLOSED`.
    */

@@ -63,13 +63,16 @@ function spawnWorker(url: URL, workerData: OrtWorkerData): Worker {
   return new Worker(code, { eval: true, workerData });
 }
 
-/** The ArrayBuffers of `feeds` that can be moved to the worker (whole, non-shared buffers, each once). */
+/**
+ * The ArrayBuffers of `feeds` to move to the worker (each once). A view is moved with its whole buffer (the caller
+ * gave the tensors away, see {@link Engine.run}); SharedArrayBuffers are shared, not moved — ORT-node does not
+ * accept them, so such a feed is copied by the worker.
+ */
 function transferList(feeds: Record<string, Tensor>): ArrayBuffer[] {
   const list = new Set<ArrayBuffer>();
   for (const t of Object.values(feeds)) {
-    const data = t.data as TensorStorage;
-    const buf = data.buffer;
-    if (buf instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buf.byteLength) list.add(buf);
+    const buf = (t.data as TensorStorage).buffer;
+    if (buf instanceof ArrayBuffer) list.add(buf);
   }
   return [...list];
 }
@@ -167,8 +170,8 @@ export class OrtWorkerInstance {
   }
 
   /**
-   * Runs the session once in the worker. The feeds' ArrayBuffers are transferred (detached here) when each typed
-   * array spans its whole buffer; others are copied.
+   * Runs the session once in the worker. The feeds' ArrayBuffers are transferred (detached here); untransferable
+   * ones (Node's pooled Buffer slabs) are copied.
    * @throws OspreyError `OSPREY_ERR_INFERENCE_FAILED` (ORT rejected the run), `OSPREY_ERR_ENGINE_CLOSED`.
    */
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {

@@ -157,7 +157,9 @@ async function handleRun(session: ort.InferenceSession, id: number, feeds: Recor
   try {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(tensor.type as 'float32', tensor.data as Float32Array, tensor.dims as number[]);
+      // ORT-node rejects typed arrays over a SharedArrayBuffer ("Invalid argument"): copy those once.
+      const data = tensor.data.buffer instanceof SharedArrayBuffer ? tensor.data.slice() : tensor.data;
+      ortFeeds[name] = new ort.Tensor(tensor.type as 'float32', data as Float32Array, tensor.dims as number[]);
     }
     results = await session.run(ortFeeds);
   } catch (err) {

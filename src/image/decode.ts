@@ -78,7 +78,9 @@ export async function readImageHeader(bytes: Uint8Array, name: string, maxPixels
     // limitInputPixels: false — we apply our own limit below with a clearer error; metadata() never decodes pixels.
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw new OspreyError('OSPREY_ERR_INVALID_IMAGE', `${name}: not a decodable image (${cleanVipsMessage(err)})`, { path: name }, { cause: err });
+    const bmp = bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d; // "BM"
+    const hint = bmp ? '; BMP is not among the formats the bundled libvips reads: convert it to PNG or JPEG' : '';
+    throw new OspreyError('OSPREY_ERR_INVALID_IMAGE', `${name}: not a decodable image (${cleanVipsMessage(err)}${hint})`, { path: name }, { cause: err });
   }
   const rawWidth = meta.width ?? 0;
   const rawHeight = meta.height ?? 0;

@@ -178,6 +178,13 @@ describe('Detector on an Osprey-built engine (dynamic batch, uint8 NHWC input, t
         assert.ok(d.box <= BOX_TOLERANCE_PX && d.score <= SCORE_TOLERANCE, `${name}: ${JSON.stringify(d)}`);
       }
       assert.deepEqual(ok(results[0]).detections, ok(results[3]).detections, 'same image, same detections in different batch slots');
+      // The pieces with a partly filled batch: 1 of 4 slots run (the batch buffer is moved, not copied).
+      const batch = det.allocateBatch(4);
+      const geometry = await det.preprocessInto(await det.decode(ZIDANE_JPG), batch, 0);
+      const output = await det.runBatch(batch, 1);
+      assert.equal(output.dims[0], 1);
+      assert.equal(batch.data.length, 0, 'the batch buffer was transferred to the worker');
+      assert.deepEqual(det.postprocessBatch(output, [geometry])[0], ok(results[1]).detections);
     } finally {
       await det.close();
     }

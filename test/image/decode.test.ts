@@ -101,6 +101,22 @@ describe('decodeImage', () => {
     await rejectsWithCode(decodeImage(p), 'OSPREY_ERR_INVALID_IMAGE', p);
   });
 
+  it('BMP (listed from directories, but not read by the bundled libvips) → OSPREY_ERR_INVALID_IMAGE with a hint', async () => {
+    // 1×1 24-bit BMP: BITMAPFILEHEADER (14 bytes) + BITMAPINFOHEADER (40 bytes) + one padded pixel row.
+    const bmp = Buffer.alloc(58);
+    bmp.write('BM', 0, 'latin1');
+    bmp.writeUInt32LE(58, 2);
+    bmp.writeUInt32LE(54, 10);
+    bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(1, 18);
+    bmp.writeInt32LE(1, 22);
+    bmp.writeUInt16LE(1, 26);
+    bmp.writeUInt16LE(24, 28);
+    bmp.writeUInt32LE(4, 34);
+    await rejectsWithCode(decodeImage(bmp, { name: 'tiny.bmp' }), 'OSPREY_ERR_INVALID_IMAGE', 'tiny.bmp');
+    await assert.rejects(decodeImage(bmp, { name: 'tiny.bmp' }), /convert it to PNG or JPEG/);
+  });
+
   it('unreadable path → OSPREY_ERR_FILE_NOT_FOUND (missing file, directory)', async () => {
     await rejectsWithCode(decodeImage(bad.missing), 'OSPREY_ERR_FILE_NOT_FOUND', bad.missing);
     await rejectsWithCode(decodeImage(bad.emptyDir), 'OSPREY_ERR_FILE_NOT_FOUND', bad.emptyDir);
