@@ -166,3 +166,30 @@ test('safe small graph: Reshape [1,-1] rewritten, anchors-style broadcast consta
   assert.equal(d.graph.value_info[0]!.type!.tensor_type!.shape!.dim[0]!.dim_param, 'N');
   assert.equal(d.graph.output[0]!.type!.tensor_type!.shape!.dim[0]!.dim_param, 'N');
 });
+
+test('ORT dynamic-quantized yolov8n (DynamicQuantizeLinear: one scale over the whole batch) → OSPREY_ERR_PASS_FAILED', () => {
+  const int8 = readOnnxModel(YOLO_PATH.replace('yolov8n.onnx', 'yolov8n_int8_dynamic.onnx'));
+  assert.throws(
+    () => dynamicBatch(int8),
+    (e: unknown) => isOspreyError(e, 'OSPREY_ERR_PASS_FAILED') && /DynamicQuantizeLinear/.test(e.message) && /other images/.test(e.message),
+  );
+});
+
+test('shapes computed at run time from Shape (dynamic-axes export pattern) are trusted and left as they are', () => {
+  const m = small((m) => {
+    // Reshape(r, Concat(Gather(Shape(r), 0) as [1], [-1])) — the batch flows through the shape at run time
+    m.graph.initializer.push(makeInt64Tensor('zero', [0]), makeInt64Tensor('minus1', [-1]));
+    m.graph.node.push(
+      makeNode('Shape', ['r'], ['shp'], {}, 'shape'),
+      makeNode('Gather', ['shp', 'zero'], ['n'], { axis: 0 }, 'gather'),
+      makeNode('Concat', ['n', 'minus1'], ['target'], { axis: 0 }, 'concat'),
+      makeNode('Reshape', ['r', 'target'], ['y'], {}, 'flatten'),
+    );
+    m.graph.output.push(makeValueInfo('y', DataType.FLOAT, [1, 48]));
+  });
+  const lines: string[] = [];
+  const d = dynamicBatch(m, { log: (l) => lines.push(l) });
+  assert.ok(lines.some((l) => l.includes("'flatten'") && l.includes('trusted')), lines.join('\n'));
+  assert.equal(d.graph.node.find((n) => n.name === 'flatten')!.input[1], 'target', 'the run-time shape is not rewritten');
+  assert.equal(d.graph.output[0]!.type!.tensor_type!.shape!.dim[0]!.dim_param, 'batch');
+});

@@ -227,3 +227,13 @@ test('graph helpers on yolov8n: topological sort restores a shuffled graph, prod
   assert.equal(fresh('images'), 'images_2');
   assert.equal(fresh('osprey/new'), 'osprey/new');
 });
+
+test('inferShapes re-derives every value_info shape of yolov8n when value_info is removed', async () => {
+  const { inferShapes } = await import('../../src/onnx/index.js');
+  const model = readOnnxModel(YOLO);
+  const declared = model.graph.value_info.map((v) => [v.name!, getValueShape(model.graph, v.name!)] as const);
+  assert.ok(declared.length > 400);
+  model.graph.value_info = [];
+  const inferred = inferShapes(model.graph);
+  for (const [name, shape] of declared) assert.deepEqual(inferred.get(name), shape, name);
+});

@@ -19,7 +19,8 @@
  * Shapes computed at run time from a batched value's `Shape` (the pattern of exports made with dynamic
  * axes) are trusted to follow the input. Anything else reading a batched value is refused with
  * `OSPREY_ERR_PASS_FAILED` naming the node (e.g. `Reshape` to `[4,-1]`, `Concat` of a batched value with a
- * constant of batch 1, `Transpose` moving axis 0, `Loop`).
+ * constant of batch 1, `Transpose` moving axis 0, `DynamicQuantizeLinear` whose scale would mix the images of a
+ * batch, `Loop`).
  *
  * After the walk, inputs/outputs/value_info of batched values get axis 0 = `batchDimName`; constants
  * the rewrite made unused are removed. Metadata: `osprey_dynamic_batch=true` (and `osprey_max_batch` when
@@ -68,8 +69,11 @@ const ELEMENTWISE = new Set([
 /** Ops reading input 0 per image, other inputs being parameters (never batched). */
 const PER_IMAGE_FIRST_INPUT = new Set([
   'Conv', 'ConvInteger', 'ConvTranspose', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'LRN',
-  'BatchNormalization', 'InstanceNormalization', 'Dropout', 'Clip', 'QLinearConv', 'DynamicQuantizeLinear',
+  'BatchNormalization', 'InstanceNormalization', 'Dropout', 'Clip', 'QLinearConv',
 ]);
+
+/** Ops that compute one statistic over the whole tensor, so over every image of the batch at once. */
+const WHOLE_BATCH_STATISTICS = new Set(['DynamicQuantizeLinear']);
 
 const REDUCTIONS = new Set(['ReduceMax', 'ReduceMin', 'ReduceMean', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare']);
 
@@ -163,6 +167,10 @@ export function dynamicBatch(model: OnnxModel, options: DynamicBatchOptions = {}
       need(c !== undefined, `its ${what} input '${name}' is computed at run time`);
       return tensorToNumbers(c!);
     };
+
+    if (WHOLE_BATCH_STATISTICS.has(op)) {
+      throw passFailed(PASS, n, `${op} computes its scale over the whole tensor: with a batch, each image's result would depend on the other images (quantize statically instead)`);
+    }
 
     if (ELEMENTWISE.has(op)) {
       need(outRank !== undefined, `the rank of its output '${n.output[0]}' is unknown (add value_info / run shape inference)`);
