@@ -19,7 +19,7 @@
  * `version` = the arm name.
  */
 import { Registry } from 'prom-client';
-import { OspreyError, toOspreyError } from '../core/errors.js';
+import { ERROR_CATALOGUE, OspreyError, toOspreyError } from '../core/errors.js';
 import { detectOutputLayout } from '../core/decode.js';
 import type { LetterboxGeometry } from '../core/letterbox.js';
 import { postprocessImage } from '../core/postprocess.js';
@@ -104,6 +104,15 @@ export function detectionsOfOutputs(outputs: ReadonlyArray<{ shape: readonly num
   return null;
 }
 
+/**
+ * Whether a failure counts against a model version on probation: server-side errors (HTTP 5xx in the catalogue:
+ * inference failed, engine closed, internal, not ready, timeout) and a full queue; not the client's bad input.
+ */
+export function isServerSideFailure(code: string): boolean {
+  const spec = (ERROR_CATALOGUE as Record<string, { http: number }>)[code];
+  return spec === undefined || spec.http >= 500 || code === 'OSPREY_ERR_QUEUE_FULL';
+}
+
 function detectionsOfResults(results: readonly ImageResult[]): Detection[][] {
   return results.map((r) => ('detections' in r ? r.detections : []));
 }
@@ -175,6 +184,15 @@ export class RoutedInferenceService extends InferenceService {
     return super.resolve(t.model, t.version || undefined);
   }
 
+  /**
+   * Ready: not shutting down and at least one model version is READY. Unlike the plain service, a load in progress
+   * does not make the server unready while versions are serving: a swap must not take the pod out of a load
+   * balancer (Kubernetes readiness / gRPC health probes) — that is what makes it zero-downtime from outside.
+   */
+  override isReady(): boolean {
+    return !this.isDraining && this.repository.allVersions().some((v) => v.state === 'READY');
+  }
+
   /** An alias is ready when every arm with a positive weight is (the shadow does not count). */
   override modelReady(model: string, version?: string): boolean {
     const alias = this.aliasTable.get(model);
@@ -202,7 +220,7 @@ export class RoutedInferenceService extends InferenceService {
     return { ...super.modelConfig(t.model, t.version || undefined), name: model };
   }
 
-  /** A request to a plain model, watched by the swap controller. */
+  /** A request to a plain model, watched by the swap controller (client errors are not held against a version). */
   private async plainInfer(model: string, version: string | undefined, request: InferRequest): Promise<InferResponse> {
     const hold = this.swaps?.beforeCall(model);
     if (hold) await hold;
@@ -212,7 +230,23 @@ export class RoutedInferenceService extends InferenceService {
       this.swaps?.onCall(model, r.modelVersion, true, (performance.now() - t0) / 1000);
       return r;
     } catch (err) {
-      this.swaps?.onCall(model, version ?? '', false, (performance.now() - t0) / 1000);
+      if (isServerSideFailure(toOspreyError(err).code)) this.swaps?.onCall(model, version ?? '', false, (performance.now() - t0) / 1000);
+      throw err;
+    }
+  }
+
+  /** Detect on a plain model, watched by the swap controller like {@link plainInfer}. */
+  private async plainDetect(model: string, version: string | undefined, request: DetectRequest): Promise<DetectResponse> {
+    const hold = this.swaps?.beforeCall(model);
+    if (hold) await hold;
+    const t0 = performance.now();
+    try {
+      const r = await super.detect(model, version, request);
+      const failed = r.results.some((x) => 'error' in x && isServerSideFailure(x.error.code));
+      this.swaps?.onCall(model, r.model_version, !failed, (performance.now() - t0) / 1000);
+      return r;
+    } catch (err) {
+      if (isServerSideFailure(toOspreyError(err).code)) this.swaps?.onCall(model, version ?? '', false, (performance.now() - t0) / 1000);
       throw err;
     }
   }
@@ -249,13 +283,13 @@ export class RoutedInferenceService extends InferenceService {
 
   override async detect(model: string, version: string | undefined, request: DetectRequest): Promise<RoutedDetectResponse> {
     const alias = this.aliasTable.get(model);
-    if (!alias) return super.detect(model, version, request);
+    if (!alias) return this.plainDetect(model, version, request);
     const arm = this.armFor(alias, request.parameters, version);
     const shadow = this.drawShadow(alias);
     const t0 = performance.now();
     let res: DetectResponse;
     try {
-      res = await super.detect(arm.model, arm.version || undefined, request);
+      res = await this.plainDetect(arm.model, arm.version || undefined, request);
     } catch (err) {
       this.routingMetrics.recordCall({ alias: model, arm: arm.name, role: 'primary', model: arm.model, version: arm.version, ok: false, seconds: (performance.now() - t0) / 1000 });
       throw err;

@@ -7,6 +7,7 @@ import { isOspreyError } from '../../src/core/errors.js';
 import { matchDetections } from '../../src/routing/agreement.js';
 import { resolveAliases } from '../../src/routing/alias.js';
 import { pickByUnit, stickyUnit } from '../../src/routing/select.js';
+import { isServerSideFailure } from '../../src/routing/router.js';
 
 describe('aliases file', () => {
   test('weights are normalised, names and defaults filled in', () => {
@@ -90,5 +91,12 @@ describe('agreement (matched boxes by IoU ≥ 0.5, same class)', () => {
     const p = [d(0, 0.6, [0, 0, 10, 10]), d(0, 0.9, [1, 0, 11, 10])];
     const s = [d(0, 0.8, [1, 0, 11, 10])];
     assert.deepEqual(matchDetections(p, s), { matched: 1, total: 2, agreement: 0.5 });
+  });
+});
+
+describe('probation accounting', () => {
+  test('server-side failures count against a new version, clients\' bad input does not', () => {
+    for (const code of ['OSPREY_ERR_INFERENCE_FAILED', 'OSPREY_ERR_ENGINE_CLOSED', 'OSPREY_ERR_INTERNAL', 'OSPREY_ERR_TIMEOUT', 'OSPREY_ERR_QUEUE_FULL']) assert.ok(isServerSideFailure(code), code);
+    for (const code of ['OSPREY_ERR_INVALID_TENSOR', 'OSPREY_ERR_MALFORMED_REQUEST', 'OSPREY_ERR_INVALID_ARGUMENT', 'OSPREY_ERR_INVALID_IMAGE']) assert.ok(!isServerSideFailure(code), code);
   });
 });
