@@ -17,7 +17,7 @@ import type { LetterboxGeometry } from '../core/letterbox.js';
 import { Detector } from '../engine/detector.js';
 import { round, SampleBuffer, summarizeLatencies, percentile, mean } from './stats.js';
 import type { BenchModel, EngineBenchConfiguration, EngineBenchResult, StageTimeMs } from './result.js';
-import { benchEnvironment, MemorySampler, sha256File } from './system.js';
+import { benchEnvironment, gpuMemoryUsedBytes, MemorySampler, sha256File } from './system.js';
 import { roundSummary } from './server-bench.js';
 
 export interface EngineBenchOptions {
@@ -139,6 +139,8 @@ async function measureConfiguration(
   o: EngineBenchOptions,
 ): Promise<{ config: EngineBenchConfiguration; executionProvider: string }> {
   const baselineRssBytes = process.memoryUsage.rss();
+  const onGpu = eps[0] === 'cuda' || eps[0] === 'tensorrt';
+  const baselineGpuMemoryBytes = onGpu ? await gpuMemoryUsedBytes() : null;
   const det = await Detector.create({
     modelPath,
     executionProviders: eps,
@@ -217,6 +219,7 @@ async function measureConfiguration(
     memory: {
       baselineRssBytes,
       peakRssBytes: sampler.peakRssBytes,
+      ...(sampler.peakGpuMemoryBytes !== undefined && baselineGpuMemoryBytes !== null ? { baselineGpuMemoryBytes } : {}),
       ...(sampler.peakGpuMemoryBytes !== undefined ? { peakGpuMemoryBytes: sampler.peakGpuMemoryBytes } : {}),
     },
   };

@@ -81,7 +81,9 @@ export interface EngineBenchConfiguration {
     baselineRssBytes: number;
     /** Peak host RSS while measuring, bytes. */
     peakRssBytes: number;
-    /** Peak GPU memory used (nvidia-smi), bytes; absent without a GPU. */
+    /** GPU memory used before the instances were created (nvidia-smi, every process on the GPUs), bytes; absent without a GPU. */
+    baselineGpuMemoryBytes?: number;
+    /** Peak GPU memory used while measuring (nvidia-smi, every process on the GPUs), bytes; absent without a GPU. */
     peakGpuMemoryBytes?: number;
   };
 }
@@ -233,7 +235,7 @@ export function resultUnit(r: AnyBenchResult): 'gpu' | 'cpu' | null {
 }
 
 function memoryOf(m: EngineBenchConfiguration['memory']): Pick<PlanPoint, 'memoryBytes' | 'memoryKind'> {
-  if (m.peakGpuMemoryBytes !== undefined) return { memoryBytes: m.peakGpuMemoryBytes, memoryKind: 'gpu' };
+  if (m.peakGpuMemoryBytes !== undefined) return { memoryBytes: Math.max(0, m.peakGpuMemoryBytes - (m.baselineGpuMemoryBytes ?? 0)), memoryKind: 'gpu' };
   return { memoryBytes: Math.max(0, m.peakRssBytes - m.baselineRssBytes), memoryKind: 'host' };
 }
 
