@@ -45,7 +45,7 @@ test('two RTSP cameras stream; stopping one server moves only that camera to rec
   });
   const reconnect = { initialDelayMs: 200, maxDelayMs: 1000, maxAttempts: 0, jitter: 0.2 };
   const a = camera({ id: 'a', url: s1.url('cam'), rtspTransport: 'tcp', reconnect, stallTimeoutMs: 2000 });
-  const b = camera({ id: 'b', url: s2.url('cam'), rtspTransport: 'udp', reconnect, stallTimeoutMs: 2000 });
+  const b = camera({ id: 'b', url: s2.url('cam'), rtspTransport: 'udp', reconnect, stallTimeoutMs: 10000 });
   a.cam.start();
   b.cam.start();
   await waitFor(() => a.cam.counters.processed >= 2 && b.cam.counters.processed >= 2, 15000, 'both cameras to process frames');

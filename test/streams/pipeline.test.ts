@@ -123,7 +123,7 @@ test('the dashboard shows both cameras with frames arriving and an event after a
   await page.waitForFunction(`[...document.querySelectorAll('.camera')].every((e, i) => Number(e.dataset.previewSeq) > ${JSON.stringify(first)}[i])`, undefined, { timeout: 30000 });
   const states = (await page.evaluate("[...document.querySelectorAll('.camera .state')].map((e) => e.textContent)")) as string[];
   assert.equal(states.length, 2);
-  assert.ok(states.every((s) => /^(streaming|starting|reconnecting #\d+)$/.test(s)), `health states shown: ${states}`);
+  assert.ok(states.every((s) => /^(streaming|starting|stalled|reconnecting #\d+)$/.test(s)), `health states shown: ${states}`);
   await page.waitForSelector('#events li.rule-event img', { timeout: 30000 });
   await page.waitForFunction("[...document.querySelectorAll('#events li.rule-event img')].some((i) => i.naturalWidth > 0)", undefined, { timeout: 10000 });
   const firstEvent = await page.$eval('#events li.rule-event', (e) => e.textContent ?? '');
