@@ -55,8 +55,12 @@ function probeLibrary(path: string): string | undefined {
   }
 }
 
-/** Turns a loader message into "libX.so.N not found" when that is what it says. */
-function summarizeLoaderMessage(msg: string): string {
+/**
+ * Turns a dynamic-loader message into "libX.so.N not found" when that is what it says.
+ * @example summarizeLoaderMessage('/x/libonnxruntime_providers_cuda.so: libcublasLt.so.13: cannot open shared object file: No such file or directory')
+ *   // → 'libcublasLt.so.13 not found'
+ */
+export function summarizeLoaderMessage(msg: string): string {
   const m = /([^\s/:]+\.(?:so(?:\.[\d.]+)?|dll|dylib)): cannot open shared object file/.exec(msg);
   if (m) return `${m[1]} not found`;
   const first = msg.split('\n')[0] ?? msg;

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import { isOspreyError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/types.js';
-import { explainExecutionProviderFailure, normalizeExecutionProvider } from '../../src/engine/execution-providers.js';
+import { explainExecutionProviderFailure, normalizeExecutionProvider, summarizeLoaderMessage } from '../../src/engine/execution-providers.js';
 import { createOrtEngine, type EnginePool } from '../../src/engine/ort-engine.js';
 import { MODEL_PATH, tempDir } from '../image/fixtures.js';
 
@@ -154,5 +154,13 @@ describe('execution provider names and reasons', () => {
     assert.match(reason, /^cuda: /);
     assert.doesNotMatch(reason, /Failed to load shared library/, `a concrete reason: ${reason}`);
     assert.equal(explainExecutionProviderFailure('webgpu', 'some error\nmore'), 'webgpu: some error');
+  });
+  it('summarizes dynamic-loader messages to the missing library', () => {
+    assert.equal(
+      summarizeLoaderMessage('/m/bin/libonnxruntime_providers_cuda.so: libcublasLt.so.13: cannot open shared object file: No such file or directory'),
+      'libcublasLt.so.13 not found',
+    );
+    assert.equal(summarizeLoaderMessage('libcudnn.so.9: cannot open shared object file: No such file or directory'), 'libcudnn.so.9 not found');
+    assert.equal(summarizeLoaderMessage('undefined symbol: cudaGetDeviceCount\nmore'), 'undefined symbol: cudaGetDeviceCount');
   });
 });
