@@ -31,7 +31,7 @@ const fmt = (v: number | null, d = 3) => (v === null ? '—' : v.toFixed(d));
 /** Horizontal grouped bars: AP50-95 per class (classes with ground truth), one bar per model. */
 export function perClassApSvg(results: readonly ModelValResult[]): string {
   const classes = results[0]!.perClass.filter((c) => c.ap50_95 !== null).sort((a, b) => (b.ap50_95 ?? 0) - (a.ap50_95 ?? 0));
-  const M = results.length, bar = 9, gap = 6, labelW = 130, plotW = 420, top = 24;
+  const M = results.length, bar = 9, gap = 6, labelW = 130, plotW = 420, top = 28 + M * 14;
   const rowH = M * bar + gap;
   const h = top + classes.length * rowH + 30;
   const w = labelW + plotW + 60;
@@ -40,7 +40,10 @@ export function perClassApSvg(results: readonly ModelValResult[]): string {
     const x = labelW + (plotW * t) / 10;
     out.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${h - 26}" stroke="#ddd"/><text x="${x}" y="${h - 12}" text-anchor="middle">${(t / 10).toFixed(1)}</text>`);
   }
-  out.push(`<text x="${labelW + plotW / 2}" y="12" text-anchor="middle" font-weight="bold">AP50-95 per class (sorted by ${esc(displayName(results[0]!.model))})</text>`);
+  out.push(`<text x="${labelW + plotW / 2}" y="12" text-anchor="middle" font-weight="bold">AP50-95 per class (sorted by ${esc(displayName(results[0]!.model))}; ground-truth count in brackets)</text>`);
+  results.forEach((r, m) => {
+    out.push(`<rect x="${labelW}" y="${20 + m * 14}" width="10" height="10" fill="${COLORS[m % COLORS.length]}"/><text x="${labelW + 14}" y="${29 + m * 14}">${esc(displayName(r.model).slice(0, 60))}</text>`);
+  });
   classes.forEach((c, i) => {
     const y0 = top + i * rowH;
     out.push(`<text x="${labelW - 6}" y="${y0 + (M * bar) / 2 + 4}" text-anchor="end">${esc(c.name)} (${c.numGroundTruth})</text>`);
@@ -74,7 +77,8 @@ export function prCurveSvg(results: readonly ModelValResult[], iouIndices: reado
       pts.push(`${(L + pw * rec[i]!).toFixed(1)},${(T + ph - ph * curve[i]!).toFixed(1)}`);
     }
     out.push(`<polyline fill="none" stroke="${COLORS[m % COLORS.length]}" stroke-width="2" points="${pts.join(' ')}"><title>${esc(displayName(r.model))}</title></polyline>`);
-    out.push(`<rect x="${L + pw - 150}" y="${T + 8 + m * 14}" width="10" height="10" fill="${COLORS[m % COLORS.length]}"/><text x="${L + pw - 136}" y="${T + 17 + m * 14}">${esc(displayName(r.model).slice(0, 24))}</text>`);
+    const ly = T + ph - 8 - (results.length - m) * 14; // legend bottom-left: curves fall to the right
+    out.push(`<rect x="${L + 8}" y="${ly}" width="10" height="10" fill="${COLORS[m % COLORS.length]}"/><text x="${L + 22}" y="${ly + 9}">${esc(displayName(r.model).slice(0, 40))}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
@@ -121,7 +125,7 @@ export function renderReportHtml(input: ReportInput): string {
   const rows = results
     .map((r, i) => {
       const status = i === 0 ? 'reference' : failed[i] ? `<b style="color:#b00">FAIL</b>` : 'pass';
-      return `<tr><td>${esc(r.model)}</td><td>${fmt(r.map50_95)}</td><td>${fmt(r.map50)}</td><td>${fmt(r.map75)}</td><td>${fmt(r.mapSmall)}</td><td>${fmt(r.mapMedium)}</td><td>${fmt(r.mapLarge)}</td><td>${fmt(r.ar100)}</td><td>${r.images.evaluated}</td><td>${r.msPerImage.toFixed(1)}</td><td>${i === 0 ? '—' : formatDrop(drops[i] ?? null, gate)}</td><td>${status}</td></tr>`;
+      return `<tr><td title="${esc(r.modelPath)}">${esc(displayName(r.model))}</td><td>${fmt(r.map50_95)}</td><td>${fmt(r.map50)}</td><td>${fmt(r.map75)}</td><td>${fmt(r.mapSmall)}</td><td>${fmt(r.mapMedium)}</td><td>${fmt(r.mapLarge)}</td><td>${fmt(r.ar100)}</td><td>${r.images.evaluated}</td><td>${r.msPerImage.toFixed(1)}</td><td>${i === 0 ? '—' : formatDrop(drops[i] ?? null, gate)}</td><td>${status}</td></tr>`;
     })
     .join('\n');
   const sections = [
