@@ -50,14 +50,16 @@ export function niceTicks(max: number, target = 5): number[] {
 }
 
 function tickText(v: number): string {
-  return Math.abs(v) >= 1000 ? `${Math.round(v / 100) / 10}k` : String(Math.round(v * 100) / 100);
+  return Math.abs(v) >= 10000 ? `${Math.round(v / 100) / 10}k` : String(Math.round(v * 100) / 100);
 }
 
 /** Renders series as an SVG document (string). */
 export function renderLatencyThroughputSvg(series: readonly PlotSeries[], opts: PlotOptions): string {
-  const W = opts.width ?? 720;
+  const longest = Math.max(0, ...series.map((s) => s.name.length));
+  const legendWidth = Math.min(360, Math.max(140, Math.ceil(longest * 6.8) + 56)); // ~6.8 px per 12 px glyph
+  const W = (opts.width ?? 540) + legendWidth;
   const H = opts.height ?? 440;
-  const m = { left: 64, right: 180, top: 40, bottom: 52 };
+  const m = { left: 64, right: legendWidth, top: 40, bottom: 52 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = series.flatMap((s) => s.points);
@@ -94,7 +96,7 @@ export function renderLatencyThroughputSvg(series: readonly PlotSeries[], opts: 
   }
   series.forEach((s, i) => {
     const c = PALETTE[i % PALETTE.length]!;
-    const pts = [...s.points].sort((a, b) => a.x - b.x || a.y - b.y);
+    const pts = s.points; // in load order (batch size, concurrency or rate), as the series lists them
     if (pts.length > 1) {
       out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`);
     }
@@ -116,12 +118,13 @@ export function renderLatencyThroughputSvg(series: readonly PlotSeries[], opts: 
  */
 export function seriesFromResult(r: AnyBenchResult, prefix = ''): PlotSeries[] {
   if (r.kind === 'osprey-bench-engine') {
-    const byInst = new Map<number, PlotPoint[]>();
+    const byInst = new Map<number, Array<PlotPoint & { batch: number }>>();
     for (const c of r.configurations) {
       const arr = byInst.get(c.instances) ?? [];
-      arr.push({ x: c.imagesPerSecond, y: c.latencyMs.p99, label: `b${c.batchSize}` });
+      arr.push({ x: c.imagesPerSecond, y: c.latencyMs.p99, label: `b${c.batchSize}`, batch: c.batchSize });
       byInst.set(c.instances, arr);
     }
+    for (const arr of byInst.values()) arr.sort((a, b) => a.batch - b.batch);
     return [...byInst.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([inst, points]) => ({ name: `${prefix}${inst} instance${inst === 1 ? '' : 's'}`, points }));
@@ -135,7 +138,7 @@ export function seriesFromResult(r: AnyBenchResult, prefix = ''): PlotSeries[] {
     ];
   }
   return r.points.map((p) => ({
-    name: `${prefix}mb${p.maxBatchSize} i${p.instances} d${p.maxQueueDelayMicroseconds}µs`,
+    name: `${prefix}max batch ${p.maxBatchSize} · ${p.instances} inst · ${p.maxQueueDelayMicroseconds} µs`,
     points: p.steps.map((s) => ({ x: s.imagesPerSecond, y: s.percentileMs, label: `c${s.concurrency ?? ''}` })),
   }));
 }
