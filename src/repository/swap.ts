@@ -142,6 +142,8 @@ export class SwapController {
    *   swap parameter.
    */
   async loadModel(name: string, request: LoadRequest = {}): Promise<void> {
+    // The policy is read (and a bad swap_* parameter refused, naming it) before anything loads.
+    const policy = parsePolicy(await this.parametersFor(name, request), this.defaults);
     const before = this.servedVersion(name);
     try {
       await this.repo.load(name, request);
@@ -153,7 +155,6 @@ export class SwapController {
     if (before === null || after === null || after === before) return;
     this.endProbation(name);
     this.opts.metrics.swaps.inc({ model: name, outcome: 'switched' });
-    const policy = parsePolicy(this.repo.get(name).config.parameters, this.defaults);
     this.opts.log?.info({ model: name, fromVersion: before, toVersion: after, probationMs: policy.probationMs }, 'model swapped to a new version');
     if (policy.probationMs <= 0) return;
     const p: Probation = {
@@ -165,6 +166,23 @@ export class SwapController {
     p.timer = setTimeout(() => this.confirm(name, p), policy.probationMs);
     p.timer.unref();
     this.probations.set(name, p);
+  }
+
+  /** The config `parameters` a load will use (the request's config override, else the model's config file). */
+  private async parametersFor(name: string, request: LoadRequest): Promise<Record<string, string>> {
+    let file: ModelConfigFile;
+    if (request.config !== undefined) {
+      try {
+        file = (typeof request.config === 'string' ? JSON.parse(request.config) : request.config) as ModelConfigFile;
+      } catch {
+        return {}; // the repository reports the bad JSON
+      }
+    } else {
+      file = await this.configFile(name);
+    }
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(file?.parameters ?? {})) out[k] = typeof v === 'object' && v !== null ? String((v as { stringValue?: unknown }).stringValue) : String(v);
+    return out;
   }
 
   /** Unloads a model (ends its probation). */
