@@ -179,6 +179,7 @@ export async function validateModel(model: string, dataset: ValDataset, options:
       }
       options.onProgress?.(++done, images.length);
     };
+    options.onProgress?.(0, images.length);
     await detector.detectFiles(images.map((im) => im.path), { confThreshold: conf, iouThreshold: iou, maxDetections: maxDet }, { onResult });
     const durationSeconds = (performance.now() - t0) / 1000;
     if (okIds.length === 0) {
