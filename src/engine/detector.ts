@@ -16,7 +16,7 @@ import { DEFAULT_DETECT_OPTIONS, type Detection, type DetectOptions, type ImageR
 import { decodeImage, DEFAULT_MAX_PIXELS, type DecodedImage } from '../image/decode.js';
 import { allocateBatch, batchDims, letterboxImageInto, type BatchBuffer } from '../image/letterbox.js';
 import type { Engine } from './engine.js';
-import { createOrtEngine, type OrtEngineOptions } from './ort-engine.js';
+import { createOrtEngine, type OrtEngineInfo, type OrtEngineOptions } from './ort-engine.js';
 
 /** Largest batch the detector forms for a model with a dynamic batch axis, unless told otherwise. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -125,6 +125,12 @@ export class Detector {
     return new Detector(engine, spec, maxBatchSize, options.maxPixels ?? DEFAULT_MAX_PIXELS, ownsEngine);
   }
 
+  /** Live engine instances (an {@link EnginePool}'s `info.instanceCount`; 1 for other engines). */
+  get instanceCount(): number {
+    const n = (this.engine.info as Partial<OrtEngineInfo>).instanceCount;
+    return typeof n === 'number' && n > 0 ? n : 1;
+  }
+
   /**
    * A batch buffer in the model's input format and size. For a fixed batch axis the size is always the model's.
    * @param size image slots for a dynamic batch axis (default {@link maxBatchSize}).
@@ -185,8 +191,8 @@ export class Detector {
   /**
    * Detects objects in each input: one {@link ImageResult} per input, in input order. An input that fails
    * (unreadable, not an image, too large, a failed run) becomes an `ImageFailure` with its code; the others
-   * still run. Images are batched up to {@link maxBatchSize}; decoding of the next batch overlaps inference
-   * of the current one.
+   * still run. Images are batched up to {@link maxBatchSize}; one batch runs per engine instance at a time, and
+   * decoding + letterboxing of the next batch overlaps inference.
    */
   async detectFiles(inputs: readonly DetectInput[], options: Partial<DetectOptions> = {}, hooks: DetectFilesHooks = {}): Promise<ImageResult[]> {
     const opts = resolveDetectOptions(options);
@@ -226,11 +232,8 @@ export class Detector {
       );
       return { batch, count: ok.length, slots };
     };
-    let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
-    for (let k = 0; k < chunks.length; k++) {
-      const prepared = await next!;
-      next = k + 1 < chunks.length ? prepare(chunks[k + 1]!) : undefined;
-      if (!prepared) continue;
+    type Prepared = NonNullable<Awaited<ReturnType<typeof prepare>>>;
+    const runAndPostprocess = async (prepared: Prepared): Promise<void> => {
       const live = prepared.slots.filter((s): s is NonNullable<typeof s> => s !== undefined);
       try {
         const output = await this.runBatch(prepared.batch, prepared.count);
@@ -245,7 +248,20 @@ export class Detector {
       } catch (err) {
         for (const s of live) done(s.i, failure(inputs[s.i]!, err));
       }
+    };
+    // One batch in flight per engine instance, plus the next one being decoded and letterboxed.
+    const concurrency = Math.max(1, this.instanceCount);
+    const inFlight = new Set<Promise<void>>();
+    let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
+    for (let k = 0; k < chunks.length; k++) {
+      const prepared = await next!;
+      next = k + 1 < chunks.length ? prepare(chunks[k + 1]!) : undefined;
+      if (!prepared) continue;
+      const p: Promise<void> = runAndPostprocess(prepared).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
     }
+    await Promise.all(inFlight);
     return results;
   }
 

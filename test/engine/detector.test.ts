@@ -161,16 +161,17 @@ describe('Detector on an Osprey-built engine (dynamic batch, uint8 NHWC input, t
   const tmp = tempDir();
   after(() => tmp.cleanup());
 
-  it('batches images (maxBatchSize 2) and matches the reference like the plain model', async () => {
+  it('batches images (maxBatchSize 2, 2 instances) and matches the reference like the plain model', async () => {
     const path = join(tmp.dir, 'yolov8n-u8-topk.onnx');
     writeOnnxModel(topKOutput(uint8Input(dynamicBatch(readOnnxModel(MODEL_PATH)))), path);
-    const det = await Detector.create({ modelPath: path, executionProviders: [EP], maxBatchSize: 2, warmup: false });
+    const det = await Detector.create({ modelPath: path, executionProviders: [EP], maxBatchSize: 2, instances: 2, warmup: false });
     try {
       assert.deepEqual([det.spec.inputFormat, det.spec.batchSize, det.spec.layout.layout, det.maxBatchSize], ['uint8-nhwc', null, 'end2end', 2]);
       const pool = det.engine as unknown as { instances: { runs: number }[] };
-      const runsBefore = pool.instances[0]!.runs;
+      const runsBefore = pool.instances.map((i) => i.runs);
       const results = await det.detectFiles([BUS_JPG, ZIDANE_JPG, join(tmp.dir, 'missing.jpg'), BUS_JPG]);
-      assert.equal(pool.instances[0]!.runs - runsBefore, 2, '[bus, zidane] then [missing → skipped, bus]');
+      // [bus, zidane] and [missing → skipped, bus]: two batches, in flight together, one per instance.
+      assert.deepEqual(pool.instances.map((i, k) => i.runs - runsBefore[k]!), [1, 1]);
       assert.equal((results[2] as { error: { code: string } }).error.code, 'OSPREY_ERR_FILE_NOT_FOUND');
       const ref = JSON.parse(readFileSync(REFERENCE_BOXES, 'utf8')) as Reference;
       for (const [k, name] of [[0, 'bus.jpg'], [1, 'zidane.jpg'], [3, 'bus.jpg']] as const) {
