@@ -145,3 +145,28 @@ test('fp16 keeping every float op → OSPREY_ERR_PASS_FAILED (nothing to convert
   const keepAll = ['Conv', 'Resize', 'Softmax', 'Add', 'Mul'];
   assert.throws(() => fp16(small(), { keepOps: keepAll }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_PASS_FAILED') && /nothing to convert/.test(e.message));
 });
+
+test('the full build chain fp16(topKOutput(uint8Input(dynamicBatch(m)))) runs: suffix kept float32, uint8 in, float32 [B,K,6] out', async () => {
+  const { dynamicBatch, topKOutput, uint8Input } = await import('../../src/onnx/passes/index.js');
+  const lines: string[] = [];
+  const chain = fp16(topKOutput(uint8Input(dynamicBatch(readOnnxModel(YOLO_PATH))), { k: 300 }), { log: (l) => lines.push(l) });
+  const meta = readModelMetadata(encodeOnnxModel(chain));
+  assert.deepEqual(meta.inputs, [{ name: 'images', type: 'uint8', shape: ['batch', 640, 640, 3] }]);
+  assert.deepEqual(meta.outputs, [{ name: 'output0', type: 'float32', shape: ['batch', 300, 6] }]);
+  const suffix = chain.graph.node.filter((n) => (n.name ?? '').startsWith('osprey/topk/'));
+  assert.ok(suffix.length > 10);
+  assert.ok(!suffix.some((n) => n.op_type === 'Cast' && Number(n.attribute[0]!.i) === DataType.FLOAT16), 'no suffix node casts to float16');
+  const suffixInits = new Set(suffix.flatMap((n) => n.input));
+  assert.ok(!chain.graph.initializer.some((t) => suffixInits.has(t.name!) && t.data_type === DataType.FLOAT16), 'suffix constants stay float32');
+  const { batch } = await loadBatch(IMAGES.slice(0, 2), 'uint8-nhwc');
+  const s = await session(chain);
+  try {
+    const out = (await s.run({ images: new ort.Tensor('uint8', batch.data as Uint8Array, [2, 640, 640, 3]) })).output0!;
+    assert.deepEqual(out.dims, [2, 300, 6]);
+    const d = out.data as Float32Array;
+    assert.ok(d[4]! > 0.8 && d[4]! <= 1, `best score of bus.jpg ${d[4]}`);
+  } finally {
+    await s.release();
+  }
+  assert.ok(lines.some((l) => l.startsWith('fp16:')), lines.join('\n'));
+});
