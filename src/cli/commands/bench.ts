@@ -275,12 +275,17 @@ export function register(program: Command): void {
     .argument('<results...>', 'bench result JSON files')
     .requiredOption('--out <file>', 'HTML file to write')
     .option('--title <text>', 'page title', 'Osprey bench results')
-    .action(async (files: string[], o: { out: string; title: string }) => {
+    .option('--plot <file>', 'also write the combined latency-vs-throughput SVG')
+    .action(async (files: string[], o: { out: string; title: string; plot?: string }) => {
       const { loadBenchFile } = await import('../../bench/load.js');
       const { renderReportHtml } = await import('../../bench/report.js');
       const results = [];
       for (const f of files) results.push({ name: basename(f), result: await loadBenchFile(f) });
       await writeOut(o.out, renderReportHtml(results, o.title));
+      if (o.plot) {
+        const { plotResults } = await import('../../bench/plot.js');
+        await writeOut(o.plot, plotResults(results.map(({ name, result }) => ({ name, result })), o.title));
+      }
     });
 
 }
