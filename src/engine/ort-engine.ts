@@ -7,6 +7,7 @@
  * caller's input buffers are detached, and the outputs arrive as fresh typed arrays owned by the caller.
  */
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { OspreyError, type ErrorCode, ERROR_CATALOGUE } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
@@ -22,7 +23,10 @@ export interface OrtEngineOptions {
   executionProviders?: readonly string[];
   /** Number of instances (sessions, each in its own worker thread) — Triton's `instanceGroup[].count`. Default 1. */
   instances?: number;
-  /** ORT intra-op threads per session (CPU EP). Default: ORT's choice (one per physical core). */
+  /**
+   * ORT intra-op threads per session (CPU EP). Default: ORT's choice (one per physical core) for one instance;
+   * with N instances, the logical CPUs divided by N (at least 1), so the sessions do not oversubscribe the CPU.
+   */
   intraOpNumThreads?: number;
   /** GPU ordinal for device providers. Default 0. */
   deviceId?: number;
@@ -344,7 +348,8 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
     modelPath,
     executionProviders: eps,
     deviceId: options.deviceId ?? 0,
-    intraOpNumThreads: options.intraOpNumThreads ?? 0,
+    // N sessions each taking every core would oversubscribe the CPU: split the cores between instances.
+    intraOpNumThreads: options.intraOpNumThreads ?? (count > 1 ? Math.max(1, Math.floor(availableParallelism() / count)) : 0),
     warmupRuns,
     warmupBatchSize: options.warmupBatchSize ?? 1,
     readMetadata: true,
