@@ -31,7 +31,11 @@ test('ffmpeg letterbox geometry mirrors the filter chain (768×432 → 640×640)
   const args = buildFfmpegArgs({ url: 'rtsp://h/x', rtspTransport: 'udp', width: 640, height: 640, format: 'rgbf32-planar', fps: 5, hwaccel: 'cuda' });
   assert.deepEqual(args.slice(args.indexOf('-hwaccel'), args.indexOf('-hwaccel') + 2), ['-hwaccel', 'cuda']);
   assert.equal(args[args.indexOf('-rtsp_transport') + 1], 'udp');
-  assert.match(args[args.indexOf('-vf') + 1]!, /shuffleplanes=2:0:1$/);
+  assert.match(args[args.indexOf('-filter_complex') + 1]!, /split=2\[m\]\[p\];\[m\]format=gbrpf32le,shuffleplanes=2:0:1\[mo\]$/);
+  assert.deepEqual(args.slice(-2), ['rawvideo', 'pipe:3'], 'rgb24 copy on pipe:3');
+  const rgb = buildFfmpegArgs({ url: '/x.mp4', loop: true, width: 320, height: 320, format: 'rgb24', fps: 5 });
+  assert.deepEqual(rgb.slice(rgb.indexOf('-re'), rgb.indexOf('-re') + 3), ['-re', '-stream_loop', '-1']);
+  assert.deepEqual(rgb.slice(-5), ['-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1']);
 });
 
 test('two RTSP cameras stream; stopping one server moves only that camera to reconnecting; restarting brings it back', async (t) => {
@@ -93,7 +97,7 @@ test('a camera URL that never answers ends in failed after maxAttempts, without 
   assert.equal(dead.cam.lastError?.code, 'OSPREY_ERR_CAMERA');
   assert.match(dead.cam.lastError!.message, /gave up after 2 attempts/);
   assert.deepEqual(dead.states.map((s) => s.to), ['starting', 'reconnecting', 'starting', 'failed']);
-  await waitFor(() => good.cam.counters.processed >= 2, 10000, 'the good camera to stream');
+  await waitFor(() => good.cam.counters.processed >= 2, 20000, `the good camera to stream (${good.cam.state}, ${JSON.stringify(good.cam.counters)}, ${good.cam.lastError?.message})`);
   assert.equal(good.cam.state, 'streaming');
 });
 
