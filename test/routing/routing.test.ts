@@ -8,9 +8,10 @@
  * computed it); the detection test uses the real models.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { busInputs, call, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyBrokenModelBytes, tinyModelBytes, type Stack } from '../grpc/fixtures.js';
+import { BUS_JPG, busInputs, call, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyBrokenModelBytes, tinyModelBytes, type Stack } from '../grpc/fixtures.js';
 
 const INT8_MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n_int8_dynamic.onnx', import.meta.url));
 const TINY_CONFIG = { maxBatchSize: 8, versionPolicy: { all: {} } };
@@ -185,5 +186,18 @@ describe('shadow', () => {
     const stats = s.service.stats('det').model_stats as Array<{ version: string; osprey: { routing: { agreement?: number; detections_per_image: number } } }>;
     assert.equal(stats.find((m) => m.version === 'int8')!.osprey.routing.agreement, shadow.agreement);
     assert.equal(stats.find((m) => m.version === 'fp32')!.osprey.routing.detections_per_image, primary.detectionsPerImage);
+  });
+
+  test('detect on an alias (encoded image, source pixels): the primary answers, the shadow is compared', async () => {
+    const before = s.service.routingMetrics.snapshot('det').find((a) => a.role === 'shadow')!.comparedBoxes!;
+    const bytes = await readFile(BUS_JPG);
+    const res = await s.service.detect('det', undefined, { images: [{ name: 'bus.jpg', bytes }], parameters: { routing_key: 'cam-1' } });
+    const direct = await s.service.detect('yolov8n', undefined, { images: [{ name: 'bus.jpg', bytes }] });
+    assert.equal(res.model_name, 'det');
+    assert.equal(res.routing_arm, 'fp32');
+    assert.deepEqual(res.results, direct.results);
+    await s.service.drainShadows();
+    const shadow = s.service.routingMetrics.snapshot('det').find((a) => a.role === 'shadow')!;
+    assert.ok(shadow.comparedBoxes! > before, 'the shadow answer of the detect call was compared');
   });
 });
