@@ -13,6 +13,22 @@ import { busInputs, call, errorCode, makeRepo, MODEL_PATH, rawFloat32, rawInfer,
 const MAX_RECEIVE = 16 * 1024 * 1024;
 const FP32_SHAPE = [1, 3, 640, 640];
 const UINT8_SHAPE = [1, 640, 640, 3];
+/** Every config section that has a ModelConfig field (maps, oneofs, enums) must serialize. */
+const FULL_CONFIG = {
+  maxBatchSize: 4,
+  instanceGroup: [{ count: 1, kind: 'KIND_CPU' }],
+  versionPolicy: { latest: { numVersions: 1 } },
+  dynamicBatching: {
+    preferredBatchSize: [2, 4],
+    maxQueueDelayMicroseconds: 100,
+    priorityLevels: 2,
+    defaultPriorityLevel: 2,
+    defaultQueuePolicy: { timeoutAction: 'DELAY', defaultTimeoutMicroseconds: 5000, allowTimeoutOverride: true, maxQueueSize: 16 },
+    priorityQueuePolicy: { '1': { maxQueueSize: 8 } },
+  },
+  modelWarmup: [{ name: 'zeros', batchSize: 1, inputs: { x: { dataType: 'TYPE_FP32', dims: [4], zeroData: true } } }],
+  parameters: { intra_op_thread_count: '1' },
+};
 
 type InferResponse = {
   model_name: string;
@@ -39,6 +55,7 @@ before(async () => {
   const root = await makeRepo({
     yolov8n: { versions: { 1: MODEL_PATH } },
     yolov8n_uint8: { versions: { 1: uint8ModelBytes() } },
+    tiny_full_config: { config: FULL_CONFIG, versions: { 1: tinyModelBytes(2) } },
   });
   s = await startStack(root, { maxReceiveMessageBytes: MAX_RECEIVE });
 });
@@ -79,6 +96,20 @@ describe('health and metadata RPCs', () => {
     assert.equal(config.input[0].data_type, 'TYPE_FP32');
     assert.equal(config.output[0].name, 'output0');
     assert.match(config.parameters.metadata.string_value, /'names': \{0: 'person'.*5: 'bus'/);
+  });
+
+  test('ModelConfig: dynamic batching (priority queue policies), warmup, version policy and instance groups serialize', async () => {
+    const { config } = (await call<{ config: Record<string, any> }>(s.client, 'ModelConfig', { name: 'tiny_full_config' })).res!;
+    assert.equal(config.max_batch_size, 4);
+    assert.deepEqual(config.version_policy.latest, { num_versions: 1 });
+    assert.equal(config.instance_group[0].kind, 'KIND_CPU');
+    const db = config.dynamic_batching;
+    assert.deepEqual(db.preferred_batch_size, [2, 4]);
+    assert.equal(db.max_queue_delay_microseconds, 100);
+    assert.equal(db.default_queue_policy.timeout_action, 'DELAY');
+    assert.equal(db.priority_queue_policy['1'].max_queue_size, 8);
+    assert.equal(config.model_warmup[0].inputs.x.zero_data, true);
+    assert.equal(config.parameters.intra_op_thread_count.string_value, '1');
   });
 
   test('grpc.health.v1 Check: SERVING for the server and the inference service, NOT_FOUND for an unknown service', async () => {
@@ -175,7 +206,7 @@ describe('ModelInfer', () => {
     assert.ok(one.model_stats[0]!.inference_stats.success.count >= 8, `success count ${one.model_stats[0]!.inference_stats.success.count}`);
     assert.ok(one.model_stats[0]!.inference_stats.success.ns > 0);
     const all = (await call<{ model_stats: Array<{ name: string }> }>(s.client, 'ModelStatistics', {})).res!;
-    assert.deepEqual([...new Set(all.model_stats.map((m) => m.name))].sort(), ['yolov8n', 'yolov8n_uint8']);
+    assert.deepEqual([...new Set(all.model_stats.map((m) => m.name))].sort(), ['tiny_full_config', 'yolov8n', 'yolov8n_uint8']);
     const unknown = await call(s.client, 'ModelStatistics', { name: 'no_such_model' });
     assert.equal(unknown.err?.code, grpc.status.NOT_FOUND);
   });
