@@ -75,6 +75,11 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
   await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: MAX_DETECT_FILES, parts: MAX_DETECT_FILES * 2 } });
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_req, body, done) => done(null, body));
 
+  // While draining, answers close their keep-alive connection, so close() does not wait for idle clients.
+  app.addHook('onSend', async (_req, reply) => {
+    if (service.isDraining) reply.header('connection', 'close');
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const e = toHttpError(err);
     const status = ERROR_CATALOGUE[e.code].http;
