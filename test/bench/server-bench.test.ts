@@ -72,6 +72,14 @@ test('bench server: against a real in-process osprey server (yolov8n, CPU)', asy
     assert.ok(r.steps[0]!.requests > 0 && r.steps[0]!.errors === 0);
   });
 
+  await t.test('open loop: request rate 2/s, Poisson arrivals', async () => {
+    const r = await runServerBench(opts(server.url, { concurrency: undefined, requestRates: [2], requestDistribution: 'poisson', measurementIntervalMs: 1500, minRequestsPerStep: 1 }));
+    assert.equal(r.settings.mode, 'request-rate');
+    assert.equal(r.steps.length, 1);
+    assert.equal(r.steps[0]!.requestRate, 2);
+    assert.ok(r.steps[0]!.requests >= 1 && r.steps[0]!.errors === 0, JSON.stringify(r.steps[0]));
+  });
+
   await t.test('gRPC (KServe v2 ModelInfer with raw_input_contents): well-formed, server split read through ModelStatistics', async () => {
     const r = await runServerBench(opts(server.grpcUrl!, { protocol: 'grpc', concurrency: [1], measurementIntervalMs: 1000 }));
     assert.equal(r.server.protocol, 'grpc');
