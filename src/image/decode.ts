@@ -9,9 +9,9 @@
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { OspreyError } from '../core/errors.js';
+import { DEFAULT_MAX_PIXELS } from './limits.js';
 
-/** Default pixel limit (width × height as declared by the header): 8192 × 8192 ≈ 67 Mpx. */
-export const DEFAULT_MAX_PIXELS = 8192 * 8192;
+export { DEFAULT_MAX_PIXELS };
 
 /** Number of channels of a decoded image (packed RGB). */
 export const RGB_CHANNELS = 3;

@@ -7,13 +7,11 @@
  */
 import { basename, extname, join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import cliProgress from 'cli-progress';
 import type { ImageResult } from '../../core/types.js';
-import { Detector } from '../../engine/detector.js';
 import { DEFAULT_EXECUTION_PROVIDERS } from '../../engine/execution-providers.js';
-import { annotate } from '../../image/annotate.js';
-import { decodeImage, DEFAULT_MAX_PIXELS } from '../../image/decode.js';
-import { listImages } from '../../image/list.js';
+import { DEFAULT_MAX_PIXELS } from '../../image/limits.js';
+
+// sharp, the engine and cli-progress are imported when the command runs, so other commands start without them.
 
 /** Above this many images, a progress bar is drawn on stderr (when stderr is a terminal). */
 const PROGRESS_MIN_IMAGES = 8;
@@ -118,6 +116,13 @@ function annotatedName(image: string, used: Set<string>): string {
  * @throws OspreyError for model errors (the CLI entry maps them to exit code 2).
  */
 export async function runDetect(inputs: string[], opts: DetectCliOptions): Promise<number> {
+  const [{ Detector }, { annotate }, { decodeImage }, { listImages }, { default: cliProgress }] = await Promise.all([
+    import('../../engine/detector.js'),
+    import('../../image/annotate.js'),
+    import('../../image/decode.js'),
+    import('../../image/list.js'),
+    import('cli-progress'),
+  ]);
   const entries = await listImages(inputs);
   const detector = await Detector.create({
     modelPath: opts.model,
