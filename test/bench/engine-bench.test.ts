@@ -70,3 +70,14 @@ test('bench engine: a missing model → OSPREY_ERR_MODEL_NOT_FOUND_FILE', async 
   await assert.rejects(resolveModelPath(data('models/no-such-model.onnx')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
   await assert.rejects(resolveModelPath(data('images')), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
 });
+
+test('bench engine: an unreadable --image → OSPREY_ERR_FILE_NOT_FOUND; a file that is not an image → OSPREY_ERR_INVALID_IMAGE', async () => {
+  await assert.rejects(
+    runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 0, durationMs: 100, image: data('images/absent.jpg'), command: 'test' }),
+    (e: unknown) => isOspreyError(e, 'OSPREY_ERR_FILE_NOT_FOUND'),
+  );
+  await assert.rejects(
+    runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 0, durationMs: 100, image: data('SOURCES.md'), command: 'test' }),
+    (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_IMAGE'),
+  );
+});

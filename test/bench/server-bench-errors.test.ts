@@ -89,3 +89,22 @@ test('bench server: Triton statistics and config JSON are read (snake_case and c
   assert.deepEqual(parseServerConfig({ max_batch_size: 8, instance_group: [{ count: 2 }, { count: 1 }], dynamic_batching: { max_queue_delay_microseconds: 500 } }), { maxBatchSize: 8, instances: 3, maxQueueDelayMicroseconds: 500 });
   assert.deepEqual(parseServerConfig({ config: { maxBatchSize: 4, instanceGroup: [{ count: 2 }], dynamicBatching: {} } }), { maxBatchSize: 4, instances: 2, maxQueueDelayMicroseconds: 0 });
 });
+
+test('bench server: --input that is not a directory → OSPREY_ERR_FILE_NOT_FOUND; a directory with no images → OSPREY_ERR_NO_IMAGES', async (t) => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'osprey-bench-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'notes.txt'), 'not an image');
+  await assert.rejects(runServerBench({ ...base('http://127.0.0.1:1'), input: join(dir, 'absent') }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_FILE_NOT_FOUND'));
+  await assert.rejects(runServerBench({ ...base('http://127.0.0.1:1'), input: dir }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_NO_IMAGES'));
+});
+
+test('bench search: a zero latency budget → OSPREY_ERR_USAGE (before anything loads)', async () => {
+  const { runSearch } = await import('../../src/bench/search.js');
+  await assert.rejects(
+    runSearch({ model: 'unused.onnx', latencyBudgetMs: 0, concurrency: [1], percentile: 99, measurementIntervalMs: 100, warmupMs: 0, input: 'random', maxDurationMs: 100, command: 'test' }),
+    (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'),
+  );
+});
