@@ -505,9 +505,8 @@ export function evaluateCoco(
  * @returns `[R]` precision values (NaN where no category has ground truth).
  */
 export function meanPrecisionCurve(result: CocoEvalResult, iouThresholdIndices: readonly number[], categoryIndices?: readonly number[]): Float64Array {
-  const { iouThresholds, recallThresholds, categoryIds, areaRanges, maxDets } = result.params;
-  const T = iouThresholds.length, R = recallThresholds.length, K = categoryIds.length, A = areaRanges.length, M = maxDets.length;
-  void T;
+  const { recallThresholds, categoryIds, areaRanges, maxDets } = result.params;
+  const R = recallThresholds.length, K = categoryIds.length, A = areaRanges.length, M = maxDets.length;
   const ks = categoryIndices ?? Array.from({ length: K }, (_, k) => k);
   const a = Math.max(0, areaRanges.findIndex((r) => r.label === 'all'));
   const m = M - 1;

@@ -131,7 +131,7 @@ export function renderReportHtml(input: ReportInput): string {
   const sections = [
     `<h2>AP per class</h2>${perClassApSvg(results)}`,
     `<h2>Precision-recall curves</h2><p>Mean interpolated precision over classes at COCO's 101 recall thresholds (area all, maxDets 100).</p>` +
-      `${prCurveSvg(results, [0], 'IoU 0.50')}${prCurveSvg(results, results[0]!.evaluation.params.iouThresholds.length ? Array.from(results[0]!.evaluation.params.iouThresholds, (_, t) => t) : [0], 'IoU 0.50:0.95 (mean)')}`,
+      `${prCurveSvg(results, [0], 'IoU 0.50')}${prCurveSvg(results, Array.from(results[0]!.evaluation.params.iouThresholds, (_, t) => t), 'IoU 0.50:0.95 (mean)')}`,
     `<h2>Confusion matrices</h2>${results.filter((r, i) => results.findIndex((x) => x.modelPath === r.modelPath) === i).map((r) => confusionSvg(r.confusion, displayName(r.model))).join('\n')}`,
   ];
   return `<!doctype html>
