@@ -15,6 +15,7 @@ import {
   COCO_RECALL_THRESHOLDS,
   cocoBoxIoU,
   evaluateCoco,
+  meanPrecisionCurve,
   type CocoDetectionResult,
   type CocoGroundTruth,
 } from '../../src/core/cocoeval.js';
@@ -189,6 +190,11 @@ test('101-point interpolation: precision envelope from the right, sampled with s
   close(at(33), 1);
   close(at(34), 0.6);
   close(at(100), 0.6);
+  // The plotted curve (mean over categories) is the same here: one category.
+  const curve = meanPrecisionCurve(r, [0]);
+  assert.equal(curve.length, 101);
+  close(curve[0]!, 1);
+  close(curve[50]!, 0.6);
 });
 
 test('IoU threshold: a box with IoU 0.6 counts at 0.50, 0.55 and 0.60 only', () => {
