@@ -81,6 +81,7 @@ for (const method of ['minmax', 'percentile', 'entropy'] as CalibrationMethod[])
         model: modelPath,
         out,
         precision: 'int8',
+        input: 'float32-nchw',
         calibrationData: calibDir,
         calibrationCache: cache,
         calibrationMethod: method,

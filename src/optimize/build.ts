@@ -19,7 +19,7 @@ import { OspreyError } from '../core/errors.js';
 import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { OnnxModel } from '../onnx/proto-types.js';
 import { cloneOnnxModel, decodeOnnxModel, encodeOnnxModel, readModelFile } from '../onnx/model.js';
-import { dynamicBatch } from '../onnx/passes/index.js';
+import { DEFAULT_TOPK, dynamicBatch, fp16, topKOutput, uint8Input } from '../onnx/passes/index.js';
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfigFile } from '../repository/config.js';
 import { toTritonDataType } from '../repository/datatypes.js';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../version.js';
@@ -47,7 +47,7 @@ export interface BuildOptions {
   name?: string;
   /** `--precision`, default fp32. */
   precision?: Precision;
-  /** `--input`: graph input format, default float32-nchw (uint8-nhwc needs the pre-processing prefix pass). */
+  /** `--input`: graph input format, default uint8-nhwc (the pre-processing prefix: Transpose → Cast → Div(255) in the graph). */
   input?: InputFormatOption;
   /** `--topk`: top-K candidate suffix (needs the post-processing suffix pass). */
   topk?: number;
@@ -61,7 +61,7 @@ export interface BuildOptions {
   calibrationImages?: number;
   /** Explicit calibration image files (API; the CLI uses `calibrationData`). */
   calibrationFiles?: readonly string[];
-  /** `--calibration-method`, default percentile. */
+  /** `--calibration-method`, default minmax (measured best on yolov8n, see docs/build.md). */
   calibrationMethod?: CalibrationMethod;
   /** `--percentile`, default 99.99. */
   percentile?: number;
@@ -207,7 +207,7 @@ export function engineConfig(name: string, model: OnnxModel, spec: DetectionMode
 export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
   const log = options.log ?? (() => {});
   const precision = options.precision ?? 'fp32';
-  const inputFormat = options.input ?? 'float32-nchw';
+  const inputFormat = options.input ?? 'uint8-nhwc';
   const maxBatch = options.maxBatch ?? 1;
   const targetEp = options.targetExecutionProvider ?? 'cpu';
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new OspreyError('OSPREY_ERR_USAGE', `--max-batch must be a positive integer, got ${maxBatch}`);
@@ -215,13 +215,7 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     throw new OspreyError('OSPREY_ERR_USAGE', 'give exactly one of --out DIR or --repository REPO --name NAME');
   }
   if (options.repository !== undefined && !options.name) throw new OspreyError('OSPREY_ERR_USAGE', '--repository needs --name NAME (the model folder)');
-  if (inputFormat !== 'float32-nchw') {
-    throw new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', `--input ${inputFormat}: the uint8 pre-processing prefix pass is not available in this build; use --input float32-nchw`);
-  }
-  if (options.topk !== undefined || options.nmsInGraph) {
-    throw new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', '--topk / --nms-in-graph: the post-processing suffix pass is not available in this build');
-  }
-  if (precision === 'fp16') throw new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', '--precision fp16: the FP16 pass is not available in this build');
+  if (options.topk !== undefined && (!Number.isInteger(options.topk) || options.topk < 1)) throw new OspreyError('OSPREY_ERR_USAGE', `--topk must be a positive integer, got ${options.topk}`);
 
   // ---- destination (checked before any work) ----
   const modelDir = resolve(options.out ?? join(options.repository!, options.name!));
@@ -256,7 +250,7 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
   const extraFiles = new Map<string, Uint8Array>();
   let checkFiles: string[] = options.checkData ? listImageFiles(options.checkData, 4) : [];
   if (precision === 'int8') {
-    const method = options.calibrationMethod ?? 'percentile';
+    const method = options.calibrationMethod ?? 'minmax';
     const percentile = options.percentile ?? DEFAULT_PERCENTILE;
     const activationType = options.activationType ?? 'uint8';
     const pre = calibrationPreprocessing(spec.inputHeight, spec.inputWidth);
@@ -357,6 +351,26 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
       quantizedNodes: qdq.quantizedNodes.length,
       skippedNodes: qdq.skippedNodes,
     };
+  }
+
+  if (precision === 'fp16') {
+    const notes: string[] = [];
+    model = fp16(model, { log: (l) => notes.push(l) });
+    passes.push({ name: 'fp16', options: { keepIO: true, keepOutputTail: true }, notes });
+    log(`fp16: ${notes.length} note(s)`);
+  }
+  if (inputFormat === 'uint8-nhwc' && spec.inputFormat !== 'uint8-nhwc') {
+    const notes: string[] = [];
+    model = uint8Input(model, { log: (l) => notes.push(l) });
+    passes.push({ name: 'uint8Input', options: {}, notes });
+    log(`uint8Input: ${notes.join('; ')}`);
+  }
+  if (options.topk !== undefined || options.nmsInGraph) {
+    const notes: string[] = [];
+    const k = options.topk ?? DEFAULT_TOPK;
+    model = topKOutput(model, { k, nmsInGraph: !!options.nmsInGraph, log: (l) => notes.push(l) });
+    passes.push({ name: 'topKOutput', options: { k, nmsInGraph: !!options.nmsInGraph }, notes });
+    log(`topKOutput: ${notes.join('; ')}`);
   }
 
   // ---- metadata ----

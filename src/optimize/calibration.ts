@@ -163,9 +163,12 @@ export function klDivergence(p: Float64Array, q: Float64Array): number {
  * @returns threshold on |x| in the tensor's units: the upper edge `i*·binWidth` of the chosen reference range
  */
 export function entropyThreshold(stats: TensorStatistics, quantizedBins: number = ENTROPY_QUANTIZED_BINS): number {
-  const hist = stats.histogram;
+  // The spike of exact zeros (post-activation tensors, padding) would dominate P and pull the threshold down;
+  // like pytorch-quantization's TensorRT-style entropy calibration, bin 0 takes bin 1's count.
+  const hist = Float64Array.from(stats.histogram);
   const bins = hist.length;
   if (stats.histogramMax === 0) return 0;
+  if (bins > 1) hist[0] = hist[1]!;
   if (bins <= quantizedBins) return stats.histogramMax;
   const width = stats.histogramMax / bins;
   // suffix sums for the outlier fold
@@ -231,7 +234,11 @@ export function computeTensorRange(stats: TensorStatistics, options: RangeOption
   let lo = stats.min;
   let hi = stats.max;
   if (options.method !== 'minmax') {
-    const t = options.method === 'percentile' ? percentileThreshold(stats, options.percentile ?? DEFAULT_PERCENTILE) : entropyThreshold(stats);
+    // one-sided tensors (min ≥ 0) get twice the levels on |x| (pytorch-quantization's `unsigned` case)
+    const t =
+      options.method === 'percentile'
+        ? percentileThreshold(stats, options.percentile ?? DEFAULT_PERCENTILE)
+        : entropyThreshold(stats, stats.min >= 0 ? 2 * ENTROPY_QUANTIZED_BINS : ENTROPY_QUANTIZED_BINS);
     lo = Math.max(lo, -t);
     hi = Math.min(hi, t);
   }

@@ -67,6 +67,46 @@ export interface QdqOptions {
   excludeOpTypes?: readonly string[];
   /** Quantize only these nodes (used by the sensitivity analysis); default all eligible nodes. */
   onlyNodes?: readonly string[];
+  /**
+   * Keep the detection head in FP32: the output tail (every node from which a graph output is reached without
+   * passing a Conv — YOLO's box decode, DFL softmax/expectation, class Sigmoid, final Concats) and the Convs on
+   * its border (the last prediction convolutions, a few percent of the FLOPs). Default true. See {@link headNodes}.
+   */
+  keepHead?: boolean;
+}
+
+const TAIL_STOP = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
+
+/**
+ * The detection head as {@link QdqOptions.keepHead} defines it: the output tail plus the Convs on its border.
+ *
+ * Why: the tail's values are pixel/grid coordinates (0..640, 0..80) and probabilities whose rare large values are
+ * the detections; 8-bit steps there (0.3 grid cells = 2.5–10 px on the grid coordinates before the stride Mul)
+ * cost mAP50-95 directly, while the tail is a negligible share of the compute. The same tail is what the FP16
+ * pass keeps in float32, and what ModelOpt / Ultralytics keep in high precision.
+ */
+export function headNodes(model: OnnxModel): { tail: NodeProto[]; borderConvs: NodeProto[] } {
+  const producer = new Map<string, NodeProto>();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const stack = model.graph.output.map((o) => producer.get(o.name ?? '')).filter((n): n is NodeProto => n !== undefined);
+  const seen = new Set<NodeProto>();
+  const tail: NodeProto[] = [];
+  const border: NodeProto[] = [];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    if (TAIL_STOP.has(n.op_type ?? '')) {
+      border.push(n);
+      continue;
+    }
+    tail.push(n);
+    for (const i of n.input) {
+      const p = producer.get(i);
+      if (p) stack.push(p);
+    }
+  }
+  return { tail, borderConvs: border };
 }
 
 /** What {@link quantizeQdq} did. */
@@ -90,6 +130,10 @@ function constantNames(model: OnnxModel): Set<string> {
 export function eligibleNodes(model: OnnxModel, options: QdqOptions = {}): NodeProto[] {
   const opTypes = new Set(options.opTypes ?? DEFAULT_QUANTIZED_OP_TYPES);
   const exNodes = new Set(options.excludeNodes ?? []);
+  if (options.keepHead ?? true) {
+    const h = headNodes(model);
+    for (const n of [...h.tail, ...h.borderConvs]) exNodes.add(n.name ?? '');
+  }
   const exOps = new Set(options.excludeOpTypes ?? []);
   return model.graph.node.filter((n) => opTypes.has(n.op_type ?? '') && !exOps.has(n.op_type ?? '') && !exNodes.has(n.name ?? ''));
 }

@@ -58,11 +58,11 @@ test('int8 build: QDQ engine directory with config, manifest, calibration cache 
   assert.ok(existsSync(join(int8Dir, 'config.json')));
   const config = JSON.parse(readFileSync(join(int8Dir, 'config.json'), 'utf8'));
   assert.equal(config.maxBatchSize, 4);
-  assert.deepEqual(config.input[0], { name: 'images', dataType: 'TYPE_FP32', dims: [3, 640, 640] });
+  assert.deepEqual(config.input[0], { name: 'images', dataType: 'TYPE_UINT8', dims: [640, 640, 3] });
   const m = JSON.parse(readFileSync(join(v, 'manifest.json'), 'utf8'));
   assert.equal(m.precision, 'int8');
   assert.equal(m.source.sha256, createHash('sha256').update(readFileSync(MODEL)).digest('hex'));
-  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq']);
+  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq', 'uint8Input']);
   assert.equal(m.calibration.method, 'minmax');
   assert.equal(m.calibration.imageCount, 8);
   assert.equal(m.calibration.cacheSha256, createHash('sha256').update(readFileSync(join(v, 'calibration-cache.json'))).digest('hex'));
@@ -170,8 +170,12 @@ test('--repository writes the next version (1, then 2) and config.json once; --o
   const repo = join(work, 'repo');
   mkdirSync(repo);
   const a = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n' });
-  const b = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n' });
+  const b = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n', precision: 'fp16', topk: 300 });
   assert.deepEqual([a.version, b.version], [1, 2]);
+  assert.deepEqual(a.manifest.passes.map((p) => p.name), ['uint8Input']);
+  assert.deepEqual(b.manifest.passes.map((p) => p.name), ['fp16', 'uint8Input', 'topKOutput']);
+  const out = readOnnxModel(join(b.versionDir, 'model.onnx')).graph.output[0]!.type!.tensor_type!.shape!.dim.map((d) => d.dim_value);
+  assert.deepEqual(out.slice(1), [300, 6]);
   assert.deepEqual(readdirSync(join(repo, 'yolov8n')).sort(), ['1', '2', 'config.json']);
   assert.deepEqual(await verifyManifest(join(repo, 'yolov8n', '2'), 'model.onnx'), ['model.onnx']);
   await assert.rejects(buildEngine({ model: MODEL, out: join(repo, 'yolov8n') }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'));
