@@ -17,8 +17,13 @@ import type { MainToWorker, OrtWorkerData, WorkerReadyInfo, WorkerToMain } from 
 
 /** Options of {@link createOrtEngine}. */
 export interface OrtEngineOptions {
-  /** Path of the `.onnx` file. */
+  /** Path of the `.onnx` file (also the model's name in messages when `modelBytes` is given). */
   modelPath: string;
+  /**
+   * The model's bytes, to load instead of reading `modelPath` (e.g. a graph rewritten in memory). Each instance's
+   * worker gets a copy.
+   */
+  modelBytes?: Uint8Array;
   /** Execution providers to try, in order. Default `['cuda', 'cpu']`. */
   executionProviders?: readonly string[];
   /** Number of instances (sessions, each in its own worker thread) — Triton's `instanceGroup[].count`. Default 1. */
@@ -331,11 +336,13 @@ export class EnginePool implements Engine {
  */
 export async function createOrtEngine(options: OrtEngineOptions): Promise<EnginePool> {
   const { modelPath } = options;
-  try {
-    const s = await stat(modelPath);
-    if (!s.isFile()) throw new Error('not a file');
-  } catch (err) {
-    throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${modelPath}: model file not found or not a file`, { modelPath }, { cause: err });
+  if (!options.modelBytes) {
+    try {
+      const s = await stat(modelPath);
+      if (!s.isFile()) throw new Error('not a file');
+    } catch (err) {
+      throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${modelPath}: model file not found or not a file`, { modelPath }, { cause: err });
+    }
   }
   const count = options.instances ?? 1;
   if (!Number.isInteger(count) || count < 1) {
@@ -353,6 +360,7 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
     warmupRuns,
     warmupBatchSize: options.warmupBatchSize ?? 1,
     readMetadata: true,
+    ...(options.modelBytes ? { modelBytes: options.modelBytes } : {}),
   };
   const first = await OrtWorkerInstance.start(base);
   const instances = [first];

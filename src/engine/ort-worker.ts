@@ -59,7 +59,9 @@ async function createSession(): Promise<{ session: ort.InferenceSession; ep: str
         graphOptimizationLevel: 'all',
       };
       if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
-      const session = await ort.InferenceSession.create(config.modelPath, options);
+      const session = config.modelBytes
+        ? await ort.InferenceSession.create(config.modelBytes, options)
+        : await ort.InferenceSession.create(config.modelPath, options);
       return { session, ep, fallbacks };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -104,10 +106,11 @@ async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Prom
 function readMetadata(): Record<string, string> | undefined {
   if (!config.readMetadata) return {};
   try {
-    return readModelMetadata(config.modelPath).metadata; // walks the protobuf; weights are skipped, not decoded
+    // Walks the protobuf; weights are skipped, not decoded.
+    return readModelMetadata(config.modelBytes ?? config.modelPath).metadata;
   } catch (err) {
     const code = isOspreyError(err) ? (err.code === 'OSPREY_ERR_ONNX_PARSE' ? 'OSPREY_ERR_INVALID_MODEL' : err.code) : 'OSPREY_ERR_INVALID_MODEL';
-    const message = err instanceof Error ? err.message : String(err);
+    const message = (err instanceof Error ? err.message : String(err)).replace('<bytes>', config.modelPath);
     post({ type: 'load-error', code, message, details: { modelPath: config.modelPath } });
     return undefined;
   }

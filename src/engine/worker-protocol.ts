@@ -7,7 +7,10 @@ import type { ExecutionProviderFallback } from './engine.js';
 
 /** What the worker needs to create its session. */
 export interface OrtWorkerData {
+  /** The model's path (and its name in messages). */
   modelPath: string;
+  /** Model bytes to load instead of reading `modelPath`. */
+  modelBytes?: Uint8Array;
   /** Ordered execution providers to try (`cuda`, `cpu`, `tensorrt`, `webgpu`). */
   executionProviders: readonly string[];
   /** GPU ordinal for device providers. Default 0. */

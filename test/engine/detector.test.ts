@@ -145,6 +145,18 @@ describe('Detector on yolov8n.onnx', () => {
     await assert.rejects(det.detectFiles([BUS_JPG], { confThreshold: 2 }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_ARGUMENT'));
   });
 
+  it('fuseUint8Input (uint8 NHWC prefix added in memory) gives exactly the same detections', async () => {
+    const fused = await Detector.create({ modelPath: MODEL_PATH, executionProviders: [EP], fuseUint8Input: true, warmup: false });
+    try {
+      assert.equal(fused.spec.inputFormat, 'uint8-nhwc');
+      assert.equal(fused.engine.info.inputs[0]!.type, 'uint8');
+      const [a, b] = await Promise.all([fused.detectFiles([BUS_JPG, ZIDANE_JPG]), det.detectFiles([BUS_JPG, ZIDANE_JPG])]);
+      assert.deepEqual(a, b);
+    } finally {
+      await fused.close();
+    }
+  });
+
   it('the separate pieces (allocateBatch, preprocessInto, runBatch, postprocessBatch) give the same result', async () => {
     const image = await det.decode(ZIDANE_JPG);
     const batch = det.allocateBatch();

@@ -132,6 +132,9 @@ export async function runDetect(inputs: string[], opts: DetectCliOptions): Promi
     ...(opts.labels !== undefined ? { labelsPath: opts.labels } : {}),
     ...(opts.batch !== undefined ? { maxBatchSize: opts.batch } : {}),
     maxPixels: opts.maxPixels,
+    // Plain float models get the uint8 NHWC prefix in memory: letterbox to uint8, 4× less data to the worker,
+    // the same detections (the prefix divides by 255 exactly as the float path does).
+    fuseUint8Input: true,
   });
   try {
     const info = detector.engine.info;
