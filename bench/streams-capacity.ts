@@ -12,7 +12,7 @@
  * Without --engine/--model it builds yolov8n INT8 (QDQ, uint8 NHWC input, dynamic batch ≤ 8, 64 calibration images
  * of coco-val-dev) with `osprey build`'s buildEngine into .cache/streams-bench/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +53,12 @@ async function resolveModel(): Promise<{ path: string; precision: string; note: 
     });
   }
   dir = resolve(dir);
-  return { path: join(dir, '1/model.onnx'), precision: 'int8', note: 'osprey build --precision int8 --max-batch 8 (QDQ, uint8 NHWC input)' };
+  const manifest = JSON.parse(readFileSync(join(dir, '1/manifest.json'), 'utf8')) as { precision: string; input: string; check?: unknown; calibration?: unknown };
+  return {
+    path: join(dir, '1/model.onnx'),
+    precision: manifest.precision,
+    note: `osprey build engine ${dir.replace(root + '/', '')}: precision ${manifest.precision}, input ${manifest.input}, dynamic batch ≤ 8; build check ${JSON.stringify(manifest.check ?? null)}`,
+  };
 }
 
 function percentile(sorted: number[], p: number): number {

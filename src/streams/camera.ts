@@ -97,6 +97,12 @@ export class Camera extends EventEmitter {
   private source: FfmpegFrameSource | null = null;
   private queue: SourceFrame[] = [];
   private inFlight = 0;
+  /**
+   * Frames of this camera submitted to the batcher at once. 2, so that while one frame runs the next one already
+   * waits in the batcher's queue beside other cameras' frames: with 1, cameras ping-pong and batches stay at 1.
+   */
+  private readonly maxInFlight = 2;
+  private ordered: Promise<void> = Promise.resolve();
   private tokens = 1;
   private tokensAt = 0;
   private lastProcessedPerf = 0;
@@ -236,7 +242,7 @@ export class Camera extends EventEmitter {
   private pump(): void {
     const inf = this.deps.inferer;
     const info = this.info;
-    while (this.inFlight < 1 && this.queue.length > 0 && info) {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0 && info) {
       const f = this.queue.shift()!;
       if (!inf) {
         // No model: count the frame through (sources/supervision only).
@@ -246,8 +252,10 @@ export class Camera extends EventEmitter {
       this.inFlight++;
       const pixels = f.rgb !== f.data ? f.rgb : inf.consumesInput ? f.data.slice() : f.data;
       const t0 = f.receivedAtPerfMs;
-      inf
-        .infer(f.data, info.geometry, { priority: this.config.priority, confThreshold: this.config.confThreshold, requestId: `camera:${this.id}#${f.index}` })
+      const pending = inf.infer(f.data, info.geometry, { priority: this.config.priority, confThreshold: this.config.confThreshold, requestId: `camera:${this.id}#${f.index}` });
+      // Results are handled in frame order (the tracker needs it), whatever order batches finish in.
+      this.ordered = this.ordered
+        .then(() => pending)
         .then(
           (result) => {
             const done = performance.now();
