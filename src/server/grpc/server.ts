@@ -25,6 +25,8 @@ export const DEFAULT_GRPC_PORT = 8001;
 export const DEFAULT_GRPC_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** How often Watch re-reads readiness, ms. */
 const HEALTH_WATCH_INTERVAL_MS = 500;
+/** RPCs still answered during shutdown (probes must see NOT_SERVING / ready=false, not an error). */
+const ANSWERED_WHILE_SHUTTING_DOWN = new Set(['ServerLive', 'ServerReady', 'Check']);
 /** Service names Health answers for (plus "" = the whole server). */
 export const INFERENCE_SERVICE_NAME = 'inference.GRPCInferenceService';
 
@@ -110,7 +112,7 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
       void (async () => {
         try {
           const req = checkParsed(call.request);
-          if (shuttingDown && method !== 'ServerLive' && method !== 'ServerReady') {
+          if (shuttingDown && !ANSWERED_WHILE_SHUTTING_DOWN.has(method)) {
             throw new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the server is shutting down');
           }
           callback(null, await fn(req));
