@@ -10,7 +10,8 @@
  *   letterbox    RGB → float32 NCHW batch slot (sharp: cv2-equivalent bilinear resize, pad 114, /255 planes);
  *                the uint8 NHWC variant (what Osprey-built engines take) is timed too
  *   inference    engine.run round trip from the main thread: transfer to the worker, session.run, transfer back
- *                (the worker-side session.run time is reported separately)
+ *                (the worker-side session.run time is reported separately); also for the same model with the
+ *                uint8 NHWC prefix fused in memory (Detector `fuseUint8Input`, what `osprey detect` runs)
  *   postprocess  decode [1, 84, 8400] → conf filter → NMS → scale to source pixels (core postprocessImage)
  * Event-loop delay: perf_hooks.monitorEventLoopDelay (1 ms resolution) during N back-to-back inferences, once
  * through the worker engine and once through an ORT session created on the main thread; the ratio is printed.
@@ -109,16 +110,30 @@ async function main(): Promise<void> {
   );
 
   // Inference: a fresh copy of the prepared input each time (the engine takes ownership of the buffer).
+  // Also the same model with the uint8 NHWC prefix fused in memory (what `osprey detect` uses): uint8 letterbox,
+  // uint8 in. The two are timed interleaved, so that other load on the machine hits both alike.
+  const fused = await Detector.create({ modelPath, executionProviders: [ep], warmup: 2, fuseUint8Input: true });
   const input = f32.data as Float32Array;
+  const fusedInput = u8.data as Uint8Array;
   let lastOutput: { dims: readonly number[]; data: Float32Array } | undefined;
   const inst = (det.engine as unknown as { instances: { runs: number; runMsTotal: number }[] }).instances[0]!;
-  const runsBefore = inst.runs;
-  const workerMsBefore = inst.runMsTotal;
-  const inferenceMs = await timeIt(iterations, async () => {
-    const batch = { ...f32, data: input.slice() };
-    lastOutput = await det.runBatch(batch, 1);
-  });
+  const fusedInst = (fused.engine as unknown as { instances: { runs: number; runMsTotal: number }[] }).instances[0]!;
+  lastOutput = await det.runBatch({ ...f32, data: input.slice() }, 1);
+  await fused.runBatch({ ...u8, data: fusedInput.slice() }, 1);
+  const [runsBefore, workerMsBefore, fusedRunsBefore, fusedMsBefore] = [inst.runs, inst.runMsTotal, fusedInst.runs, fusedInst.runMsTotal];
+  const inferenceMs: number[] = [];
+  const inferenceFusedMs: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    let t = performance.now();
+    lastOutput = await det.runBatch({ ...f32, data: input.slice() }, 1);
+    inferenceMs.push(performance.now() - t);
+    t = performance.now();
+    await fused.runBatch({ ...u8, data: fusedInput.slice() }, 1);
+    inferenceFusedMs.push(performance.now() - t);
+  }
   const workerRunMean = (inst.runMsTotal - workerMsBefore) / (inst.runs - runsBefore);
+  const fusedWorkerRunMean = (fusedInst.runMsTotal - fusedMsBefore) / (fusedInst.runs - fusedRunsBefore);
+  await fused.close();
   const postprocessMs = await timeIt(iterations, () => postprocessImage(lastOutput!, spec.layout, 0, g, spec.names, opts, spec.nmsInGraph));
   const detections = postprocessImage(lastOutput!, spec.layout, 0, g, spec.names, opts, spec.nmsInGraph);
 
@@ -149,6 +164,8 @@ async function main(): Promise<void> {
       letterboxUint8Nhwc: stats(letterboxUint8Ms),
       inferenceRoundTrip: stats(inferenceMs),
       inferenceInWorkerMean: Math.round(workerRunMean * 1000) / 1000,
+      inferenceRoundTripFusedUint8: stats(inferenceFusedMs),
+      inferenceInWorkerFusedUint8Mean: Math.round(fusedWorkerRunMean * 1000) / 1000,
       postprocess: stats(postprocessMs),
     },
     comparison: {
@@ -170,6 +187,9 @@ async function main(): Promise<void> {
     row('letterbox uint8 NHWC', result.stagesMs.letterboxUint8Nhwc),
     row('inference (round trip)', result.stagesMs.inferenceRoundTrip),
     `  ${'inference (in worker)'.padEnd(26)} mean ${workerRunMean.toFixed(2).padStart(8)} ms`,
+    row('inference, uint8 prefix', result.stagesMs.inferenceRoundTripFusedUint8),
+    `  ${'  (in worker)'.padEnd(26)} mean ${fusedWorkerRunMean.toFixed(2).padStart(8)} ms`,
+    `per image, float path (letterbox f32 + inference) ${(result.stagesMs.letterboxFloat32Nchw.mean + result.stagesMs.inferenceRoundTrip.mean).toFixed(1)} ms vs uint8 prefix path (letterbox u8 + inference) ${(result.stagesMs.letterboxUint8Nhwc.mean + result.stagesMs.inferenceRoundTripFusedUint8.mean).toFixed(1)} ms`,
     row('postprocess (decode+NMS)', result.stagesMs.postprocess),
     `event-loop delay during inference: worker p50 ${worker.p50} ms p99 ${worker.p99} ms max ${worker.max} ms | main thread p50 ${mainThread.p50} ms p99 ${mainThread.p99} ms max ${mainThread.max} ms | p99 ratio main/worker ${ratio}x`,
     `wrote ${outPath}`,
