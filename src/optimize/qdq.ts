@@ -77,6 +77,11 @@ export interface QdqOptions {
 
 const TAIL_STOP = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
 
+/** A single-output-channel Conv is a fixed reduction (Ultralytics' DFL expectation), part of the tail, not a layer. */
+function isFixedReduction(n: NodeProto, dims: ReadonlyMap<string, number[]>): boolean {
+  return n.op_type === 'Conv' && dims.get(n.input[1] ?? '')?.[0] === 1;
+}
+
 /**
  * The detection head as {@link QdqOptions.keepHead} defines it: the output tail plus the Convs on its border.
  *
@@ -88,6 +93,7 @@ const TAIL_STOP = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
 export function headNodes(model: OnnxModel): { tail: NodeProto[]; borderConvs: NodeProto[] } {
   const producer = new Map<string, NodeProto>();
   for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const initializerDims = new Map(model.graph.initializer.map((t) => [t.name ?? '', t.dims]));
   const stack = model.graph.output.map((o) => producer.get(o.name ?? '')).filter((n): n is NodeProto => n !== undefined);
   const seen = new Set<NodeProto>();
   const tail: NodeProto[] = [];
@@ -96,7 +102,7 @@ export function headNodes(model: OnnxModel): { tail: NodeProto[]; borderConvs: N
     const n = stack.pop()!;
     if (seen.has(n)) continue;
     seen.add(n);
-    if (TAIL_STOP.has(n.op_type ?? '')) {
+    if (TAIL_STOP.has(n.op_type ?? '') && !isFixedReduction(n, initializerDims)) {
       border.push(n);
       continue;
     }
