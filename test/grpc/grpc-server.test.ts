@@ -199,6 +199,16 @@ describe('ModelInfer', () => {
     assert.equal(bad.infer_response.id, 's0-bad');
   });
 
+  test('ModelStreamInfer: a client that cancels mid-stream does not disturb the server', async () => {
+    const stream = s.client.ModelStreamInfer!() as grpc.ClientDuplexStream<object, unknown>;
+    stream.on('error', () => undefined); // CANCELLED, expected
+    stream.write(rawInfer('tiny_full_config', { name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.of(1, 2, 3, 4) }));
+    stream.cancel();
+    const { res, err } = await call<InferResponse>(s.client, 'ModelInfer', rawInfer('tiny_full_config', { name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.of(1, 2, 3, 4) }));
+    assert.equal(err, undefined);
+    assert.deepEqual([...rawFloat32(res!.raw_output_contents[0]!)], [2, 4, 6, 8]);
+  });
+
   test('ModelStatistics: counts of this model, and every model with an empty name', async () => {
     const one = (await call<{ model_stats: Array<{ name: string; version: string; inference_count: number; inference_stats: { success: { count: number; ns: number } } }> }>(s.client, 'ModelStatistics', { name: 'yolov8n' })).res!;
     assert.equal(one.model_stats.length, 1);

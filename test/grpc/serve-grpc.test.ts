@@ -64,8 +64,20 @@ test('the HTTP stats endpoint and /metrics report per-arm numbers', async () => 
   assert.match(metrics, /osprey_route_requests_total\{alias="ab",arm="[ab]",role="primary",outcome="success"\} \d+/);
 });
 
-test('shutdown closes the gRPC port as well', async () => {
+test('shutdown: a health Watch sees NOT_SERVING, then the gRPC port closes', async () => {
+  const health = new (loadGrpcDefinitions().HealthClient)(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure()) as Stack['client'];
+  const watch = health.Watch!({ service: '' }) as grpc.ClientReadableStream<{ status: string }>;
+  const statuses: string[] = [];
+  const ended = new Promise<void>((resolve) => {
+    watch.on('data', (m: { status: string }) => statuses.push(m.status));
+    watch.on('end', () => resolve());
+    watch.on('error', () => resolve());
+  });
+  while (statuses.length === 0) await new Promise((r) => setTimeout(r, 10));
   await server.close();
+  await ended;
+  health.close();
+  assert.deepEqual(statuses, ['SERVING', 'NOT_SERVING']);
   const r = await call(client, 'ServerLive', {}, { deadline: Date.now() + 2000 });
   assert.ok(r.err && [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED].includes(r.err.code), `got ${r.err?.code}`);
 });
