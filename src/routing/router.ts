@@ -134,14 +134,23 @@ export class RoutedInferenceService extends InferenceService {
   private readonly log: RoutingLogger | undefined;
   private readonly shadowsInFlight = new Set<Promise<void>>();
 
-  /** @throws OspreyError `OSPREY_ERR_CONFIG` for a bad aliases file. */
+  /**
+   * A bad aliases file does not stop the server (as a bad model config refuses only that model): it is logged with
+   * its key path (`OSPREY_ERR_CONFIG`), kept in {@link aliasError}, and the server starts without aliases.
+   */
   constructor(options: RoutedServiceOptions) {
     super(options);
     this.routingMetrics = new RoutingMetrics(options.metrics?.registry ?? new Registry());
     this.aliasesFromFile = options.aliases === undefined;
-    this.aliasTable = options.aliases ?? (options.repository.root ? loadAliasFile(options.repository.root) : new Map());
     this.random = options.random ?? Math.random;
     this.log = options.log;
+    this.aliasTable = options.aliases ?? new Map();
+    try {
+      this.reloadAliases();
+    } catch (err) {
+      this.aliasError = toOspreyError(err, 'OSPREY_ERR_CONFIG');
+      this.log?.error({ code: this.aliasError.code, keyPath: this.aliasError.details.keyPath, err: this.aliasError.message }, 'aliases file rejected: serving without aliases');
+    }
     this.swaps = options.swap === false ? null : new SwapController(options.repository, { metrics: this.routingMetrics, defaults: options.swap ?? {}, ...(options.log ? { log: options.log } : {}) });
   }
 
@@ -150,9 +159,17 @@ export class RoutedInferenceService extends InferenceService {
     return this.aliasTable;
   }
 
-  /** Re-reads `<repo>/aliases.*` (a bad file keeps the previous table and throws). */
+  /** The last aliases-file error (null when the file is valid or absent). */
+  aliasError: OspreyError | null = null;
+
+  /**
+   * Re-reads `<repo>/aliases.*`.
+   * @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path; the previous table stays in force.
+   */
   reloadAliases(): void {
-    if (this.aliasesFromFile && this.repository.root) this.aliasTable = loadAliasFile(this.repository.root);
+    if (!this.aliasesFromFile || !this.repository.root) return;
+    this.aliasTable = loadAliasFile(this.repository.root);
+    this.aliasError = null;
   }
 
   /**
@@ -386,7 +403,8 @@ export class RoutedInferenceService extends InferenceService {
     try {
       this.reloadAliases();
     } catch (err) {
-      this.log?.error({ code: toOspreyError(err).code, err: (err as Error).message }, 'aliases file rejected; the previous aliases stay in force');
+      this.aliasError = toOspreyError(err, 'OSPREY_ERR_CONFIG');
+      this.log?.error({ code: this.aliasError.code, keyPath: this.aliasError.details.keyPath, err: this.aliasError.message }, 'aliases file rejected; the previous aliases stay in force');
     }
     const rows = await super.repositoryIndex(readyOnly);
     for (const a of this.aliasTable.values()) {
