@@ -16,9 +16,10 @@
  *   detection takes the unmatched ground truth with the highest IoU ≥ threshold (ties: the later one), a crowd
  *   ground truth (`iscrowd=1`) may be matched many times and its IoU is intersection / area(detection); once a
  *   detection has matched a regular ground truth it never moves to an ignored one.
- * - Ground truth is ignored when it is a crowd (or has `ignore: 1`) or its `area` field is outside the area
- *   range; a detection matched to an ignored ground truth is ignored, and an unmatched detection whose area
- *   (w·h of its box) is outside the area range is ignored — neither counts as a false positive.
+ * - Ground truth is ignored when it is a crowd or its `area` field is outside the area range (an annotation's own
+ *   `ignore` field is overwritten by `iscrowd` in pycocotools, so it has no effect); a detection matched to an
+ *   ignored ground truth is ignored, and an unmatched detection whose area (w·h of its box) is outside the area
+ *   range is ignored — neither counts as a false positive.
  * - IoU uses the boxes' own areas (w·h), area ranges use the annotation's `area` field (segment area in COCO).
  * - Area ranges (inclusive bounds): all [0, 1e10], small [0, 32²], medium [32², 96²], large [96², 1e10].
  * - maxDets 1 / 10 / 100; images are matched once with the largest and truncated per maxDet when accumulating
@@ -47,7 +48,10 @@ export interface CocoGroundTruth {
   area?: number;
   /** 1 for a crowd region: matched many times, never a miss, detections on it ignored. */
   iscrowd?: number | boolean;
-  /** pycocotools' optional `ignore` flag; treated like a crowd flag for ignoring (not for the IoU). */
+  /**
+   * Accepted and not used: pycocotools' `_prepare` overwrites `ignore` with `iscrowd` for bbox evaluation, so an
+   * annotation's own `ignore` field has no effect there either.
+   */
   ignore?: number | boolean;
 }
 
@@ -283,7 +287,7 @@ export function evaluateCoco(
       gBox[g * 4] = x; gBox[g * 4 + 1] = y; gBox[g * 4 + 2] = w; gBox[g * 4 + 3] = h;
       gArea[g] = ann.area ?? w * h;
       gCrowd[g] = ann.iscrowd ? 1 : 0;
-      gIgn[g] = ann.iscrowd || ann.ignore ? 1 : 0;
+      gIgn[g] = ann.iscrowd ? 1 : 0; // pycocotools: gt['ignore'] = iscrowd
     }
     const dBox = new Float64Array(D * 4), dArea = new Float64Array(D), dScore = new Float64Array(D);
     for (let d = 0; d < D; d++) {

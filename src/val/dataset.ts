@@ -190,7 +190,6 @@ export async function loadCocoDataset(annotationsPath: string, imagesDir?: strin
       bbox: [bbox[0], bbox[1], bbox[2], bbox[3]],
       area,
       iscrowd: a['iscrowd'] ? 1 : 0,
-      ...(a['ignore'] ? { ignore: 1 } : {}),
     });
   }
   issues.unknownCategoryIds = [...unknownCats].sort((x, y) => x - y).slice(0, 20);
