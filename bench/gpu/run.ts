@@ -139,20 +139,34 @@ interface Row {
   detectionsPerImage: number;
   eventLoopDelayP99Ms: number;
   runs: number;
+  reuseBuffers: boolean;
   ratioToPytorch?: number | null;
   pytorchHostUint8ImagesPerSecond?: number | null;
 }
 
-async function measure(engine: EnginePool, spec: DetectionModelSpec, frames: Awaited<ReturnType<typeof loadFrames>>, batch: number, instances: number, durationMs: number) {
+async function measure(
+  engine: EnginePool,
+  spec: DetectionModelSpec,
+  frames: Awaited<ReturnType<typeof loadFrames>>,
+  batch: number,
+  instances: number,
+  durationMs: number,
+  reuseBuffers: boolean,
+) {
   const perImage = spec.inputHeight * spec.inputWidth * 3;
   const isU8 = spec.inputFormat === 'uint8-nhwc';
-  // A pool of filled input buffers, refilled from the real frames; each run consumes one (transferred to the worker).
+  const dims = isU8 ? [batch, spec.inputHeight, spec.inputWidth, 3] : [batch, 3, spec.inputHeight, spec.inputWidth];
+  // Input buffers: with reuse, the engine hands each buffer back after the run (moved, not copied) and it goes
+  // round again already holding frames; without, every run allocates and fills a fresh buffer (one memcpy).
+  const free: Tensor[] = [];
   const makeFeed = (seq: number): Record<string, Tensor> => {
+    const recycled = reuseBuffers ? free.pop() : undefined;
+    if (recycled) return { [spec.inputName]: recycled };
     const data = isU8 ? new Uint8Array(batch * perImage) : new Float32Array(batch * perImage);
     for (let b = 0; b < batch; b++) (data as Uint8Array).set(frames.frames[(seq + b) % frames.frames.length] as Uint8Array, b * perImage);
-    const dims = isU8 ? [batch, spec.inputHeight, spec.inputWidth, 3] : [batch, 3, spec.inputHeight, spec.inputWidth];
     return { [spec.inputName]: { type: isU8 ? 'uint8' : 'float32', dims, data } };
   };
+  const runOptions = reuseBuffers ? { onInputsReleased: (f: Record<string, Tensor>) => void free.push(f[spec.inputName]!) } : {};
   const opts = { ...DEFAULT_DETECT_OPTIONS };
   // warm-up at this batch size (first run allocates and picks kernels)
   for (let i = 0; i < Math.max(2, instances); i++) await Promise.all(Array.from({ length: instances }, (_, k) => engine.run(makeFeed(k))));
@@ -171,7 +185,7 @@ async function measure(engine: EnginePool, spec: DetectionModelSpec, frames: Awa
     while (performance.now() < deadline) {
       const feed = makeFeed(seq++);
       const s = performance.now();
-      const out = await engine.run(feed);
+      const out = await engine.run(feed, runOptions);
       const o = out[spec.outputName]!;
       const p0 = performance.now();
       for (let b = 0; b < batch; b++) {
@@ -259,8 +273,11 @@ async function main(): Promise<void> {
         const engine = await createOrtEngine({ modelPath: path, executionProviders: [args.ep], instances, warmup: 1 });
         const spec = resolveDetectionModelSpec(engine.info.inputs, engine.info.outputs, engine.info.metadata);
         const frames = await loadFrames(args.images, spec);
-        for (const batch of batches) {
-          const m = await measure(engine, spec, frames, batch, instances, args.durationMs);
+        const configs: Array<{ batch: number; reuse: boolean }> = batches.map((b) => ({ batch: b, reuse: true }));
+        // ablation: IO buffer reuse off, at batch 32 for the main variant
+        if (variant === 'e2e-fp16' && batches.includes(32)) configs.push({ batch: 32, reuse: false });
+        for (const { batch, reuse } of configs) {
+          const m = await measure(engine, spec, frames, batch, instances, args.durationMs, reuse);
           const precision = variant.endsWith('fp16') ? 'fp16' : 'fp32';
           const ref = torchHost(model.name, precision, batch);
           const row: Row = {
@@ -273,12 +290,13 @@ async function main(): Promise<void> {
             instances,
             executionProvider: engine.info.executionProvider,
             ...m,
+            reuseBuffers: reuse,
             pytorchHostUint8ImagesPerSecond: ref,
             ratioToPytorch: ref ? Math.round((m.imagesPerSecond / ref) * 100) / 100 : null,
           };
           rows.push(row);
           process.stderr.write(
-            `${model.name} ${variant} b${batch} i${instances}: ${m.imagesPerSecond} img/s p50 ${m.latencyMs.p50} ms p99 ${m.latencyMs.p99} ms` +
+            `${model.name} ${variant} b${batch} i${instances}${reuse ? '' : ' (no buffer reuse)'}: ${m.imagesPerSecond} img/s p50 ${m.latencyMs.p50} ms p99 ${m.latencyMs.p99} ms` +
               `${ref ? ` ratio ${row.ratioToPytorch}` : ''} (${engine.info.executionProvider})\n`,
           );
         }
@@ -303,7 +321,7 @@ async function main(): Promise<void> {
     notes: [
       'Every Osprey row: frames on the host in, detections on the host out (host NMS on the main thread for every image).',
       'PyTorch host-uint8: pinned uint8 batch -> normalize -> model -> top-300 boxes on the host (no NMS), same GPU, same command.',
-      'Inputs are real letterboxed images cycled (not zeros); a fresh input buffer per run (copied from the templates).',
+      'Inputs are real letterboxed images cycled (not zeros). reuseBuffers: the engine hands input buffers back after each run and they are reused (no allocation, no copy); false: a fresh buffer filled per run.',
     ],
     rows,
     batch1Latency: latency,
@@ -312,11 +330,11 @@ async function main(): Promise<void> {
   writeFileSync(args.out, JSON.stringify(result, null, 1));
   // Short table last.
   const best = (model: string, variant: string, batch: number) =>
-    rows.filter((r) => r.model === model && r.variant === variant && r.batch === batch).sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
-  console.log('model    variant          batch inst  img/s   p50ms   p99ms  ratioToPytorch');
+    rows.filter((r) => r.model === model && r.variant === variant && r.batch === batch && r.reuseBuffers).sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
+  console.log('model    variant          batch reuse inst   img/s   p50ms   p99ms  ratioToPytorch');
   for (const r of rows) {
     console.log(
-      `${r.model.padEnd(8)} ${r.variant.padEnd(16)} ${String(r.batch).padStart(5)} ${String(r.instances).padStart(4)} ${String(r.imagesPerSecond).padStart(7)} ${String(r.latencyMs.p50).padStart(7)} ${String(r.latencyMs.p99).padStart(7)}  ${r.ratioToPytorch ?? '-'}`,
+      `${r.model.padEnd(8)} ${r.variant.padEnd(16)} ${String(r.batch).padStart(5)} ${r.reuseBuffers ? ' yes' : '  no'} ${String(r.instances).padStart(4)} ${String(r.imagesPerSecond).padStart(7)} ${String(r.latencyMs.p50).padStart(7)} ${String(r.latencyMs.p99).padStart(7)}  ${r.ratioToPytorch ?? '-'}`,
     );
   }
   for (const m of args.models) {

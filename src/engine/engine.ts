@@ -22,6 +22,16 @@ export interface EngineInfo {
   metadata: Readonly<Record<string, string>>;
 }
 
+/** Options of one {@link Engine.run}. */
+export interface RunOptions {
+  /**
+   * Called with the input tensors once the engine no longer needs them, their buffers handed back (for the ONNX
+   * Runtime engine: moved back from the worker thread, no copy). Reuse them for the next run instead of allocating
+   * new ones (IO buffer reuse). Not called when the run fails.
+   */
+  onInputsReleased?: (feeds: Record<string, Tensor>) => void;
+}
+
 /**
  * A loaded model ready to run. Implementations never block the calling thread.
  */
@@ -33,7 +43,7 @@ export interface Engine {
    * @returns output name → tensor.
    * @throws OspreyError `OSPREY_ERR_INFERENCE_FAILED` when ONNX Runtime fails, `OSPREY_ERR_ENGINE_CLOSED` after close().
    */
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>>;
   /** Releases the session(s) and worker(s). Idempotent. */
   close(): Promise<void>;
 }

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { OspreyError, type ErrorCode, ERROR_CATALOGUE } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
-import type { Engine, EngineInfo, ExecutionProviderFallback } from './engine.js';
+import type { Engine, EngineInfo, ExecutionProviderFallback, RunOptions } from './engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS, normalizeExecutionProvider } from './execution-providers.js';
 import type { MainToWorker, OrtWorkerData, WorkerReadyInfo, WorkerToMain } from './worker-protocol.js';
 
@@ -96,6 +96,7 @@ function plainFeeds(feeds: Record<string, Tensor>): Record<string, Tensor> {
 interface Pending {
   resolve: (outputs: Record<string, Tensor>) => void;
   reject: (err: Error) => void;
+  onInputsReleased?: (feeds: Record<string, Tensor>) => void;
 }
 
 /**
@@ -183,14 +184,15 @@ export class OrtWorkerInstance {
    * ones (Node's pooled Buffer slabs) are copied.
    * @throws OspreyError `OSPREY_ERR_INFERENCE_FAILED` (ORT rejected the run), `OSPREY_ERR_ENGINE_CLOSED`.
    */
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  run(feeds: Record<string, Tensor>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'the engine is closing'));
     const id = this.nextId++;
+    const onInputsReleased = options.onInputsReleased;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, ...(onInputsReleased ? { onInputsReleased } : {}) });
       if (this.pending.size === 1) this.worker.ref();
-      const msg: MainToWorker = { type: 'run', id, feeds: plainFeeds(feeds) };
+      const msg: MainToWorker = { type: 'run', id, feeds: plainFeeds(feeds), ...(onInputsReleased ? { returnInputs: true } : {}) };
       try {
         this.worker.postMessage(msg, transferList(feeds));
       } catch {
@@ -220,7 +222,9 @@ export class OrtWorkerInstance {
     if (msg.type === 'result') {
       this.runs++;
       this.runMsTotal += msg.runMs;
-      this.settle(msg.id)?.resolve(msg.outputs);
+      const p = this.settle(msg.id);
+      if (p?.onInputsReleased && msg.inputs) p.onInputsReleased(msg.inputs);
+      p?.resolve(msg.outputs);
     } else if (msg.type === 'run-error') {
       this.settle(msg.id)?.reject(new OspreyError('OSPREY_ERR_INFERENCE_FAILED', `inference failed: ${msg.message}`));
     }
@@ -299,7 +303,7 @@ export class EnginePool implements Engine {
   }
 
   /** @inheritdoc */
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>> {
     if (this.closed) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'the engine is closed'));
     const n = this.instances.length;
     let best: OrtWorkerInstance | undefined;
@@ -310,7 +314,7 @@ export class EnginePool implements Engine {
     }
     this.cursor = (this.cursor + 1) % n;
     if (!best) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'every engine instance has stopped'));
-    return best.run(feeds);
+    return best.run(feeds, options);
   }
 
   /** @inheritdoc */

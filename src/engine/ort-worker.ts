@@ -150,11 +150,11 @@ async function main(): Promise<void> {
       });
       return;
     }
-    if (msg.type === 'run') void handleRun(session, msg.id, msg.feeds);
+    if (msg.type === 'run') void handleRun(session, msg.id, msg.feeds, msg.returnInputs === true);
   });
 }
 
-async function handleRun(session: ort.InferenceSession, id: number, feeds: Record<string, Tensor>): Promise<void> {
+async function handleRun(session: ort.InferenceSession, id: number, feeds: Record<string, Tensor>, returnInputs: boolean): Promise<void> {
   const t = performance.now();
   let results: ort.InferenceSession.OnnxValueMapType;
   try {
@@ -176,6 +176,12 @@ async function handleRun(session: ort.InferenceSession, id: number, feeds: Recor
     const data = value.data as TensorStorage;
     outputs[name] = { type: value.type as TensorDataType, dims: [...value.dims], data };
     if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+  }
+  if (returnInputs) {
+    // Hand the input buffers back (moved, not copied) so the caller can refill them for its next run.
+    for (const t of Object.values(feeds)) if (t.data.buffer instanceof ArrayBuffer) transfer.add(t.data.buffer);
+    post({ type: 'result', id, outputs, runMs, inputs: feeds }, [...transfer]);
+    return;
   }
   post({ type: 'result', id, outputs, runMs }, [...transfer]);
 }

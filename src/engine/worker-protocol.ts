@@ -26,7 +26,7 @@ export interface OrtWorkerData {
 }
 
 export type MainToWorker =
-  | { type: 'run'; id: number; feeds: Record<string, Tensor> }
+  | { type: 'run'; id: number; feeds: Record<string, Tensor>; returnInputs?: boolean }
   | { type: 'close' };
 
 export interface WorkerReadyInfo {
@@ -45,6 +45,7 @@ export interface WorkerReadyInfo {
 export type WorkerToMain =
   | { type: 'ready'; info: WorkerReadyInfo }
   | { type: 'load-error'; code: string; message: string; details?: Record<string, unknown> }
-  | { type: 'result'; id: number; outputs: Record<string, Tensor>; runMs: number }
+  /** `inputs`: the run's feeds handed back (buffers moved), for reuse by the caller. */
+  | { type: 'result'; id: number; outputs: Record<string, Tensor>; runMs: number; inputs?: Record<string, Tensor> }
   | { type: 'run-error'; id: number; message: string }
   | { type: 'closed' };

@@ -56,6 +56,21 @@ describe('createOrtEngine (worker threads)', () => {
     assert.equal(input.length, 0, 'transferred ArrayBuffer is detached on the sending side');
   });
 
+  it('IO buffer reuse: onInputsReleased hands the input buffer back (moved, intact) for the next run', async () => {
+    const feeds = zeroInput(engine);
+    const first = await new Promise<{ out: Record<string, Tensor>; back: Record<string, Tensor> }>((resolve, reject) => {
+      let back: Record<string, Tensor> | undefined;
+      engine
+        .run(feeds, { onInputsReleased: (f) => (back = f) })
+        .then((out) => (back ? resolve({ out, back }) : reject(new Error('inputs were not handed back'))), reject);
+    });
+    const again = first.back.images!;
+    assert.equal(again.data.length, 3 * 640 * 640, 'the returned buffer is attached and full size');
+    assert.equal((again.data as Float32Array)[12345], 0.5, 'its contents are intact');
+    const second = await engine.run({ images: again });
+    assert.deepEqual(Array.from((second.output0!.data as Float32Array).subarray(0, 64)), Array.from((first.out.output0!.data as Float32Array).subarray(0, 64)));
+  });
+
   it('the main thread keeps running while inference runs in the worker', async () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
