@@ -3,6 +3,7 @@
  * ffmpeg. No model here (frames are counted through); the inference path is covered by pipeline.test.ts.
  */
 import assert from 'node:assert/strict';
+import { createReadStream, statSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { after, test } from 'node:test';
@@ -114,4 +115,35 @@ test('a non-video URL (an HTTP page) ends in failed with OSPREY_ERR_CAMERA namin
   await waitFor(() => cam.state === 'failed', 10000, 'the camera to fail');
   assert.equal(cam.lastError?.code, 'OSPREY_ERR_CAMERA');
   assert.match(cam.lastError!.message, /Invalid data|invalid|could not find codec|not/i);
+});
+
+test('a stalled RTSP server (connection open, no frames) trips the no-frame watchdog: stalled → reconnecting → streaming once it resumes', async (t) => {
+  const s = await startRtspServer({ cam: PERSON_VIDEO });
+  t.after(() => s.stop());
+  const { cam, states } = camera({ id: 'stall', url: s.url('cam'), stallTimeoutMs: 2000, connectTimeoutMs: 5000, reconnect: { initialDelayMs: 100, maxDelayMs: 300, maxAttempts: 0 } });
+  cam.start();
+  await waitFor(() => cam.state === 'streaming' && cam.counters.processed >= 1, 20000, 'streaming');
+  s.pause();
+  await waitFor(() => states.some((x) => x.to === 'stalled'), 10000, 'the watchdog to see the stall');
+  await waitFor(() => cam.state === 'reconnecting' || cam.state === 'starting', 10000, 'a reconnect');
+  s.resume();
+  const before = cam.counters.processed;
+  await waitFor(() => cam.state === 'streaming' && cam.counters.processed > before, 30000, 'the camera back after the server resumes');
+  const seq = states.map((x) => x.to);
+  assert.ok(seq.indexOf('stalled') < seq.lastIndexOf('streaming'), seq.join(' → '));
+});
+
+test('an HTTP video source streams (ffmpeg over HTTP)', async (t) => {
+  const size = statSync(CAR_VIDEO).size;
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': size });
+    createReadStream(CAR_VIDEO).pipe(res);
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => { http.closeAllConnections(); http.close(r); }));
+  const port = (http.address() as { port: number }).port;
+  const { cam } = camera({ id: 'http', url: `http://127.0.0.1:${port}/car.mp4` });
+  cam.start();
+  await waitFor(() => cam.state === 'streaming' && cam.counters.processed >= 2, 20000, 'the HTTP camera to stream');
+  assert.deepEqual(cam.info && [cam.info.srcWidth, cam.info.srcHeight], [768, 432]);
 });

@@ -29,6 +29,9 @@ export async function freePort(): Promise<number> {
 export interface RtspServer {
   port: number;
   url(name: string): string;
+  /** SIGSTOP / SIGCONT: the server keeps its connections open but sends nothing (a stalled camera). */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -60,6 +63,8 @@ export async function startRtspServer(mounts: Record<string, string>, port?: num
   return {
     port: p,
     url: (name) => `rtsp://127.0.0.1:${p}/${name}`,
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     stop: () =>
       new Promise<void>((res) => {
         if (child.exitCode !== null || child.signalCode !== null) return res();
@@ -68,6 +73,7 @@ export async function startRtspServer(mounts: Record<string, string>, port?: num
           clearTimeout(t);
           res();
         });
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
       }),
   };

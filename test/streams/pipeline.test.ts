@@ -55,7 +55,7 @@ before(async () => {
           tracker: { minHits: 1, highThreshold: 0.3, newTrackThreshold: 0.3 },
           rules: [{ name: 'car-in-lot', type: 'zone', zone: FULL_FRAME, classes: ['car'], minConfidence: 0.3 }],
         },
-        { id: 'people', url: rtsp.url('people'), rtspTransport: 'udp', priority: 2, rules: [{ name: 'person-in-room', type: 'zone', zone: FULL_FRAME, classes: ['person'], minConfidence: 0.4 }] },
+        { id: 'people', url: rtsp.url('people'), rtspTransport: 'udp', priority: 1, rules: [{ name: 'person-in-room', type: 'zone', zone: FULL_FRAME, classes: ['person'], minConfidence: 0.4 }] },
       ],
     },
     dir,
@@ -75,7 +75,9 @@ test('both RTSP cameras stream through the model and rules fire events into the 
   await waitFor(() => rt.manager.list().every((c) => c['state'] === 'streaming'), 30000, 'both cameras streaming');
   // People appear ~6 s into their video and stay; cars cross in ~2 s, so on a loaded machine the cars camera may miss
   // them: require the people camera's event, and frames processed by both.
-  await waitFor(() => rt.manager.store.query({ kind: 'rule', camera: 'people' }).length >= 1, 60000, 'a rule event from the people camera');
+  await waitFor(() => rt.manager.store.query({ kind: 'rule', camera: 'people' }).length >= 1, 60000, 'a rule event from the people camera').catch((err: Error) => {
+    throw new Error(`${err.message}; cameras: ${JSON.stringify(rt.manager.list().map((c) => [c['id'], c['state'], c['counters'], c['error']]))}; events: ${JSON.stringify(rt.manager.store.query({ limit: 20 }).map((e) => [e.camera, e.rule, e.details['reason']]))}`);
+  });
   assert.ok(rt.manager.camera('cars').counters.processed > 0);
   // Read the real file with a separate connection (WAL: committed rows are visible).
   const db = new Database(join(dir, 'events.db'), { readonly: true });
@@ -130,6 +132,24 @@ test('the dashboard shows both cameras with frames arriving and an event after a
   assert.match(firstEvent, /car-in-lot|person-in-room/);
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, 'streams-dashboard.png') });
+  // Zone drawing: three clicks on the camera's frame, save → the camera has the new rule (source pixels).
+  await page.click('.camera[data-camera="people"] button.draw-zone');
+  await page.waitForSelector('#zone-dialog[open]');
+  const canvas = (await page.$('#zone-canvas'))!;
+  const bb = (await canvas.boundingBox())!;
+  for (const [fx, fy] of [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]) await page.mouse.click(bb.x + fx! * bb.width, bb.y + fy! * bb.height);
+  await page.fill('#zone-name', 'drawn');
+  await page.fill('#zone-classes', 'person');
+  await page.screenshot({ path: join(ARTIFACTS, 'streams-zone-drawing.png') });
+  await page.click('#zone-save');
+  await waitFor(() => rt.manager.camera('people').config.rules.some((r) => r.name === 'drawn'), 10000, 'the drawn zone to be saved');
+  assert.equal(await page.evaluate("document.querySelector('#zone-dialog').open"), false);
+  const drawn = rt.manager.camera('people').config.rules.find((r) => r.name === 'drawn');
+  assert.ok(drawn && drawn.type === 'zone' && drawn.zone.length === 3, 'the drawn zone is a rule of the camera');
+  if (drawn.type === 'zone') {
+    const [p0, p1, p2] = drawn.zone;
+    assert.ok(Math.abs(p0![0] - 77) <= 3 && Math.abs(p0![1] - 43) <= 3 && Math.abs(p1![0] - 691) <= 3 && Math.abs(p2![1] - 389) <= 3, `source pixels: ${JSON.stringify(drawn.zone)}`);
+  }
   assert.deepEqual(errors, []);
 });
 
@@ -159,6 +179,5 @@ test('invalid camera added at run time: POST /api/cameras answers 400 OSPREY_ERR
   const del = await fetch(`${rt.url}/api/cameras/extra`, { method: 'DELETE' });
   assert.equal(del.status, 204);
   assert.equal((await fetch(`${rt.url}/api/cameras/extra`)).status, 404);
-  assert.ok(rt.manager.camera('people').counters.processed > before, 'the other cameras kept processing');
-  assert.equal(rt.manager.camera('cars').state, 'streaming');
+  await waitFor(() => rt.manager.camera('people').counters.processed > before, 20000, 'the other cameras to keep processing');
 });
