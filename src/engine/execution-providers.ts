@@ -77,16 +77,28 @@ export function summarizeLoaderMessage(msg: string): string {
 export function explainExecutionProviderFailure(ep: string, ortMessage: string): string {
   const firstLine = (ortMessage.split('\n')[0] ?? ortMessage).trim();
   if ((ep === 'cuda' || ep === 'tensorrt') && /failed to load shared library/i.test(ortMessage)) {
-    const dir = ortBinaryDir();
-    if (dir) {
-      for (const base of ['onnxruntime_providers_shared', `onnxruntime_providers_${ep}`]) {
-        const file = join(dir, libName(base));
-        if (!existsSync(file)) return `${ep}: ${libName(base)} not found in ${dir}`;
-        const loaderMsg = probeLibrary(file);
-        if (loaderMsg) return `${ep}: ${summarizeLoaderMessage(loaderMsg)}`;
-      }
-    }
+    const why = probeExecutionProviderLibraries(ep);
+    if (why) return why;
   }
   if (/backend not found/i.test(ortMessage)) return `${ep}: not an execution provider this onnxruntime-node build knows`;
   return `${ep}: ${firstLine}`;
+}
+
+/**
+ * Loads the provider libraries of a device execution provider (`cuda`, `tensorrt`) the way ONNX Runtime does and
+ * says why they cannot load, as "<ep>: <reason>" — the same text an engine records when it falls back and
+ * `osprey doctor` prints. Returns undefined when they load.
+ * @example "cuda: libonnxruntime_providers_cuda.so not found in …/bin/napi-v6/linux/x64 (run `osprey gpu install`)"
+ * @example "cuda: libcublasLt.so.13 not found"
+ */
+export function probeExecutionProviderLibraries(ep: string): string | undefined {
+  const dir = ortBinaryDir();
+  if (!dir) return `${ep}: onnxruntime-node's native folder for ${process.platform}/${process.arch} is missing`;
+  for (const base of ['onnxruntime_providers_shared', `onnxruntime_providers_${ep}`]) {
+    const file = join(dir, libName(base));
+    if (!existsSync(file)) return `${ep}: ${libName(base)} not found in ${dir} (run \`osprey gpu install\`)`;
+    const loaderMsg = probeLibrary(file);
+    if (loaderMsg) return `${ep}: ${summarizeLoaderMessage(loaderMsg)}`;
+  }
+  return undefined;
 }

@@ -3,6 +3,7 @@
  * records when it falls back (e.g. "cuda: libcublasLt.so.13, libcudnn.so.9 not found").
  */
 import { existsSync } from 'node:fs';
+import { probeExecutionProviderLibraries } from '../engine/execution-providers.js';
 import { onnxRuntimeVersion } from '../version.js';
 import { providerLibraryPath } from './providers.js';
 import { findSharedLibrary, listGpus, missingSharedLibraries, type GpuInfo } from './system.js';
@@ -28,19 +29,13 @@ export interface ExecutionProviderStatus {
 export function diagnoseExecutionProvider(ep: ExecutionProviderName, gpus: GpuInfo[] = listGpus()): ExecutionProviderStatus {
   if (ep === 'cpu') return { executionProvider: 'cpu', loadable: true, reason: 'cpu: built into onnxruntime-node', missingLibraries: [] };
   const library = providerLibraryPath(ep);
-  if (!existsSync(library)) {
-    return {
-      executionProvider: ep,
-      loadable: false,
-      reason: `${ep}: ${library.split('/').pop()} is not installed next to libonnxruntime.so.1 (run \`osprey gpu install\`)`,
-      library,
-      missingLibraries: [],
-    };
-  }
-  const missing = missingSharedLibraries(library) ?? [];
-  if (ep === 'tensorrt' && !missing.includes('libnvinfer.so.10') && !findSharedLibrary('libnvinfer.so.10')) missing.push('libnvinfer.so.10');
-  if (missing.length > 0) {
-    return { executionProvider: ep, loadable: false, reason: `${ep}: ${missing.join(', ')} not found`, library, missingLibraries: missing };
+  // Same probe and text as the engine's fallback reason; ldd adds every missing dependency, not just the first.
+  const why = probeExecutionProviderLibraries(ep);
+  const missing = existsSync(library) ? (missingSharedLibraries(library) ?? []) : [];
+  if (ep === 'tensorrt' && existsSync(library) && !missing.includes('libnvinfer.so.10') && !findSharedLibrary('libnvinfer.so.10')) missing.push('libnvinfer.so.10');
+  if (why || missing.length > 0) {
+    const all = missing.length > 1 ? ` (ldd: ${missing.join(', ')} not found)` : '';
+    return { executionProvider: ep, loadable: false, reason: `${why ?? `${ep}: ${missing.join(', ')} not found`}${all}`, library, missingLibraries: missing };
   }
   if (gpus.length === 0) {
     return { executionProvider: ep, loadable: false, reason: `${ep}: no NVIDIA GPU visible (nvidia-smi lists none)`, library, missingLibraries: [] };
