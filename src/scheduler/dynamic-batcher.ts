@@ -408,7 +408,7 @@ export class DynamicBatcher {
     let results: Record<string, Tensor>[] | undefined;
     let error: OspreyError | undefined;
     try {
-      const feeds = this.assemble(batch, total);
+      const feeds = await this.assemble(batch, total);
       t1 = performance.now();
       const outputs = await engine.run(feeds);
       t2 = performance.now();
@@ -474,8 +474,12 @@ export class DynamicBatcher {
     this.pump();
   }
 
-  /** Concatenates the requests' inputs along the batch axis (zero-padded to a fixed model batch). */
-  private assemble(batch: Pending[], total: number): Record<string, Tensor> {
+  /**
+   * Concatenates the requests' inputs along the batch axis (zero-padded to a fixed model batch). Copies are byte
+   * copies (`Uint8Array.set`, i.e. memcpy), and the event loop is yielded between requests so a large batch (e.g.
+   * 8 × 4.9 MB FP32 images) never blocks it in one piece.
+   */
+  private async assemble(batch: Pending[], total: number): Promise<Record<string, Tensor>> {
     const first = batch[0]!;
     const padded = this.fixedBatchSize !== null && this.maxBatchSize > 0 ? Math.max(total, this.fixedBatchSize) : total;
     if (batch.length === 1 && padded === total) {
@@ -493,11 +497,13 @@ export class DynamicBatcher {
       const perItem = t0.data.length / t0.dims[0]!;
       const data = allocateStorage(t0.type, padded * perItem);
       let offset = 0;
-      for (const p of batch) {
-        const t = p.inputs[name];
+      const dst = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      for (let i = 0; i < batch.length; i++) {
+        const t = batch[i]!.inputs[name];
         if (!t) throw new OspreyError('OSPREY_ERR_INVALID_TENSOR', `${this.name}: a batched request lacks input '${name}'`, { input: name });
-        (data as Float32Array).set(t.data as Float32Array, offset);
-        offset += t.data.length;
+        dst.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), offset);
+        offset += t.data.byteLength;
+        if (i + 1 < batch.length) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       feeds[name] = { type: t0.type, dims: [padded, ...t0.dims.slice(1)], data };
     }

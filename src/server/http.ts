@@ -73,7 +73,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
   // raw bytes under any content type), detect takes raw image bytes. Multipart is parsed by @fastify/multipart.
   app.removeAllContentTypeParsers();
   await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: MAX_DETECT_FILES, parts: MAX_DETECT_FILES * 2 } });
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (req, payload, done) => readBody(req, payload, maxBodyBytes, done));
 
   // While draining, answers close their keep-alive connection, so close() does not wait for idle clients.
   app.addHook('onSend', async (_req, reply) => {
@@ -207,6 +207,59 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
     });
   }
   return app as unknown as FastifyInstance;
+}
+
+/** Alignment of the binary part of a binary-extension body (the widest element, INT64/FP64). */
+const BINARY_ALIGNMENT = 8;
+
+/**
+ * Reads a body into one Buffer, refusing it past `limit` bytes (413). For a binary-extension request the body is
+ * placed so that its binary part (after `Inference-Header-Content-Length` bytes of JSON) starts 8-byte aligned:
+ * tensors are then typed-array views of the body, with no per-request copy on the main thread.
+ */
+function readBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limit: number, done: (err: Error | null, body?: Buffer) => void): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the request body (${declared} bytes) is over the limit of ${limit} bytes`));
+    payload.resume();
+    return;
+  }
+  const headerLength = Number(req.headers[HEADER_INFERENCE_LENGTH]);
+  const pad = Number.isInteger(headerLength) && headerLength >= 0 ? (BINARY_ALIGNMENT - (headerLength % BINARY_ALIGNMENT)) % BINARY_ALIGNMENT : 0;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  payload.on('data', (chunk: Buffer) => {
+    if (failed) return;
+    size += chunk.length;
+    if (size > limit) {
+      failed = true;
+      done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the request body is over the limit of ${limit} bytes`));
+      return;
+    }
+    chunks.push(chunk);
+  });
+  payload.on('error', (err: Error) => {
+    if (!failed) {
+      failed = true;
+      done(err);
+    }
+  });
+  payload.on('end', () => {
+    if (failed) return;
+    if (Number.isFinite(declared) && declared !== size) {
+      failed = true;
+      done(new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', `the body has ${size} bytes but Content-Length says ${declared}`));
+      return;
+    }
+    const backing = Buffer.allocUnsafe(size + pad); // pool slices are 8-byte aligned; big bodies get their own ArrayBuffer
+    let offset = pad;
+    for (const c of chunks) {
+      c.copy(backing, offset);
+      offset += c.length;
+    }
+    done(null, backing.subarray(pad));
+  });
 }
 
 function bodyBuffer(req: FastifyRequest): Buffer {
