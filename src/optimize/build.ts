@@ -202,7 +202,8 @@ export function engineConfig(name: string, model: OnnxModel, spec: DetectionMode
  *   ONNX file), `OSPREY_ERR_UNSUPPORTED_LAYOUT` (output layout), `OSPREY_ERR_CALIBRATION_DATA` (no decodable
  *   calibration image, or INT8 without images nor cache), `OSPREY_ERR_CALIBRATION_CACHE` (cache for another model),
  *   `OSPREY_ERR_PASS_FAILED`, `OSPREY_ERR_BROKEN_MODEL` (the built engine's scores are degenerate),
- *   `OSPREY_ERR_USAGE` (options). Nothing is left in the destination on failure.
+ *   `OSPREY_ERR_USAGE` (options), `OSPREY_ERR_CONFIG` (`--repository`: the model's existing config.json does not
+ *   fit the new engine's inputs/outputs). Nothing is left in the destination on failure.
  */
 export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
   const log = options.log ?? (() => {});
@@ -353,12 +354,6 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     };
   }
 
-  if (precision === 'fp16') {
-    const notes: string[] = [];
-    model = fp16(model, { log: (l) => notes.push(l) });
-    passes.push({ name: 'fp16', options: { keepIO: true, keepOutputTail: true }, notes });
-    log(`fp16: ${notes.length} note(s)`);
-  }
   if (inputFormat === 'uint8-nhwc' && spec.inputFormat !== 'uint8-nhwc') {
     const notes: string[] = [];
     model = uint8Input(model, { log: (l) => notes.push(l) });
@@ -371,6 +366,14 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     model = topKOutput(model, { k, nmsInGraph: !!options.nmsInGraph, log: (l) => notes.push(l) });
     passes.push({ name: 'topKOutput', options: { k, nmsInGraph: !!options.nmsInGraph }, notes });
     log(`topKOutput: ${notes.join('; ')}`);
+  }
+
+  // fp16 last: its output-tail rule then keeps the whole suffix in float32 (docs/onnx-passes.md)
+  if (precision === 'fp16') {
+    const notes: string[] = [];
+    model = fp16(model, { log: (l) => notes.push(l) });
+    passes.push({ name: 'fp16', options: { keepIO: true, keepOutputTail: true }, notes });
+    log(`fp16: ${notes.length} note(s)`);
   }
 
   // ---- metadata ----
@@ -407,6 +410,21 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
   };
   const config = engineConfig(name, engineModel, detectionSpecOf(engineModel), maxBatch);
   const versionDir = join(modelDir, String(version));
+  const existingConfig = join(modelDir, 'config.json');
+  if (options.repository !== undefined && existsSync(existingConfig)) {
+    // a model's config covers all its versions (as in Triton): the new version must match it
+    const parsed = parseModelConfigText(readFileSync(existingConfig, 'utf8'), existingConfig);
+    try {
+      resolveModelConfig(parsed, name, { inputs: graphInputSpecs(engineModel), outputs: graphOutputSpecs(engineModel) }, existingConfig);
+    } catch (err) {
+      throw new OspreyError(
+        'OSPREY_ERR_CONFIG',
+        `${existingConfig} does not fit the new engine (${(err as Error).message}); build it under another --name, or edit config.json`,
+        { file: existingConfig },
+        { cause: err },
+      );
+    }
+  }
   if (options.out !== undefined) {
     const tmp = join(dirname(modelDir), `.${basename(modelDir)}.tmp-${process.pid}-${Date.now()}`);
     try {
@@ -430,9 +448,7 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
       rmSync(tmp, { recursive: true, force: true });
       throw err;
     }
-    const configPath = join(modelDir, 'config.json');
-    if (!existsSync(configPath)) writeFileAtomic(configPath, JSON.stringify(config, null, 2) + '\n');
-    else parseModelConfigText(readFileSync(configPath, 'utf8'), configPath); // keep the user's config; it must still parse
+    if (!existsSync(existingConfig)) writeFileAtomic(existingConfig, JSON.stringify(config, null, 2) + '\n');
   }
   log(`wrote ${versionDir}`);
   return { modelDir, version, versionDir, manifest };

@@ -18,6 +18,7 @@ import { buildEngine } from '../../src/optimize/build.js';
 import { parseTensorRtCalibrationTable } from '../../src/optimize/calibration-cache.js';
 import { checkModel } from '../../src/optimize/check.js';
 import { verifyManifest } from '../../src/repository/manifest.js';
+import { ModelRepository } from '../../src/repository/repository.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -166,18 +167,36 @@ test('osprey build --check on the broken model exits 2 with OSPREY_ERR_BROKEN_MO
   assert.match(r.stdout, /BROKEN/);
 });
 
-test('--repository writes the next version (1, then 2) and config.json once; --out refuses a non-empty directory', async () => {
+test('--repository writes the next version (1, then 2) that the model repository loads; config.json once; a version that contradicts it is refused', async () => {
   const repo = join(work, 'repo');
   mkdirSync(repo);
   const a = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n' });
-  const b = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n', precision: 'fp16', topk: 300 });
+  const b = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n', precision: 'fp16' });
   assert.deepEqual([a.version, b.version], [1, 2]);
   assert.deepEqual(a.manifest.passes.map((p) => p.name), ['uint8Input']);
-  assert.deepEqual(b.manifest.passes.map((p) => p.name), ['fp16', 'uint8Input', 'topKOutput']);
-  const out = readOnnxModel(join(b.versionDir, 'model.onnx')).graph.output[0]!.type!.tensor_type!.shape!.dim.map((d) => d.dim_value);
-  assert.deepEqual(out.slice(1), [300, 6]);
+  assert.deepEqual(b.manifest.passes.map((p) => p.name), ['uint8Input', 'fp16']);
   assert.deepEqual(readdirSync(join(repo, 'yolov8n')).sort(), ['1', '2', 'config.json']);
-  assert.deepEqual(await verifyManifest(join(repo, 'yolov8n', '2'), 'model.onnx'), ['model.onnx']);
+  // a top-K engine has another output shape than config.json declares: refused before anything is written
+  await assert.rejects(buildEngine({ model: MODEL, repository: repo, name: 'yolov8n', topk: 300 }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_CONFIG'));
+  assert.deepEqual(readdirSync(join(repo, 'yolov8n')).sort(), ['1', '2', 'config.json']);
+  // the server's repository loads what build wrote, as is (latest version, manifest hashes verified)
+  const r = await ModelRepository.open(repo, { executionProviders: ['cpu'] });
+  try {
+    const index = await r.index();
+    assert.deepEqual(index.map((e) => [e.name, String(e.version), e.state]), [['yolov8n', '2', 'READY']]);
+    assert.equal(r.get('yolov8n').detectionSpec?.inputFormat, 'uint8-nhwc');
+  } finally {
+    await r.close();
+  }
   await assert.rejects(buildEngine({ model: MODEL, out: join(repo, 'yolov8n') }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'));
   await assert.rejects(buildEngine({ model: MODEL, out: join(work, 'x'), precision: 'int8' }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_CALIBRATION_DATA'));
+});
+
+test('top-K suffix engine: [batch, K, 6] output, config filled in from it', async () => {
+  const out = join(work, 'topk');
+  const r = await buildEngine({ model: MODEL, out, topk: 300, maxBatch: 2 });
+  assert.deepEqual(r.manifest.passes.map((p) => p.name), ['dynamicBatch', 'uint8Input', 'topKOutput']);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.maxBatchSize, 2);
+  assert.deepEqual(config.output[0].dims, [300, 6]);
 });
