@@ -295,6 +295,11 @@ export function computePlan(req: PlanRequest): Plan {
   };
 }
 
+/** Rounds up to 2 decimals (a figure the SLO must reach, so never rounded down). */
+function ceil2(v: number): number {
+  return Math.ceil(v * 100 - 1e-9) / 100;
+}
+
 function infeasible(candidates: readonly PlanCandidate[], slo: number, gpuMemoryGb: number | undefined): OspreyError {
   const meeting = candidates.filter((c) => c.meetsSlo);
   if (meeting.length === 0) {
@@ -308,8 +313,8 @@ function infeasible(candidates: readonly PlanCandidate[], slo: number, gpuMemory
           : 'or measure a faster engine (INT8, FP16, a GPU)';
     return new OspreyError(
       'OSPREY_ERR_PLAN_INFEASIBLE',
-      `no measured configuration meets p99 ≤ ${fmt(slo)} ms: the best p99 measured is ${fmt(best.p99Ms)} ms at ${best.label}; ` +
-        `relax the SLO to ≥ ${fmt(Math.ceil(best.p99Ms * 100) / 100)} ms ${what}`,
+      `no measured configuration meets p99 ≤ ${fmt(slo)} ms: the best p99 measured is ${fmt(ceil2(best.p99Ms))} ms at ${best.label}; ` +
+        `relax the SLO to ≥ ${fmt(ceil2(best.p99Ms))} ms ${what}`,
       { sloP99Ms: slo, bestP99Ms: best.p99Ms, bestConfiguration: best.label, minimumFeasibleSloMs: best.p99Ms },
     );
   }
