@@ -88,6 +88,23 @@ describe('ModelRepository (real engine)', () => {
     }
   });
 
+  it("load with pushed files (Triton's file:<version>/<name>) and a config; files without a config are refused", async () => {
+    const root = join(tmp.path, 'empty-repo');
+    await (await import('node:fs/promises')).mkdir(root, { recursive: true });
+    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+    try {
+      const bytes = new Uint8Array(await readFile(MODEL_PATH));
+      await assert.rejects(repo.load('pushed', { files: { '1/model.onnx': bytes } }), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_INVALID_ARGUMENT');
+      await repo.load('pushed', { config: JSON.stringify({ detection: { conf: 0.4 } }), files: { '1/model.onnx': bytes } });
+      const v = repo.get('pushed');
+      assert.equal(v.version, 1);
+      assert.equal(v.config.detection.conf, 0.4);
+      assert.deepEqual((await repo.index()).find((r) => r.name === 'pushed'), { name: 'pushed', version: '1', state: 'READY', reason: '' });
+    } finally {
+      await repo.close();
+    }
+  });
+
   it('a missing repository folder is OSPREY_ERR_FILE_NOT_FOUND', async () => {
     await assert.rejects(ModelRepository.open(join(tmp.path, 'nowhere')), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_FILE_NOT_FOUND');
   });

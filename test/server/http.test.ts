@@ -93,7 +93,7 @@ before(async () => {
   await addModel(repo, 'yolo_policy', { config: { dynamicBatching: { defaultQueuePolicy: { maxQueueSize: 2, allowTimeoutOverride: true } } } });
   await addModel(repo, 'bad_config', { config: { maxBatchSize: 1, dynamicBatching: { maxQueueDelayMicroseconds: 'soon' } } });
   await addModel(repo, 'bad_hash', { manifest: { files: { 'model.onnx': { sha256: '0'.repeat(64) } } } });
-  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, executionProviders: ['cpu'], logLevel: 'silent', maxBodyBytes: MAX_BODY });
+  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, metricsPort: 0, executionProviders: ['cpu'], logLevel: 'silent', maxBodyBytes: MAX_BODY });
   base = server.url;
 
   busJpg = await readFile(BUS_JPG);
@@ -319,6 +319,11 @@ describe('osprey serve: statistics, metrics, repository', () => {
     }
     const gpus = await queryGpus();
     assert.equal(text.includes('nv_gpu_utilization'), gpus !== null);
+    // The same registry on the separate metrics port (Triton's 8002).
+    assert.ok(server.metricsUrl);
+    const other = await fetch(`${server.metricsUrl}/metrics`);
+    assert.equal(other.status, 200);
+    assert.ok((await other.text()).includes('nv_inference_request_success{model="yolo",version="1"}'));
   });
 
   it('repository index lists every model with state and reason (bad config and hash mismatch refused, others READY)', async () => {
