@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { chromium, type Browser } from 'playwright-core';
@@ -16,7 +17,7 @@ import { parseStreamsConfig } from '../../src/streams/config.js';
 import { startStreamsRuntime, type StreamsRuntime } from '../../src/streams/runtime.js';
 import { CAR_VIDEO, MODEL, PERSON_VIDEO, startRtspServer, waitFor, type RtspServer } from './helpers.js';
 
-const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts');
+const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), '../../test-artifacts');
 const FULL_FRAME = [[0, 0], [768, 0], [768, 432], [0, 432]];
 let dir: string;
 let rtsp: RtspServer;
