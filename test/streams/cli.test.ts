@@ -1,0 +1,33 @@
+/**
+ * `osprey streams` CLI in a child process (src/cli/main.ts through tsx, the code bin/osprey.js runs from dist/):
+ * an invalid cameras.yaml exits 2 naming the key path; `--check` validates the example config and loads the model.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { FIXTURES } from './helpers.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ENTRY = 'import("./src/cli/main.ts").then((m) => m.main(["node", "osprey", ...process.argv.slice(1)]))';
+
+function osprey(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(process.execPath, ['--import', 'tsx', '-e', ENTRY, ...args], { cwd: ROOT }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('osprey streams with an invalid cameras.yaml exits 2 with OSPREY_ERR_CONFIG and the key path', async () => {
+  const r = await osprey(['streams', '--config', join(FIXTURES, 'invalid-fps.yaml')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /OSPREY_ERR_CONFIG: .*invalid-fps\.yaml: cameras\[1\]\.fps: must be > 0, got 0/);
+});
+
+test('osprey streams --check validates the example config and loads the model', async () => {
+  const r = await osprey(['streams', '--config', join(FIXTURES, 'cameras.yaml'), '--check', '--ep', 'cpu']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 cameras OK \(lot, hall\); model .*yolov8n\.onnx: 640×640 float32-nchw, 80 classes/);
+});
