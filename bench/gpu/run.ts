@@ -260,6 +260,27 @@ async function main(): Promise<void> {
     (torchRows.find((r) => r.model === model && r.precision === precision && r.batch === batch && r.mode === 'host-uint8')?.images_per_s as number | undefined) ?? null;
   const rows: Row[] = [];
   const latency: Record<string, unknown> = {};
+  const gpus = listGpus();
+  const save = () => {
+    const result = {
+      benchmark: 'bench/gpu/run.ts',
+      command: process.argv.slice(1).join(' '),
+      createdAt: new Date().toISOString(),
+      device: gpus[0] ?? null,
+      cpu: cpus()[0]?.model,
+      cpuCount: cpus().length,
+      versions: { osprey: OSPREY_VERSION, onnxRuntime: onnxRuntimeVersion(), node: process.version, pytorch: torchRows[0]?.torch ?? null },
+      notes: [
+        'Every Osprey row: frames on the host in, detections on the host out (host NMS on the main thread for every image).',
+        'PyTorch host-uint8: pinned uint8 batch -> normalize -> model -> top-300 boxes on the host (no NMS), same GPU, same command.',
+        'Inputs are real letterboxed images cycled (not zeros). reuseBuffers: the engine hands input buffers back after each run and they are reused (no allocation, no copy); false: a fresh buffer filled per run.',
+      ],
+      rows,
+      batch1Latency: latency,
+      pytorch: torchRows,
+    };
+    writeFileSync(args.out, JSON.stringify(result, null, 1));
+  };
   const bus = join(args.images, readdirSync(args.images).find((f) => f === 'bus.jpg') ?? readdirSync(args.images)[0]!);
   for (const model of args.models) {
     const dir = join(work, model.name);
@@ -295,6 +316,7 @@ async function main(): Promise<void> {
             ratioToPytorch: ref ? Math.round((m.imagesPerSecond / ref) * 100) / 100 : null,
           };
           rows.push(row);
+          save();
           process.stderr.write(
             `${model.name} ${variant} b${batch} i${instances}${reuse ? '' : ' (no buffer reuse)'}: ${m.imagesPerSecond} img/s p50 ${m.latencyMs.p50} ms p99 ${m.latencyMs.p99} ms` +
               `${ref ? ` ratio ${row.ratioToPytorch}` : ''} (${engine.info.executionProvider})\n`,
@@ -309,25 +331,7 @@ async function main(): Promise<void> {
       process.stderr.write(`${model.name} batch-1 latency: ${JSON.stringify(latency[model.name])}\n`);
     }
   }
-  const gpus = listGpus();
-  const result = {
-    benchmark: 'bench/gpu/run.ts',
-    command: process.argv.slice(1).join(' '),
-    createdAt: new Date().toISOString(),
-    device: gpus[0] ?? null,
-    cpu: cpus()[0]?.model,
-    cpuCount: cpus().length,
-    versions: { osprey: OSPREY_VERSION, onnxRuntime: onnxRuntimeVersion(), node: process.version, pytorch: torchRows[0]?.torch ?? null },
-    notes: [
-      'Every Osprey row: frames on the host in, detections on the host out (host NMS on the main thread for every image).',
-      'PyTorch host-uint8: pinned uint8 batch -> normalize -> model -> top-300 boxes on the host (no NMS), same GPU, same command.',
-      'Inputs are real letterboxed images cycled (not zeros). reuseBuffers: the engine hands input buffers back after each run and they are reused (no allocation, no copy); false: a fresh buffer filled per run.',
-    ],
-    rows,
-    batch1Latency: latency,
-    pytorch: torchRows,
-  };
-  writeFileSync(args.out, JSON.stringify(result, null, 1));
+  save();
   // Short table last.
   const best = (model: string, variant: string, batch: number) =>
     rows.filter((r) => r.model === model && r.variant === variant && r.batch === batch && r.reuseBuffers).sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
