@@ -167,7 +167,7 @@ test('zone outside the frame: PUT /api/cameras/:id/rules answers 400 OSPREY_ERR_
   assert.equal((rt.manager.camera('people').config.rules[0]!).name, 'person-in-room');
 });
 
-test('invalid camera added at run time: POST /api/cameras answers 400 OSPREY_ERR_CONFIG naming the key path; a valid one starts without touching the others', async () => {
+test('invalid camera added at run time: POST /api/cameras answers 400 OSPREY_ERR_CONFIG naming the key path; a valid one is added, changed and removed without touching the others', async () => {
   const bad = await fetch(`${rt.url}/api/cameras`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'extra', url: rtsp.url('cars'), fps: 0 }) });
   assert.equal(bad.status, 400);
   const body = (await bad.json()) as { error: { code: string; message: string } };
@@ -177,6 +177,10 @@ test('invalid camera added at run time: POST /api/cameras answers 400 OSPREY_ERR
   const ok = await fetch(`${rt.url}/api/cameras`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'extra', url: rtsp.url('cars'), fps: 1 }) });
   assert.equal(ok.status, 201);
   await waitFor(() => rt.manager.camera('extra').state === 'streaming', 20000, 'the added camera to stream');
+  const put = await fetch(`${rt.url}/api/cameras/extra`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: rtsp.url('cars'), fps: 3, name: 'Extra' }) });
+  assert.equal(put.status, 200);
+  assert.deepEqual([rt.manager.camera('extra').config.fps, rt.manager.camera('extra').config.name], [3, 'Extra']);
+  await waitFor(() => rt.manager.camera('extra').state === 'streaming', 20000, 'the changed camera to stream');
   const del = await fetch(`${rt.url}/api/cameras/extra`, { method: 'DELETE' });
   assert.equal(del.status, 204);
   assert.equal((await fetch(`${rt.url}/api/cameras/extra`)).status, 404);
