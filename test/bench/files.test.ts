@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { chromium } from 'playwright-core';
 import { isOspreyError } from '../../src/core/errors.js';
 import { loadPlanInputs } from '../../src/bench/plan-files.js';
 import { loadBenchFile } from '../../src/bench/load.js';
@@ -125,4 +126,31 @@ test('report: HTML page with one column per result and embedded plots', () => {
   assert.equal((html.match(/<svg /g) ?? []).length, 3); // combined + one per column
   assert.match(html, /p95 ms/);
   assert.match(html, /engine\.json/);
+});
+
+test('report: the page renders in headless Chromium (columns side by side, plots laid out, no page errors)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'osprey-report-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const a = engineResult('yolov8n-fp32', 'aaa', [[1, 1, 2, 700], [4, 1, 2.5, 3000], [1, 2, 3, 900], [4, 2, 3.2, 3900]]);
+  const b = engineResult('yolov8n-int8', 'bbb', [[1, 1, 4, 400], [4, 1, 5, 1600], [1, 2, 7, 500], [4, 2, 8, 1700]]);
+  const file = join(dir, 'report.html');
+  await writeFile(file, renderReportHtml([{ name: 'fp32.json', result: a }, { name: 'int8.json', result: b }]));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`file://${file}`);
+  // (Browser-side code as strings: this project's TS config has no DOM types.)
+  const layout = (await page.evaluate(
+    "({ cols: [...document.querySelectorAll('section.col')].map((c) => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width]; }), " +
+      "svgs: [...document.querySelectorAll('svg')].map((s) => s.getBoundingClientRect().width), circles: document.querySelectorAll('circle').length })",
+  )) as { cols: number[][]; svgs: number[]; circles: number };
+  assert.deepEqual(errors, []);
+  assert.equal(layout.cols.length, 2);
+  assert.equal(layout.cols[0]![1], layout.cols[1]![1]); // same row: side by side
+  assert.ok(layout.cols[1]![0]! > layout.cols[0]![0]! + layout.cols[0]![2]! - 1);
+  assert.equal(layout.svgs.length, 3);
+  assert.ok(layout.svgs.every((w) => w > 200));
+  assert.equal(layout.circles, 16); // 8 points in the combined plot + 4 in each column
 });
