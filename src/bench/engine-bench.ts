@@ -161,8 +161,17 @@ async function measureConfiguration(
   let t0 = Infinity;
   let t1 = Infinity;
   let stop = false;
+  let failure: unknown;
   try {
     const loop = async () => {
+      try {
+        await loopBody();
+      } catch (err) {
+        failure ??= err; // first failure ends the configuration; reported after the loops stopped
+        stop = true;
+      }
+    };
+    const loopBody = async () => {
       while (!stop) {
         const a = performance.now();
         const batch = det.allocateBatch(batchSize);
@@ -191,13 +200,14 @@ async function measureConfiguration(
     // The run stops on duration; on a machine so slow that fewer than `instances` batches (at least 2) completed
     // in it, the window is extended until they have (bounded by 10 × the duration), so statistics exist.
     const minBatches = Math.max(2, instances);
-    while (lat.length < minBatches && performance.now() - t0 < 10 * o.durationMs) {
+    while (!stop && lat.length < minBatches && performance.now() - t0 < 10 * o.durationMs) {
       t1 = Infinity;
       await new Promise((r) => setTimeout(r, 20));
     }
     if (t1 === Infinity) t1 = performance.now();
     stop = true;
     await Promise.all(loops);
+    if (failure !== undefined) throw failure;
   } finally {
     sampler.stop();
     await det.close();

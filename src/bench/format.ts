@@ -48,7 +48,7 @@ export function formatSearchResult(r: SearchResult): string {
   for (const p of r.points) {
     lines.push(
       `${String(p.maxBatchSize).padStart(9)} ${String(p.instances).padStart(10)} ${String(p.maxQueueDelayMicroseconds).padStart(20)}   ` +
-        (p.best ? `${f(p.best.imagesPerSecond).padStart(26)}   ${f(p.best.percentileMs, 2)} (c=${p.best.concurrency})` : '                      none'),
+        (p.error ? `   failed: ${p.error.code}` : p.best ? `${f(p.best.imagesPerSecond).padStart(26)}   ${f(p.best.percentileMs, 2)} (c=${p.best.concurrency})` : '                      none'),
     );
   }
   lines.push('');

@@ -24,7 +24,13 @@ function table(r: AnyBenchResult): string {
       (skipped ? `<p>skipped:</p><ul>${skipped}</ul>` : '')
     );
   }
-  const steps = r.kind === 'osprey-bench-server' ? [{ name: '', steps: r.steps }] : r.points.map((p) => ({ name: `max batch ${p.maxBatchSize}, ${p.instances} inst, delay ${p.maxQueueDelayMicroseconds} µs`, steps: p.steps }));
+  const steps =
+    r.kind === 'osprey-bench-server'
+      ? [{ name: '', steps: r.steps }]
+      : r.points.map((p) => ({
+          name: `max batch ${p.maxBatchSize}, ${p.instances} inst, delay ${p.maxQueueDelayMicroseconds} µs${p.error ? ` — failed: ${p.error.code}: ${p.error.message}` : ''}`,
+          steps: p.steps,
+        }));
   const pct = r.settings.percentile;
   return steps
     .map(

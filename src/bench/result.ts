@@ -165,6 +165,8 @@ export interface SearchPoint {
   /** Best step with percentileMs ≤ budget, or null. */
   best: ServerBenchStep | null;
   peakRssBytes: number;
+  /** Why the configuration could not be measured (it failed to load or every request failed); the search goes on. */
+  error?: { code: string; message: string };
 }
 
 export interface SearchResult {

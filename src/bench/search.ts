@@ -12,7 +12,7 @@
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { stringify as toYaml, parse as parseYaml } from 'yaml';
-import { OspreyError } from '../core/errors.js';
+import { isOspreyError, OspreyError, toOspreyError } from '../core/errors.js';
 import { validateModelConfig, type ModelConfigFile } from '../repository/config.js';
 import { Detector } from '../engine/detector.js';
 import { startInProcessServer } from './inprocess-server.js';
@@ -131,16 +131,26 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     }
     const sampler = new MemorySampler(executionProvider === 'cuda' || executionProvider === 'tensorrt');
     sampler.start();
-    const server = await startInProcessServer({
-      modelPath: resolved.onnxPath,
-      name,
-      executionProviders: eps,
-      config: {
-        maxBatchSize: c.maxBatchSize,
-        instanceGroup: [{ count: c.instances }],
-        dynamicBatching: { maxQueueDelayMicroseconds: c.maxQueueDelayMicroseconds },
-      } as ModelConfigFile,
-    });
+    let server;
+    try {
+      server = await startInProcessServer({
+        modelPath: resolved.onnxPath,
+        name,
+        executionProviders: eps,
+        config: {
+          maxBatchSize: c.maxBatchSize,
+          instanceGroup: [{ count: c.instances }],
+          dynamicBatching: { maxQueueDelayMicroseconds: c.maxQueueDelayMicroseconds },
+        } as ModelConfigFile,
+      });
+    } catch (err) {
+      sampler.stop();
+      const e = toOspreyError(err);
+      const point: SearchPoint = { ...c, steps: [], best: null, peakRssBytes: sampler.peakRssBytes, error: { code: e.code, message: e.message } };
+      points.push(point);
+      o.onPoint?.(k, combos.length, point, `${label}: failed to load (${e.code})`);
+      continue;
+    }
     try {
       const r = await runServerBench({
         url: server.url,
@@ -162,6 +172,12 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
       point.peakRssBytes = sampler.peakRssBytes;
       points.push(point);
       o.onPoint?.(k, combos.length, point, label);
+    } catch (err) {
+      if (isOspreyError(err, 'OSPREY_ERR_USAGE') || isOspreyError(err, 'OSPREY_ERR_NO_IMAGES') || isOspreyError(err, 'OSPREY_ERR_FILE_NOT_FOUND')) throw err;
+      const e = toOspreyError(err);
+      const point: SearchPoint = { ...c, steps: [], best: null, peakRssBytes: sampler.peakRssBytes, error: { code: e.code, message: e.message } };
+      points.push(point);
+      o.onPoint?.(k, combos.length, point, `${label}: failed (${e.code})`);
     } finally {
       sampler.stop();
       await server.close();
