@@ -231,50 +231,62 @@ describe('osprey serve: detect', () => {
 });
 
 describe('osprey serve: dynamic batching and priorities (real engine)', () => {
-  it('16 concurrent single-image requests run in batches > 1, each answer its own; a priority-1 request overtakes queued ones', async () => {
-    const before = await json(await fetch(`${base}/v2/models/yolo_dyn/stats`));
-    const execBefore = before.model_stats[0].execution_count;
-    const inferBefore = before.model_stats[0].inference_count;
-    const done: string[] = [];
-    const low = Array.from({ length: 16 }, (_v, i) => {
-      const img = i % 2 === 0 ? busJpg : zidaneJpg;
-      return post(`/v2/models/yolo_dyn/detect?name=low${i}`, img, { 'content-type': 'image/jpeg' }).then(async (r) => {
-        done.push(`low${i}`);
-        return { i, status: r.status, body: await json(r) };
-      });
-    });
-    // Wait until the first batch is executing and the rest are queued, then send a priority-1 request.
-    for (let k = 0; k < 600; k++) {
-      const s = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey;
-      if (s.inflight_requests > 0 && s.pending_requests + s.inflight_requests === 16) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const high = post(`/v2/models/yolo_dyn/detect?name=high&priority=1`, busJpg, { 'content-type': 'image/jpeg' }).then(async (r) => {
-      done.push('high');
-      return { status: r.status, body: await json(r) };
-    });
-    const results = await Promise.all(low);
-    const h = await high;
-    assert.equal(h.status, 200);
+  it('16 concurrent single-image detect requests (two image sizes) run in batches > 1, each answer its own', async () => {
+    const before = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0];
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_v, i) =>
+        post(`/v2/models/yolo_dyn/detect?name=img${i}`, i % 2 === 0 ? busJpg : zidaneJpg, { 'content-type': 'image/jpeg' }).then(async (r) => ({ i, status: r.status, body: await json(r) })),
+      ),
+    );
     for (const r of results) {
       assert.equal(r.status, 200);
       const entry = r.body.results[0];
-      assert.equal(entry.image, `low${r.i}`);
+      assert.equal(entry.image, `img${r.i}`);
       const expected = r.i % 2 === 0 ? 'bus.jpg' : 'zidane.jpg';
       assert.equal(entry.width, expected === 'bus.jpg' ? 810 : 1280);
       assertMatchesGolden(expected, entry.detections);
     }
     const stats = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0];
-    assert.equal(stats.inference_count - inferBefore, 17);
-    assert.ok(stats.execution_count - execBefore < 17, `executions ${stats.execution_count - execBefore} for 17 requests`);
-    assert.ok(stats.batch_stats.some((b: { batch_size: number }) => b.batch_size > 1));
-    // The last low-priority request (queued behind 8 others) finishes after the priority-1 request sent later.
-    assert.ok(done.indexOf('high') < done.length - 1, `completion order ${done.join(' ')}`);
+    const executions = stats.execution_count - before.execution_count;
+    assert.equal(stats.inference_count - before.inference_count, 16);
+    assert.ok(executions < 16, `${executions} executions for 16 requests`);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     const sum = Number(/osprey_batch_size_sum\{model="yolo_dyn",version="1"\} (\d+)/.exec(metrics)?.[1]);
     const count = Number(/osprey_batch_size_count\{model="yolo_dyn",version="1"\} (\d+)/.exec(metrics)?.[1]);
     assert.ok(sum / count > 1, `mean batch size ${sum / count}`);
-    console.log(`batching: ${stats.execution_count - execBefore} executions for 17 requests; batch sizes ${JSON.stringify(stats.batch_stats.map((b: { batch_size: number; compute_infer: { count: number } }) => [b.batch_size, b.compute_infer.count]))}`);
+    console.log(`batching: ${executions} executions for 16 detect requests; batch sizes so far ${JSON.stringify(stats.batch_stats.map((b: { batch_size: number; compute_infer: { count: number } }) => [b.batch_size, b.compute_infer.count]))}`);
+  });
+
+  it('a priority-1 request overtakes queued priority-2 requests', async () => {
+    const done: string[] = [];
+    const low = Array.from({ length: 16 }, (_v, i) =>
+      fp32Request('yolo_dyn', busNchw).then(async (r) => {
+        await r.arrayBuffer();
+        done.push(`low${i}`);
+        return r.status;
+      }),
+    );
+    // Wait until one batch executes and the other requests wait in the queue, then send a priority-1 request.
+    let queued = false;
+    for (let k = 0; k < 6000 && !queued; k++) {
+      const s = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey;
+      queued = s.inflight_requests > 0 && s.pending_requests + s.inflight_requests === 16;
+      if (!queued) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(queued, 'the 16 low-priority requests never were all queued/executing at once');
+    const pendingLow = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey.pending_requests;
+    const high = fp32Request('yolo_dyn', busNchw, { priority: 1 }).then(async (r) => {
+      await r.arrayBuffer();
+      done.push('high');
+      return r.status;
+    });
+    assert.deepEqual(new Set(await Promise.all(low)), new Set([200]));
+    assert.equal(await high, 200);
+    // At least 8 low-priority requests were queued before it (maxBatchSize 8), so the last of them runs in a later batch.
+    assert.ok(pendingLow >= 8, `only ${pendingLow} requests were queued`);
+    const lowsAfterHigh = done.slice(done.indexOf('high') + 1).length;
+    assert.ok(lowsAfterHigh >= 1, `completion order ${done.join(' ')}`);
+    assert.ok(lowsAfterHigh >= pendingLow - 7, `${lowsAfterHigh} low-priority requests finished after it, ${pendingLow} were queued before it`);
   });
 });
 
