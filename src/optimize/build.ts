@@ -249,7 +249,7 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
   // ---- INT8 ----
   let calibration: EngineManifest['calibration'] = null;
   const extraFiles = new Map<string, Uint8Array>();
-  let checkFiles: string[] = options.checkData ? listImageFiles(options.checkData, 4) : [];
+  let checkFiles: string[] = options.checkData ? listImageFiles(options.checkData, 4, 'check data') : [];
   if (precision === 'int8') {
     const method = options.calibrationMethod ?? 'minmax';
     const percentile = options.percentile ?? DEFAULT_PERCENTILE;

@@ -25,16 +25,16 @@ export interface PreparedImage {
  * Image files of a folder (non-recursive), sorted by name, optionally only the first `limit`.
  * @throws OspreyError `OSPREY_ERR_CALIBRATION_DATA` when the folder cannot be read or holds no image file.
  */
-export function listImageFiles(dir: string, limit?: number): string[] {
+export function listImageFiles(dir: string, limit?: number, what = 'calibration data'): string[] {
   let entries: string[];
   try {
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     entries = readdirSync(dir);
   } catch (err) {
-    throw new OspreyError('OSPREY_ERR_CALIBRATION_DATA', `calibration data ${dir}: cannot read the folder (${(err as Error).message})`, { path: dir });
+    throw new OspreyError('OSPREY_ERR_CALIBRATION_DATA', `${what} ${dir}: cannot read the folder (${(err as Error).message})`, { path: dir });
   }
   const files = entries.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
-  if (files.length === 0) throw new OspreyError('OSPREY_ERR_CALIBRATION_DATA', `calibration data ${dir}: no image files (.jpg/.jpeg/.png/.webp/.tif/.tiff/.bmp)`, { path: dir });
+  if (files.length === 0) throw new OspreyError('OSPREY_ERR_CALIBRATION_DATA', `${what} ${dir}: no image files (.jpg/.jpeg/.png/.webp/.tif/.tiff/.bmp)`, { path: dir });
   return (limit !== undefined ? files.slice(0, limit) : files).map((f) => join(dir, f));
 }
 

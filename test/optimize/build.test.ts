@@ -158,13 +158,24 @@ test('broken model (all class scores 0) is caught: check reports it, build refus
   assertNothingWritten(work, 'broken-out');
 });
 
-test('osprey build --check on the broken model exits 2 with OSPREY_ERR_BROKEN_MODEL', () => {
+function runCli(args: string[]) {
   const cli = join(work, 'cli.mjs');
   writeFileSync(cli, `import { main } from ${JSON.stringify(join(root, 'src/cli/main.ts'))};\nawait main(process.argv);\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'build', '--check', BROKEN], { cwd: root, encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, encoding: 'utf8' });
+}
+
+test('osprey build --check on the broken model exits 2 with OSPREY_ERR_BROKEN_MODEL', () => {
+  const r = runCli(['build', '--check', BROKEN]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /OSPREY_ERR_BROKEN_MODEL/);
   assert.match(r.stdout, /BROKEN/);
+});
+
+test('osprey build with a bad --calibration-method value exits 2 with OSPREY_ERR_USAGE, nothing written', () => {
+  const r = runCli(['build', '--model', MODEL, '--out', join(work, 'cli-out'), '--precision', 'int8', '--calibration-method', 'kl']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /OSPREY_ERR_USAGE: --calibration-method 'kl'/);
+  assertNothingWritten(work, 'cli-out');
 });
 
 test('--repository writes the next version (1, then 2) that the model repository loads; config.json once; a version that contradicts it is refused', async () => {

@@ -2,6 +2,8 @@
  * `osprey build`: turns an ONNX export into a versioned engine directory (see src/optimize/build.ts), and
  * `osprey build --check MODEL`: the broken-model check alone (constant/zero class scores → OSPREY_ERR_BROKEN_MODEL).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { OspreyError } from '../../core/errors.js';
@@ -102,8 +104,10 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bars')
     .action(async (o: BuildCliOptions) => {
       if (o.check !== undefined) {
-        const files = o.checkData ? listImageFiles(o.checkData, 4) : [];
-        const r = await checkModel(o.check, files);
+        const files = o.checkData ? listImageFiles(o.checkData, 4, 'check data') : [];
+        // an engine directory (…/<version>/model.onnx) or a model file
+        const target = existsSync(join(o.check, 'model.onnx')) ? join(o.check, 'model.onnx') : o.check;
+        const r = await checkModel(target, files);
         if (o.json) process.stdout.write(JSON.stringify({ model: o.check, ...r }, null, 2) + '\n');
         else {
           process.stdout.write(
