@@ -46,6 +46,7 @@ interface Args {
   topk: number;
   variants: Variant[];
   ablationBatches: number[];
+  inflightPerInstance: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -60,6 +61,7 @@ function parseArgs(argv: string[]): Args {
     topk: 300,
     variants: ['e2e-fp16', 'e2e-fp32', 'plain-fp32', 'plain-fp16', 'raw-uint8-fp16'],
     ablationBatches: [1, 32],
+    inflightPerInstance: 2,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i]!;
@@ -78,6 +80,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--topk') a.topk = Number(v);
     else if (k === '--variants') a.variants = v.split(',') as Variant[];
     else if (k === '--ablation-batches') a.ablationBatches = list();
+    else if (k === '--inflight') a.inflightPerInstance = Number(v);
     else throw new Error(`unknown option ${k}`);
     i++;
   }
@@ -138,6 +141,7 @@ interface Row {
   postprocessMsPerImage: number;
   detectionsPerImage: number;
   eventLoopDelayP99Ms: number;
+  sessionRunMsMean: number;
   runs: number;
   reuseBuffers: boolean;
   ratioToPytorch?: number | null;
@@ -152,6 +156,7 @@ async function measure(
   instances: number,
   durationMs: number,
   reuseBuffers: boolean,
+  inflightPerInstance: number,
 ) {
   const perImage = spec.inputHeight * spec.inputWidth * 3;
   const isU8 = spec.inputFormat === 'uint8-nhwc';
@@ -175,7 +180,8 @@ async function measure(
   let runs = 0;
   let postMs = 0;
   let dets = 0;
-  const concurrency = instances * 2;
+  const concurrency = instances * inflightPerInstance;
+  const sessionBefore = engine.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 });
   const eld = monitorEventLoopDelay({ resolution: 1 });
   eld.enable();
   const t0 = performance.now();
@@ -200,6 +206,8 @@ async function measure(
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = performance.now() - t0;
+  const sessionAfter = engine.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 });
+  const sessionRunMsMean = (sessionAfter.ms - sessionBefore.ms) / Math.max(1, sessionAfter.runs - sessionBefore.runs);
   eld.disable();
   return {
     imagesPerSecond: Math.round((images / elapsed) * 1000 * 10) / 10,
@@ -207,6 +215,8 @@ async function measure(
     postprocessMsPerImage: Math.round((postMs / Math.max(1, images)) * 1000) / 1000,
     detectionsPerImage: Math.round((dets / Math.max(1, images)) * 100) / 100,
     eventLoopDelayP99Ms: Math.round((eld.percentile(99) / 1e6) * 100) / 100,
+    /** Mean time inside the worker's session.run() (host→device copy, compute, device→host copy), ms per run. */
+    sessionRunMsMean: Math.round(sessionRunMsMean * 1000) / 1000,
     runs,
   };
 }
@@ -298,7 +308,7 @@ async function main(): Promise<void> {
         // ablation: IO buffer reuse off, at batch 32 for the main variant
         if (variant === 'e2e-fp16' && batches.includes(32)) configs.push({ batch: 32, reuse: false });
         for (const { batch, reuse } of configs) {
-          const m = await measure(engine, spec, frames, batch, instances, args.durationMs, reuse);
+          const m = await measure(engine, spec, frames, batch, instances, args.durationMs, reuse, args.inflightPerInstance);
           const precision = variant.endsWith('fp16') ? 'fp16' : 'fp32';
           const ref = torchHost(model.name, precision, batch);
           const row: Row = {
@@ -319,7 +329,7 @@ async function main(): Promise<void> {
           save();
           process.stderr.write(
             `${model.name} ${variant} b${batch} i${instances}${reuse ? '' : ' (no buffer reuse)'}: ${m.imagesPerSecond} img/s p50 ${m.latencyMs.p50} ms p99 ${m.latencyMs.p99} ms` +
-              `${ref ? ` ratio ${row.ratioToPytorch}` : ''} (${engine.info.executionProvider})\n`,
+              `${ref ? ` ratio ${row.ratioToPytorch}` : ''} session.run ${m.sessionRunMsMean} ms (${engine.info.executionProvider})\n`,
           );
         }
         await engine.close();

@@ -43,9 +43,11 @@ function libName(base: string): string {
 }
 
 /** Tries to load a shared library; returns undefined when it loads, else the loader's message. */
-function probeLibrary(path: string): string | undefined {
+function probeLibrary(path: string, global = false): string | undefined {
   try {
-    process.dlopen({ exports: {} }, path, osConstants.dlopen.RTLD_LAZY);
+    // The shared provider library is loaded RTLD_GLOBAL (as ONNX Runtime does) so that the CUDA/TensorRT provider
+    // resolves its symbols (e.g. Provider_GetHost) from it; otherwise the probe fails where ONNX Runtime succeeds.
+    process.dlopen({ exports: {} }, path, osConstants.dlopen.RTLD_LAZY | (global ? osConstants.dlopen.RTLD_GLOBAL : 0));
     return undefined;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -97,7 +99,7 @@ export function probeExecutionProviderLibraries(ep: string): string | undefined 
   for (const base of ['onnxruntime_providers_shared', `onnxruntime_providers_${ep}`]) {
     const file = join(dir, libName(base));
     if (!existsSync(file)) return `${ep}: ${libName(base)} not found in ${dir} (run \`osprey gpu install\`)`;
-    const loaderMsg = probeLibrary(file);
+    const loaderMsg = probeLibrary(file, base === 'onnxruntime_providers_shared');
     if (loaderMsg) return `${ep}: ${summarizeLoaderMessage(loaderMsg)}`;
   }
   return undefined;

@@ -190,7 +190,17 @@ describe('Detector on an Osprey-built engine (dynamic batch, uint8 NHWC input, t
         const d = compareToReference(ref, ok(results[k]), name);
         assert.ok(d.box <= BOX_TOLERANCE_PX && d.score <= SCORE_TOLERANCE, `${name}: ${JSON.stringify(d)}`);
       }
-      assert.deepEqual(ok(results[0]).detections, ok(results[3]).detections, 'same image, same detections in different batch slots');
+      // Same image in another batch slot: identical on the CPU EP; on CUDA, cuDNN may pick other kernels per batch
+      // position (seen on an H200: 0.013 px, 1.5e-4 in score), so compare with a tolerance there.
+      const [a, b] = [ok(results[0]).detections, ok(results[3]).detections];
+      if (EP === 'cpu') assert.deepEqual(a, b, 'same image, same detections in different batch slots');
+      else {
+        assert.equal(a.length, b.length, 'same image, same number of detections in different batch slots');
+        a.forEach((d, i) => {
+          assert.equal(d.classId, b[i]!.classId);
+          assert.ok(Math.abs(d.score - b[i]!.score) < 1e-3 && d.box.every((v, j) => Math.abs(v - b[i]!.box[j]!) < 0.1), `slot difference: ${JSON.stringify([d, b[i]])}`);
+        });
+      }
       // The pieces with a partly filled batch: 1 of 4 slots run (the batch buffer is moved, not copied).
       const batch = det.allocateBatch(4);
       const geometry = await det.preprocessInto(await det.decode(ZIDANE_JPG), batch, 0);

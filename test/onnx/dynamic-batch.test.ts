@@ -128,6 +128,34 @@ test('Slice keeping only the first image → OSPREY_ERR_PASS_FAILED', () => {
   assertRefused(m, 'first', /slices the batch axis/);
 });
 
+test('Slice on the channel axis with run-time ends (torch chunk export) is accepted, and runs at B=3', async () => {
+  // ends = Shape(x)[1] / 2 computed at run time, constant axes [1]: as torch.onnx exports C2f's chunk(2, 1)
+  const m = small((m) => {
+    m.graph.initializer.push(
+      makeInt64Tensor('idx1', [1]),
+      makeInt64Tensor('two', [2]),
+      makeInt64Tensor('zero', [0]),
+      makeInt64Tensor('ax1', [1]),
+    );
+    m.graph.node.push(
+      makeNode('Shape', ['r'], ['shp'], {}, 'shape'),
+      makeNode('Gather', ['shp', 'idx1'], ['ch'], { axis: 0 }, 'gather'),
+      makeNode('Div', ['ch', 'two'], ['half'], {}, 'div'),
+      makeNode('Slice', ['r', 'zero', 'half', 'ax1'], ['y'], {}, 'chunk'),
+    );
+    m.graph.output.push(makeValueInfo('y', DataType.FLOAT, [1, 1, 4, 4]));
+  });
+  const dyn = dynamicBatch(m);
+  const meta = readModelMetadata(encodeOnnxModel(dyn));
+  assert.equal(meta.inputs[0]!.shape[0], 'batch');
+  const s = await session(dyn);
+  const ort = await import('onnxruntime-node');
+  const x = new Float32Array(3 * 3 * 4 * 4).map((_, i) => (i % 7) - 3);
+  const out = await s.run({ x: new ort.Tensor('float32', x, [3, 3, 4, 4]) });
+  assert.deepEqual(out.y!.dims, [3, 1, 4, 4]);
+  assert.equal((out.y!.data as Float32Array)[16], Math.max(0, x[48]!)); // image 1, channel 0, first pixel
+});
+
 test('element-wise op with a constant of batch 2 → OSPREY_ERR_PASS_FAILED', () => {
   const m = small((m) => {
     m.graph.initializer.push(makeFloatTensor('c', new Array(96).fill(1), [2, 3, 4, 4]));

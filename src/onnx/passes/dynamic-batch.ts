@@ -258,6 +258,16 @@ export function dynamicBatch(model: OnnxModel, options: DynamicBatchOptions = {}
         notBatched(1);
         const r = rank(n.input[0]!);
         need(r !== undefined, `the rank of '${n.input[0]}' is unknown`);
+        if (n.input[3]) {
+          // Constant axes without axis 0: starts/ends may be computed at run time (torch's chunk exports
+          // ends = Shape(x)[1] / 2 …); they only bound the other axes, so the batch passes through untouched.
+          const explicitAxes = constInts(n.input[3], 'axes').map((a) => (a < 0 ? a + r! : a));
+          if (!explicitAxes.includes(0)) {
+            notBatched(2);
+            setAll('batch');
+            break;
+          }
+        }
         const starts = constInts(n.input[1], 'starts');
         const ends = constInts(n.input[2], 'ends');
         const axes = n.input[3] ? constInts(n.input[3], 'axes').map((a) => (a < 0 ? a + r! : a)) : starts.map((_, k) => k);
