@@ -14,7 +14,7 @@
  * ready-probe latency p99 (target < 10 ms). The load generator shares the machine with the server (on a real
  * deployment clients are elsewhere), so the ratio is a lower bound.
  *
- *   npx tsx bench/server-throughput.ts [--batch 4] [--instances 1] [--seconds 15] [--rounds 3] [--delay-us 2000] [--input fp32|uint8] [--out bench/results/server-throughput-cpu.json]
+ *   npx tsx bench/server-throughput.ts [--batch 4] [--instances 1] [--seconds 15] [--rounds 3] [--delay-us 2000] [--input fp32|uint8] [--intra-op N] [--out bench/results/server-throughput-cpu.json]
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'warmup-seconds': { type: 'string', default: '4' },
     'delay-us': { type: 'string', default: '2000' },
+    'intra-op': { type: 'string', default: '0' },
     input: { type: 'string', default: 'fp32' },
     model: { type: 'string', default: join(here, '../../shared/data/models/yolov8n.onnx') },
     image: { type: 'string', default: join(here, '../../shared/data/images/bus.jpg') },
@@ -55,6 +56,8 @@ const seconds = Number(args.seconds);
 const warmupSeconds = Number(args['warmup-seconds']);
 const delayUs = Number(args['delay-us']);
 const uint8 = args.input === 'uint8';
+/** ORT intra-op threads per instance, for both sides; 0 = ORT's default (one per core). */
+const intraOp = Number(args['intra-op']);
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 // ---- model (dynamic batch, optionally uint8 input) and one letterboxed image ----
@@ -72,7 +75,7 @@ const type = uint8 ? 'uint8' : 'float32';
 const datatype = uint8 ? 'UINT8' : 'FP32';
 
 // ---- engine alone (loaded once, measured in each round) ----
-const engines = await ortEngineFactory({ modelPath, executionProviders: ['cpu'], instances: I });
+const engines = await ortEngineFactory({ modelPath, executionProviders: ['cpu'], instances: I, ...(intraOp > 0 ? { intraOpNumThreads: intraOp } : {}) });
 const batchData = uint8 ? new Uint8Array(perImage.length * B) : new Float32Array(perImage.length * B);
 for (let i = 0; i < B; i++) (batchData as Float32Array).set(perImage as Float32Array, i * perImage.length);
 
@@ -139,7 +142,12 @@ await mkdir(join(repo, 'm', '1'), { recursive: true });
 await symlink(modelPath, join(repo, 'm', '1', 'model.onnx'));
 await writeFile(
   join(repo, 'm', 'config.json'),
-  JSON.stringify({ maxBatchSize: B, instanceGroup: [{ count: I, kind: 'KIND_CPU' }], dynamicBatching: { preferredBatchSize: [B], maxQueueDelayMicroseconds: delayUs } }),
+  JSON.stringify({
+    maxBatchSize: B,
+    instanceGroup: [{ count: I, kind: 'KIND_CPU' }],
+    dynamicBatching: { preferredBatchSize: [B], maxQueueDelayMicroseconds: delayUs },
+    ...(intraOp > 0 ? { parameters: { intra_op_thread_count: String(intraOp) } } : {}),
+  }),
 );
 const srv = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, grpcPort: null, logLevel: 'warn', gpuMetrics: false });
 const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'images', shape: dimsOf(1), datatype, parameters: { binary_data_size: perImage.byteLength } }], outputs: [{ name: 'output0', parameters: { binary_data: true } }] }));
@@ -226,7 +234,7 @@ const readyP99Ms = percentile(probesAll, 0.99);
 const result = {
   bench: 'server-throughput',
   environment: env,
-  configuration: { batch: B, instances: I, rounds: roundsN, secondsPerPhase: seconds, warmupSeconds, maxQueueDelayMicroseconds: delayUs, input: datatype, concurrency, model: 'yolov8n (dynamicBatch pass)' },
+  configuration: { batch: B, instances: I, intraOpThreads: intraOp || 'ORT default', rounds: roundsN, secondsPerPhase: seconds, warmupSeconds, maxQueueDelayMicroseconds: delayUs, input: datatype, concurrency, model: 'yolov8n (dynamicBatch pass)' },
   rounds,
   engine: { imagesPerSecondMedian: round(engineIps, 3) },
   server: {
