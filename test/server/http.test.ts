@@ -197,6 +197,9 @@ describe('osprey serve: infer (JSON and binary tensors)', () => {
     assert.equal(res.status, 200);
     const viaJson = await readBinaryResponse(res);
     assert.ok(maxAbsDiff(asFloat32(viaJson.binary), asFloat32(u8.binary)) === 0);
+    // /detect on the uint8 model: letterbox straight into uint8 NHWC, same boxes as the reference.
+    const det = await json(await post('/v2/models/yolo_u8/detect', busJpg, { 'content-type': 'image/jpeg' }));
+    assertMatchesGolden('bus.jpg', det.results[0].detections);
   });
 });
 
