@@ -5,7 +5,7 @@
  * Each step runs N cameras reading the shared MP4s in real time (ffmpeg `-re`, looping), all submitting into one
  * dynamic batcher (cross-camera batching), with a full-frame zone rule so every detected object makes events
  * (frame-to-event latency). A step "keeps up" when < 1% of sampled frames are dropped and the processed rate is
- * ≥ 97% of N × fps. Then a soak run at the largest N that kept up samples RSS every 5 s.
+ * ≥ 97% of N × fps. Then a soak run at the largest N that kept up (at least 1) samples RSS every 5 s.
  *
  * Run: npx tsx bench/streams-capacity.ts [--engine DIR|--model PATH] [--streams 1,2,4,6,8] [--fps 5]
  *        [--step-seconds 30] [--soak-seconds 180] [--warmup-seconds 5]
@@ -194,9 +194,11 @@ for (const n of streamCounts) {
 }
 const sustained = Math.max(0, ...steps.filter((s) => s['keepsUp']).map((s) => s['streams'] as number));
 let soak: Record<string, unknown> | null = null;
-if (soakSeconds > 0 && sustained > 0) {
-  process.stderr.write(`soak: ${sustained} streams for ${soakSeconds} s\n`);
-  const r = await runStep(model.path, sustained, soakSeconds, true);
+// Memory soak at the largest N that kept up (1 when none did: flatness does not need keeping up).
+const soakStreams = Math.max(1, sustained);
+if (soakSeconds > 0) {
+  process.stderr.write(`soak: ${soakStreams} streams for ${soakSeconds} s\n`);
+  const r = await runStep(model.path, soakStreams, soakSeconds, true);
   const samples = (r['rssSamples'] as Array<[number, number]>) ?? [];
   const half = samples.slice(Math.floor(samples.length / 2));
   soak = {

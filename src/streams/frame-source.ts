@@ -188,6 +188,7 @@ export class FfmpegFrameSource extends EventEmitter {
   private pendingMain: Uint8Array[] = [];
   private pendingRgb: Uint8Array[] = [];
   private stderrTail = '';
+  private stderrLine = '';
   private inputSection = true;
   private stopRequested = false;
   info: SourceInfo | null = null;
@@ -258,7 +259,10 @@ export class FfmpegFrameSource extends EventEmitter {
   private onStderr(text: string): void {
     this.stderrTail = (this.stderrTail + text).slice(-4000);
     if (this.info || !this.inputSection) return;
-    for (const line of text.split('\n')) {
+    // stderr chunks can end mid-line: parse whole lines only.
+    const lines = (this.stderrLine + text).split('\n');
+    this.stderrLine = lines.pop() ?? '';
+    for (const line of lines) {
       if (/^Output #\d+/.test(line) || /^Stream mapping/.test(line)) {
         this.inputSection = false;
         return;
