@@ -16,7 +16,7 @@ const batch = Number(batchArg ?? 32);
 const iterations = Number(itArg ?? 40);
 
 const m = fp16(topKOutput(uint8Input(dynamicBatch(readOnnxModel(modelPath!))), { k: 300 }));
-const input = m.graph.input[0]!.name;
+const input: string = m.graph.input[0]!.name!;
 m.graph.node.push(makeNode('Identity', [input], ['pin'], {}, 'pin_identity'));
 m.graph.output.push(makeValueInfo('pin', DataType.UINT8, ['batch', 640, 640, 3]));
 const bytes = encodeOnnxModel(m);
