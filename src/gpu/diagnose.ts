@@ -3,7 +3,8 @@
  * records when it falls back (e.g. "cuda: libcublasLt.so.13, libcudnn.so.9 not found").
  */
 import { existsSync } from 'node:fs';
-import { probeExecutionProviderLibraries } from '../engine/execution-providers.js';
+import { explainExecutionProviderFailure, probeExecutionProviderLibraries } from '../engine/execution-providers.js';
+import { DataType, encodeOnnxModel, makeNode, makeValueInfo, type OnnxModel } from '../onnx/index.js';
 import { onnxRuntimeVersion } from '../version.js';
 import { providerLibraryPath } from './providers.js';
 import { findSharedLibrary, listGpus, missingSharedLibraries, type GpuInfo } from './system.js';
@@ -56,15 +57,72 @@ export interface DoctorReport {
   executionProviders: ExecutionProviderStatus[];
 }
 
-/** Everything `osprey doctor` reports. */
-export function doctor(): DoctorReport {
+/** A one-node ONNX model (Identity on a float [1]) to open a session with, without any model file. */
+function probeModelBytes(): Uint8Array {
+  return encodeOnnxModel({
+    ir_version: 8,
+    opset_import: [{ domain: '', version: 13 }],
+    producer_name: 'osprey-doctor',
+    metadata_props: [],
+    graph: {
+      name: 'probe',
+      node: [makeNode('Identity', ['x'], ['y'], {}, 'identity')],
+      initializer: [],
+      input: [makeValueInfo('x', DataType.FLOAT, [1])],
+      output: [makeValueInfo('y', DataType.FLOAT, [1])],
+      value_info: [],
+    },
+  } as OnnxModel);
+}
+
+/**
+ * Opens a real ONNX Runtime session with only `ep` and runs it once: undefined when it works, else the reason in the
+ * words an engine records when it falls back ({@link explainExecutionProviderFailure}).
+ */
+export async function probeExecutionProviderSession(ep: ExecutionProviderName): Promise<string | undefined> {
+  const mod = (await import('onnxruntime-node')) as typeof import('onnxruntime-node') & { default?: typeof import('onnxruntime-node') };
+  const ort = mod.InferenceSession ? mod : mod.default!;
+  try {
+    // logSeverityLevel 4 (fatal only): the failure is reported by us, in one line, not by ORT's logger.
+    const session = await ort.InferenceSession.create(probeModelBytes(), { executionProviders: [ep], logSeverityLevel: 4 });
+    try {
+      await session.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+    } finally {
+      await session.release();
+    }
+    return undefined;
+  } catch (err) {
+    return explainExecutionProviderFailure(ep, err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * Everything `osprey doctor` reports. Each provider is tried for real (a session on a one-node model), so the verdict
+ * is ONNX Runtime's own; ldd adds every missing library where the loader names only the first.
+ */
+export async function doctor(): Promise<DoctorReport> {
   const gpus = listGpus();
-  return {
-    onnxRuntimeVersion: onnxRuntimeVersion(),
-    platform: `${process.platform}-${process.arch}`,
-    gpus,
-    executionProviders: (['cuda', 'tensorrt', 'cpu'] as const).map((ep) => diagnoseExecutionProvider(ep, gpus)),
-  };
+  const executionProviders: ExecutionProviderStatus[] = [];
+  for (const ep of ['cuda', 'tensorrt', 'cpu'] as const) {
+    const failure = await probeExecutionProviderSession(ep);
+    if (failure === undefined) {
+      executionProviders.push({
+        executionProvider: ep,
+        loadable: true,
+        reason:
+          ep === 'cpu'
+            ? 'cpu: built into onnxruntime-node'
+            : `${ep}: session created${gpus.length ? ` on ${gpus.map((g) => `${g.name} (cc ${g.computeCapability})`).join(', ')}` : ''}`,
+        missingLibraries: [],
+        ...(ep !== 'cpu' ? { library: providerLibraryPath(ep) } : {}),
+      });
+      continue;
+    }
+    const stat = diagnoseExecutionProvider(ep, gpus);
+    const extra = stat.missingLibraries.length > 1 ? ` (ldd: ${stat.missingLibraries.join(', ')} not found)` : '';
+    executionProviders.push({ ...stat, loadable: false, reason: `${failure}${extra}` });
+  }
+  return { onnxRuntimeVersion: onnxRuntimeVersion(), platform: `${process.platform}-${process.arch}`, gpus, executionProviders };
 }
 
 /** The report as text (what `osprey doctor` prints and what startup logs on fallback). */

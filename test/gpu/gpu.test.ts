@@ -14,8 +14,8 @@ import { onnxRuntimeVersion } from '../../src/version.js';
 
 const h100: GpuInfo = { index: 0, name: 'NVIDIA H100 80GB HBM3', computeCapability: '9.0', driverVersion: '580.159.04', memoryTotalBytes: 80 * 2 ** 30, memoryUsedBytes: 0 };
 
-test('doctor on this machine: cpu loads; cuda and tensorrt say why not, naming the missing piece', () => {
-  const r = doctor();
+test('doctor on this machine: cpu loads; cuda and tensorrt say why not, naming the missing piece', async () => {
+  const r = await doctor();
   assert.equal(r.onnxRuntimeVersion, onnxRuntimeVersion());
   const byEp = Object.fromEntries(r.executionProviders.map((s) => [s.executionProvider, s]));
   assert.equal(byEp.cpu!.loadable, true);

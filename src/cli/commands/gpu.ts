@@ -30,8 +30,8 @@ export function register(program: Command): void {
     .command('doctor')
     .description('Execution providers that load here and why the others do not; GPU name, compute capability, driver, memory')
     .option('--json', 'print the report as JSON')
-    .action((opts: { json?: boolean }) => {
-      const r = doctor();
+    .action(async (opts: { json?: boolean }) => {
+      const r = await doctor();
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatDoctorReport(r)}\n`);
     });
 }
