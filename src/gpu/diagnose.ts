@@ -82,6 +82,7 @@ function probeModelBytes(): Uint8Array {
 export async function probeExecutionProviderSession(ep: ExecutionProviderName): Promise<string | undefined> {
   const mod = (await import('onnxruntime-node')) as typeof import('onnxruntime-node') & { default?: typeof import('onnxruntime-node') };
   const ort = mod.InferenceSession ? mod : mod.default!;
+  ort.env.logLevel = 'fatal'; // the failure is reported by us, in one line, not by ORT's logger
   try {
     // logSeverityLevel 4 (fatal only): the failure is reported by us, in one line, not by ORT's logger.
     const session = await ort.InferenceSession.create(probeModelBytes(), { executionProviders: [ep], logSeverityLevel: 4 });
