@@ -296,7 +296,13 @@ async function main(): Promise<void> {
     const dir = join(work, model.name);
     mkdirSync(dir, { recursive: true });
     for (const variant of args.variants) {
-      const path = buildVariant(model.path, variant, dir, args.topk);
+      let path: string;
+      try {
+        path = buildVariant(model.path, variant, dir, args.topk);
+      } catch (err) {
+        process.stderr.write(`${model.name} ${variant}: build failed, skipped: ${(err as Error).message}\n`);
+        continue;
+      }
       const isMain = variant.startsWith('e2e');
       const batches = isMain ? args.batches : args.ablationBatches;
       const instanceList = isMain ? args.instances : [...new Set([1, Math.max(...args.instances)])];

@@ -175,7 +175,14 @@ function inferNode(
     case 'Slice': {
       const starts = ints(n.input[1]);
       const ends = ints(n.input[2]);
-      if (!starts || !ends) return [];
+      if (!starts || !ends) {
+        // Run-time bounds (e.g. torch's chunk: ends = Shape(x)[1] / 2): the rank is kept and the sliced axes are unknown.
+        const axes = ints(n.input[3]);
+        if (!axes) return [x.map(() => -1)];
+        const out = [...x];
+        for (const a of axes) out[norm(a, rank)] = -1;
+        return [out];
+      }
       const axes = ints(n.input[3]) ?? starts.map((_, k) => k);
       const steps = ints(n.input[4]) ?? starts.map(() => 1);
       const out = [...x];

@@ -141,7 +141,9 @@ test('Slice on the channel axis with run-time ends (torch chunk export) is accep
       makeNode('Shape', ['r'], ['shp'], {}, 'shape'),
       makeNode('Gather', ['shp', 'idx1'], ['ch'], { axis: 0 }, 'gather'),
       makeNode('Div', ['ch', 'two'], ['half'], {}, 'div'),
-      makeNode('Slice', ['r', 'zero', 'half', 'ax1'], ['y'], {}, 'chunk'),
+      makeNode('Slice', ['r', 'zero', 'half', 'ax1'], ['c'], {}, 'chunk'),
+      // no value_info: the rank after a run-time Slice must be inferred for the element-wise op that follows
+      makeNode('Relu', ['c'], ['y'], {}, 'after_chunk'),
     );
     m.graph.output.push(makeValueInfo('y', DataType.FLOAT, [1, 1, 4, 4]));
   });
