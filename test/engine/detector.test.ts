@@ -3,6 +3,7 @@
  * failures inside a batch, options, dynamic batching, model errors.
  */
 import assert from 'node:assert/strict';
+import type { Detection } from '../../src/core/types.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -190,24 +191,24 @@ describe('Detector on an Osprey-built engine (dynamic batch, uint8 NHWC input, t
         const d = compareToReference(ref, ok(results[k]), name);
         assert.ok(d.box <= BOX_TOLERANCE_PX && d.score <= SCORE_TOLERANCE, `${name}: ${JSON.stringify(d)}`);
       }
-      // Same image in another batch slot: identical on the CPU EP; on CUDA, cuDNN may pick other kernels per batch
-      // position (seen on an H200: 0.013 px, 1.5e-4 in score), so compare with a tolerance there.
-      const [a, b] = [ok(results[0]).detections, ok(results[3]).detections];
-      if (EP === 'cpu') assert.deepEqual(a, b, 'same image, same detections in different batch slots');
-      else {
-        assert.equal(a.length, b.length, 'same image, same number of detections in different batch slots');
+      // Same image in another batch slot / batch size: identical on the CPU EP; on CUDA, cuDNN may pick other kernels
+      // per batch size (seen on an H200: up to 0.07 px, 1.5e-4 in score), so compare with a tolerance there.
+      const sameDetections = (a: Detection[], b: Detection[], what: string) => {
+        if (EP === 'cpu') return assert.deepEqual(a, b, what);
+        assert.equal(a.length, b.length, what);
         a.forEach((d, i) => {
-          assert.equal(d.classId, b[i]!.classId);
-          assert.ok(Math.abs(d.score - b[i]!.score) < 1e-3 && d.box.every((v, j) => Math.abs(v - b[i]!.box[j]!) < 0.1), `slot difference: ${JSON.stringify([d, b[i]])}`);
+          assert.equal(d.classId, b[i]!.classId, what);
+          assert.ok(Math.abs(d.score - b[i]!.score) < 1e-3 && d.box.every((v, j) => Math.abs(v - b[i]!.box[j]!) < 0.25), `${what}: ${JSON.stringify([d, b[i]])}`);
         });
-      }
+      };
+      sameDetections(ok(results[0]).detections, ok(results[3]).detections, 'same image, same detections in different batch slots');
       // The pieces with a partly filled batch: 1 of 4 slots run (the batch buffer is moved, not copied).
       const batch = det.allocateBatch(4);
       const geometry = await det.preprocessInto(await det.decode(ZIDANE_JPG), batch, 0);
       const output = await det.runBatch(batch, 1);
       assert.equal(output.dims[0], 1);
       assert.equal(batch.data.length, 0, 'the batch buffer was transferred to the worker');
-      assert.deepEqual(det.postprocessBatch(output, [geometry])[0], ok(results[1]).detections);
+      sameDetections(det.postprocessBatch(output, [geometry])[0]!, ok(results[1]).detections, 'batch of 1 vs batch of 2');
     } finally {
       await det.close();
     }
