@@ -144,7 +144,7 @@ test('the dashboard shows both cameras with frames arriving and an event after a
   await page.screenshot({ path: join(ARTIFACTS, 'streams-zone-drawing.png') });
   await page.click('#zone-save');
   await waitFor(() => rt.manager.camera('people').config.rules.some((r) => r.name === 'drawn'), 10000, 'the drawn zone to be saved');
-  assert.equal(await page.evaluate("document.querySelector('#zone-dialog').open"), false);
+  await page.waitForFunction("!document.querySelector('#zone-dialog').open", undefined, { timeout: 10000 });
   const drawn = rt.manager.camera('people').config.rules.find((r) => r.name === 'drawn');
   assert.ok(drawn && drawn.type === 'zone' && drawn.zone.length === 3, 'the drawn zone is a rule of the camera');
   if (drawn.type === 'zone') {
