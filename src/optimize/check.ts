@@ -1,6 +1,6 @@
 /**
  * The broken-model check: run a model on a few real images and refuse it when its class scores are constant,
- * all zero or not finite (see {@link judgeScores}). `osprey build` runs it on every engine before writing it,
+ * all zero or not finite (see {@link judgeScores}), or never reach 0.25 on any real image (see {@link judgeDetections}). `osprey build` runs it on every engine before writing it,
  * and `osprey build --check MODEL` runs it on any model, e.g. the known-broken
  * `yolov8n_int8_static_qoperator_broken.onnx` (ONNX Runtime static QOperator quantization whose class scores are
  * all exactly 0 because boxes and scores went through one 8-bit scale).
@@ -12,7 +12,7 @@ import { readOnnxModel } from '../onnx/model.js';
 import { float32ToFloat16 } from '../onnx/tensor.js';
 import { detectionSpecOf } from './model-info.js';
 import { type PreparedImage, prepareAllImages } from './images.js';
-import { type BrokenVerdict, type ScoreStatistics, emptyScoreStatistics, judgeScores, scoreStatistics } from './output-check.js';
+import { type BrokenVerdict, type ScoreStatistics, emptyScoreStatistics, judgeDetections, judgeScores, scoreStatistics } from './output-check.js';
 import { createBuildSession, outputAsFloat32, runSession } from './session.js';
 
 /** Result of {@link checkModel}. */
@@ -96,7 +96,16 @@ export async function checkModel(model: OnnxModel | string | Uint8Array, imageFi
   } finally {
     await session.release();
   }
-  return { ...judgeScores(scores), images: images.map((i) => i.name), scores, candidatesPerImage };
+  const verdict = judgeScores(scores);
+  // On real images (not the synthetic fallback) a working detector also finds something.
+  const detections = imageFiles.length > 0 ? judgeDetections(candidatesPerImage, scores.max) : { broken: false, reasons: [] };
+  return {
+    broken: verdict.broken || detections.broken,
+    reasons: [...verdict.reasons, ...detections.reasons],
+    images: images.map((i) => i.name),
+    scores,
+    candidatesPerImage,
+  };
 }
 
 function countConfident(out: Float32Array, spec: DetectionModelSpec, conf: number): number {

@@ -158,3 +158,23 @@ export function judgeScores(s: ScoreStatistics): BrokenVerdict {
   if (s.boxMax !== -Infinity && s.boxMax - s.boxMin < CONSTANT_SCORE_EPSILON) reasons.push(`all box coordinates are constant (${s.boxMax})`);
   return { broken: reasons.length > 0, reasons };
 }
+
+/** Confidence a working detector reaches on some object in a handful of real images (Ultralytics' default `conf`). */
+export const MIN_PEAK_SCORE_ON_REAL_IMAGES = 0.25;
+
+/**
+ * The second rule, for real images only: scores that vary but never reach {@link MIN_PEAK_SCORE_ON_REAL_IMAGES} on
+ * any of several real images mean the engine detects nothing where the source model finds objects (seen here: an
+ * INT8 build whose scores peaked at 0.105 while FP32 scored 0.93 on the same images).
+ * @param candidatesPerImage candidates with a score ≥ 0.25 (before NMS), one count per real image
+ * @param maxScore highest class score seen over those images
+ */
+export function judgeDetections(candidatesPerImage: readonly number[], maxScore: number): BrokenVerdict {
+  if (candidatesPerImage.length === 0 || candidatesPerImage.some((c) => c > 0)) return { broken: false, reasons: [] };
+  return {
+    broken: true,
+    reasons: [
+      `no class score reaches ${MIN_PEAK_SCORE_ON_REAL_IMAGES} on any of the ${candidatesPerImage.length} real image(s) (highest ${maxScore.toFixed(3)}): it detects nothing`,
+    ],
+  };
+}

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { isOspreyError } from '../../src/core/errors.js';
 import { Detector } from '../../src/engine/detector.js';
 import { readOnnxModel, writeOnnxModel } from '../../src/onnx/model.js';
+import { makeFloatTensor, makeNode } from '../../src/onnx/index.js';
 import { buildEngine } from '../../src/optimize/build.js';
 import { parseTensorRtCalibrationTable } from '../../src/optimize/calibration-cache.js';
 import { checkModel } from '../../src/optimize/check.js';
@@ -145,6 +146,18 @@ test('unsupported output layout → OSPREY_ERR_UNSUPPORTED_LAYOUT, nothing writt
   writeOnnxModel(m, path);
   await assert.rejects(buildEngine({ model: path, out: join(work, 'layout-out') }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_UNSUPPORTED_LAYOUT'));
   assertNothingWritten(work, 'layout-out');
+});
+
+test('a model whose scores vary but never reach 0.25 on real images is caught as broken', async () => {
+  // yolov8n with its whole output scaled by 0.2 (class scores peak near 0.19): not constant, yet it detects nothing.
+  const m = readOnnxModel(MODEL);
+  const out = m.graph.output[0]!.name!;
+  m.graph.node.push(makeNode('Mul', [`${out}_raw`, 'osprey_test_scale'], [out], {}, 'scale_scores'));
+  for (const n of m.graph.node) n.output = n.output.map((o) => (o === out && n.name !== 'scale_scores' ? `${out}_raw` : o));
+  m.graph.initializer.push(makeFloatTensor('osprey_test_scale', [0.2], []));
+  const r = await checkModel(m, [BUS]);
+  assert.equal(r.broken, true, JSON.stringify(r));
+  assert.match(r.reasons.join(';'), /no class score reaches 0\.25 on any of the 1 real image/);
 });
 
 test('broken model (all class scores 0) is caught: check reports it, build refuses it with OSPREY_ERR_BROKEN_MODEL', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emptyScoreStatistics, judgeScores, outputError, scoreStatistics } from '../../src/optimize/output-check.js';
+import { emptyScoreStatistics, judgeDetections, judgeScores, outputError, scoreStatistics } from '../../src/optimize/output-check.js';
 import { layerOf } from '../../src/optimize/sensitivity.js';
 
 const info = { layout: 'yolov8' as const, numClasses: 2, numBoxes: 3 };
@@ -31,6 +31,14 @@ test('judgeScores: all-zero, constant and NaN scores are broken; varying scores 
   nan[13] = NaN;
   assert.equal(judgeScores(scoreStatistics(nan, info)).broken, true);
   assert.equal(judgeScores(scoreStatistics(ref, info, emptyScoreStatistics())).broken, false);
+});
+
+test('judgeDetections: scores that never reach 0.25 on any real image are broken; one candidate anywhere is enough', () => {
+  const v = judgeDetections([0, 0, 0, 0], 0.105);
+  assert.equal(v.broken, true);
+  assert.match(v.reasons[0]!, /no class score reaches 0\.25 on any of the 4 real image\(s\) \(highest 0\.105\)/);
+  assert.equal(judgeDetections([0, 0, 3, 0], 0.9).broken, false);
+  assert.equal(judgeDetections([], 0).broken, false, 'no real images: this rule does not apply');
 });
 
 test('layerOf groups an Ultralytics Conv module (conv + SiLU) into one layer', () => {
