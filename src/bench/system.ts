@@ -3,8 +3,6 @@
  * (nvidia-smi, when present), host RSS, file sha256.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../version.js';
 import type { BenchEnvironment } from './result.js';
@@ -37,16 +35,7 @@ export async function gpuMemoryUsedBytes(): Promise<number | null> {
   return rows.reduce((sum, r) => sum + Number(r[0]) * 2 ** 20, 0);
 }
 
-/** sha256 (hex) of a file, streamed. */
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
+export { sha256File } from '../util/sha256.js';
 
 /** The environment block of a bench result. `deviceKind` follows the execution provider actually used. */
 export async function benchEnvironment(executionProvider: string, command: string): Promise<BenchEnvironment> {

@@ -8,12 +8,12 @@
  * `libonnxruntime.so.1`, ONNX Runtime loads them (seen on an H100 on 2026-11-21, see ../../bench/results/).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { OspreyError } from '../core/errors.js';
+import { sha256FileSync } from '../util/sha256.js';
 import { onnxRuntimeVersion } from '../version.js';
 
 const require = createRequire(import.meta.url);
@@ -51,9 +51,8 @@ export function providerLibraryPath(executionProvider: 'cuda' | 'tensorrt'): str
   return join(onnxRuntimeBinaryDir(), `libonnxruntime_providers_${executionProvider}.so`);
 }
 
-export function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
+/** sha256 (hex) of a provider library (synchronous). */
+export const sha256File = sha256FileSync;
 
 export interface InstallReport {
   onnxRuntimeVersion: string;

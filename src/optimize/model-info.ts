@@ -2,17 +2,13 @@
  * Model facts the builder needs, read from the ONNX graph (no session): input/output specs, metadata, sha256,
  * and the detection spec (input size, output layout) from core `resolveDetectionModelSpec`.
  */
-import { createHash } from 'node:crypto';
 import type { DetectionModelSpec } from '../core/model-spec.js';
 import { resolveDetectionModelSpec } from '../core/model-spec.js';
 import type { TensorSpec } from '../core/types.js';
 import type { OnnxModel, ValueInfoProto } from '../onnx/proto-types.js';
 import { toTensorDataType } from '../onnx/tensor.js';
 
-/** sha256 (hex) of bytes. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex } from '../util/sha256.js';
 
 function specOf(v: ValueInfoProto): TensorSpec {
   const tt = v.type?.tensor_type;

@@ -5,22 +5,13 @@
  * Accepted shapes (any of): `{ "sha256": "<hex>" }` (the model file), `{ "modelSha256": "<hex>" }`,
  * `{ "files": { "model.onnx": "<hex>" | { "sha256": "<hex>" } } }`, `{ "files": [{ "path"|"name": "model.onnx", "sha256": "<hex>" }] }`.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { OspreyError } from '../core/errors.js';
+import { sha256File } from '../util/sha256.js';
 
 /** sha256 (hex) of a file, streamed. */
-export function sha256OfFile(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
+export const sha256OfFile = sha256File;
 
 /** File name (relative to the version folder) → expected sha256, from a parsed manifest. */
 export function expectedHashes(manifest: unknown, modelFileName: string): Map<string, string> {
