@@ -48,7 +48,7 @@ function list(v: string): string[] {
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('Serve models over KServe v2 / Triton-compatible HTTP with dynamic batching, a model repository and Prometheus metrics')
+    .description('Serve models over KServe v2 / Triton-compatible HTTP and gRPC with dynamic batching, a model repository and Prometheus metrics')
     .option('--model-repository <dir>', "a Triton-layout model repository: <dir>/<model>/config.(json|yaml) + <dir>/<model>/<version>/model.onnx")
     .option('--model <path>', 'serve one .onnx file as a one-model repository (model name = file name without extension)')
     .option('--config <file>', 'with --model: a config.json/config.yaml for it (Triton keys in camelCase)')
