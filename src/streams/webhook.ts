@@ -86,16 +86,21 @@ export class WebhookSink {
     return { url: this.config.url, pending: count('pending'), failed: count('failed'), delivered: this.delivered, dropped: this.dropped, attempts: this.attemptsTotal, lastError: this.lastError };
   }
 
-  /** Delivers every due row (oldest first) until none is due. */
+  /**
+   * Delivers pending rows strictly in event order: the oldest pending row goes first, and while it waits for its
+   * retry no younger row overtakes it (a receiver sees events in the order they happened, also across retries).
+   */
   async drain(): Promise<void> {
     if (this.busy || this.stopped || !this.store.db.open) return;
     this.busy = true;
     try {
-      const due = this.store.db.prepare("SELECT id, event_id, payload, attempts FROM outbox WHERE sink = ? AND status = 'pending' AND next_attempt_ms <= ? ORDER BY id ASC LIMIT 1");
+      const head = this.store.db.prepare(
+        "SELECT id, event_id, payload, attempts, next_attempt_ms FROM outbox WHERE sink = ? AND status = 'pending' ORDER BY id ASC LIMIT 1",
+      );
       for (;;) {
         if (this.stopped || !this.store.db.open) break;
-        const row = due.get(this.sink, Date.now()) as OutboxRow | undefined;
-        if (!row) break;
+        const row = head.get(this.sink) as (OutboxRow & { next_attempt_ms: number }) | undefined;
+        if (!row || row.next_attempt_ms > Date.now()) break;
         await this.deliver(row);
       }
     } finally {
