@@ -22,7 +22,7 @@ import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
 import { readOnnxModel, writeOnnxModel } from '../../src/onnx/index.js';
 import { dynamicBatch, fp16, topKOutput, uint8Input } from '../../src/onnx/passes/index.js';
-import { DynamicBatcher } from '../../src/scheduler/dynamic-batcher.js';
+import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets } from '../../src/scheduler/dynamic-batcher.js';
 import { BatcherFrameInferer } from '../../src/streams/inferer.js';
 import { ByteTracker } from '../../src/streams/tracker.js';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
@@ -65,6 +65,8 @@ async function main(): Promise<void> {
     name: 'streams-gpu',
     engines,
     maxBatchSize: maxBatch,
+    // exact sizes on the CPU; a few tuned sizes on a GPU (--no-buckets to measure without)
+    ...(ep !== 'cpu' && !argv.includes('--no-buckets') ? { batchBuckets: defaultBatchBuckets(maxBatch) } : {}),
     dynamicBatching: {
       preferredBatchSize: [maxBatch],
       maxQueueDelayMicroseconds: queueDelayUs,
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
     },
   });
   const inferer = new BatcherFrameInferer(batcher, spec);
+  if (batcher.batchBuckets) await warmupBatchBuckets(engine.info, engines, batcher.batchBuckets);
   // pre-decoded, letterboxed frames (uint8 RGB at the model size)
   const files = readdirSync(imagesDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
   const frames: Array<{ data: Uint8Array; geometry: LetterboxGeometry }> = [];
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
     cpu: cpus()[0]?.model,
     versions: { osprey: OSPREY_VERSION, onnxRuntime: onnxRuntimeVersion(), node: process.version },
     frames: 'pre-decoded (no ffmpeg on the GPU machine): real images letterboxed once with sharp, resubmitted by each camera',
-    engine: { variant: 'dynamic batch + uint8 NHWC + top-300 + FP16', instances, maxBatch, maxQueueDelayMicroseconds: queueDelayUs, executionProvider: engine.info.executionProvider },
+    engine: { variant: 'dynamic batch + uint8 NHWC + top-300 + FP16', instances, maxBatch, maxQueueDelayMicroseconds: queueDelayUs, executionProvider: engine.info.executionProvider, batchBuckets: batcher.batchBuckets ?? null },
     steps,
     maxStreamsKeptUp: best?.streams ?? 0,
   };

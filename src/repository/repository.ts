@@ -25,7 +25,7 @@ import { Detector } from '../engine/detector.js';
 import type { Engine, EngineInfo } from '../engine/engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS } from '../engine/execution-providers.js';
 import { createOrtEngine, type OrtEngineOptions } from '../engine/ort-engine.js';
-import { DynamicBatcher, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
+import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
 import { allocateStorage, bytesPerElement, elementCount, storageFromBytes } from './datatypes.js';
 import { verifyManifest } from './manifest.js';
@@ -427,12 +427,18 @@ export class ModelRepository {
       const first = info.inputs[0]?.shape[0];
       const instances = engines.flatMap((e) => e.instances);
       await this.warmup(config, instances, modelDir);
+      const fixedBatchSize = config.maxBatchSize > 0 && typeof first === 'number' ? first : null;
+      // On a GPU, run a dynamic-batch engine at a few batch sizes only, each tuned once here (see batchBuckets).
+      const onDevice = info.executionProvider !== 'cpu';
+      const batchBuckets = onDevice && fixedBatchSize === null && config.maxBatchSize > 1 ? defaultBatchBuckets(config.maxBatchSize) : undefined;
+      if (batchBuckets) await warmupBatchBuckets(info, instances, batchBuckets);
       const batcher = new DynamicBatcher({
         name: `${name}:${version}`,
         engines: instances,
         maxBatchSize: config.maxBatchSize,
         dynamicBatching: config.dynamicBatching,
-        fixedBatchSize: config.maxBatchSize > 0 && typeof first === 'number' ? first : null,
+        fixedBatchSize,
+        ...(batchBuckets ? { batchBuckets } : {}),
         observer: this.options.observers?.(name, version),
       });
       return new ModelVersion(name, version, config, modelPath, info, batcher, detector, detectorError, engines, loadKey);

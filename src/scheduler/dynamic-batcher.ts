@@ -23,7 +23,7 @@
  */
 import { OspreyError, toOspreyError } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, EngineInfo } from '../engine/engine.js';
 import { queuePolicyFor, type DynamicBatchingConfig } from '../repository/config.js';
 import { allocateStorage } from '../repository/datatypes.js';
 import { Deque } from './deque.js';
@@ -114,7 +114,52 @@ export interface DynamicBatcherOptions {
   dynamicBatching: DynamicBatchingConfig | null;
   /** The model's batch axis when it is fixed (e.g. 1, or 8 for a static-batch engine): batches are zero-padded to it. */
   fixedBatchSize?: number | null;
+  /**
+   * Batch sizes a dynamic-batch engine is run at: a batch of `total` requests is zero-padded to the smallest bucket
+   * ≥ total (e.g. [1, 2, 4, 8, 16, 32]). On GPU execution providers every new input shape costs a cuDNN algorithm
+   * search and new allocations (seen on an H200 with yolov8s: seconds per new batch size), so a few fixed sizes
+   * keep the engine on shapes it has already tuned; the padded rows cost at most 2× compute. Default: none (run at
+   * the exact size, right for the CPU EP). See {@link defaultBatchBuckets}.
+   */
+  batchBuckets?: readonly number[];
   observer?: BatcherObserver;
+}
+
+/**
+ * Powers of two up to `maxBatchSize`, plus `maxBatchSize` itself: the default {@link DynamicBatcherOptions.batchBuckets}
+ * for device execution providers.
+ * @example defaultBatchBuckets(24) // → [1, 2, 4, 8, 16, 24]
+ */
+export function defaultBatchBuckets(maxBatchSize: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < maxBatchSize; b *= 2) out.push(b);
+  if (maxBatchSize > 0) out.push(maxBatchSize);
+  return out;
+}
+
+/**
+ * Runs one zero batch of every bucket size on every instance, so each GPU instance has tuned its kernels for the
+ * shapes the batcher will send before traffic arrives.
+ */
+export async function warmupBatchBuckets(info: Pick<EngineInfo, 'inputs'>, instances: readonly Engine[], buckets: readonly number[]): Promise<void> {
+  for (const engine of instances) {
+    for (const b of buckets) {
+      const feeds: Record<string, Tensor> = {};
+      for (const spec of info.inputs) {
+        const dims = spec.shape.map((d, i) => (i === 0 ? b : typeof d === 'number' && d > 0 ? d : 1));
+        feeds[spec.name] = { type: spec.type, dims, data: allocateStorage(spec.type, dims.reduce((a, x) => a * x, 1)) };
+      }
+      await engine.run(feeds);
+    }
+  }
+}
+
+/** The bucket a batch of `total` runs at: the smallest bucket ≥ total, else `total` itself. */
+export function bucketFor(total: number, buckets: readonly number[] | undefined): number {
+  if (!buckets || buckets.length === 0) return total;
+  let best = Infinity;
+  for (const b of buckets) if (b >= total && b < best) best = b;
+  return best === Infinity ? total : best;
 }
 
 type Level = { ready: Deque<Pending>; delayed: Deque<Pending>; size: number };
@@ -152,6 +197,8 @@ export class DynamicBatcher {
   private readonly engines: readonly Engine[];
   private readonly db: DynamicBatchingConfig | null;
   private readonly fixedBatchSize: number | null;
+  /** Sizes a dynamic-batch engine is run at (zero-padded up to the next one); undefined = exact sizes. */
+  readonly batchBuckets: readonly number[] | undefined;
   private readonly observer: BatcherObserver | undefined;
   private readonly levels: Level[];
   private readonly idle: number[];
@@ -183,6 +230,7 @@ export class DynamicBatcher {
     this.maxBatchSize = options.maxBatchSize;
     this.db = options.dynamicBatching;
     this.fixedBatchSize = options.fixedBatchSize ?? null;
+    this.batchBuckets = this.fixedBatchSize === null && options.batchBuckets ? [...options.batchBuckets].sort((a, b) => a - b) : undefined;
     this.observer = options.observer;
     const levelCount = Math.max(1, this.db?.priorityLevels ?? 0);
     this.levels = Array.from({ length: levelCount }, () => ({ ready: new Deque<Pending>(), delayed: new Deque<Pending>(), size: 0 }));
@@ -481,7 +529,8 @@ export class DynamicBatcher {
    */
   private async assemble(batch: Pending[], total: number): Promise<Record<string, Tensor>> {
     const first = batch[0]!;
-    const padded = this.fixedBatchSize !== null && this.maxBatchSize > 0 ? Math.max(total, this.fixedBatchSize) : total;
+    const padded =
+      this.maxBatchSize <= 0 ? total : this.fixedBatchSize !== null ? Math.max(total, this.fixedBatchSize) : bucketFor(total, this.batchBuckets);
     if (batch.length === 1 && padded === total) {
       // One request: hand its tensors over as they are when they own their whole buffer; copy otherwise
       // (a view into an HTTP body must not be transferred to the worker).

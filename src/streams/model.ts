@@ -9,7 +9,7 @@ import { resolveDetectionModelSpec, type DetectionModelSpec } from '../core/mode
 import type { DetectOptions } from '../core/types.js';
 import { createOrtEngine, type EnginePool } from '../engine/ort-engine.js';
 import { resolveModelConfig } from '../repository/config.js';
-import { DynamicBatcher } from '../scheduler/dynamic-batcher.js';
+import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets } from '../scheduler/dynamic-batcher.js';
 import { BatcherFrameInferer } from './inferer.js';
 
 export interface StreamsModelOptions {
@@ -56,7 +56,18 @@ export async function loadStreamsModel(o: StreamsModelOptions): Promise<StreamsM
       name,
       engine.info,
     );
-    const batcher = new DynamicBatcher({ name: `${name}:streams`, engines: [engine], maxBatchSize: cfg.maxBatchSize, dynamicBatching: cfg.dynamicBatching, fixedBatchSize: spec.batchSize });
+    // On a GPU, a dynamic-batch engine runs at a few tuned batch sizes (see DynamicBatcherOptions.batchBuckets).
+    const batchBuckets =
+      engine.info.executionProvider !== 'cpu' && spec.batchSize === null && cfg.maxBatchSize > 1 ? defaultBatchBuckets(cfg.maxBatchSize) : undefined;
+    if (batchBuckets) await warmupBatchBuckets(engine.info, [engine], batchBuckets);
+    const batcher = new DynamicBatcher({
+      name: `${name}:streams`,
+      engines: [engine],
+      maxBatchSize: cfg.maxBatchSize,
+      dynamicBatching: cfg.dynamicBatching,
+      fixedBatchSize: spec.batchSize,
+      ...(batchBuckets ? { batchBuckets } : {}),
+    });
     const inferer = new BatcherFrameInferer(batcher, spec, o.detect ?? {}, cfg.dynamicBatching?.priorityLevels ?? 0);
     return {
       engine,

@@ -12,7 +12,7 @@ import { OspreyError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/types.js';
 import type { Engine, EngineInfo } from '../../src/engine/engine.js';
 import { resolveModelConfig, type DynamicBatchingConfig } from '../../src/repository/config.js';
-import { DynamicBatcher } from '../../src/scheduler/dynamic-batcher.js';
+import { DynamicBatcher, bucketFor, defaultBatchBuckets } from '../../src/scheduler/dynamic-batcher.js';
 
 /** A fake engine: output `y[b] = [x[b][0], batch]`; each run waits for the test to open the gate when gated. */
 class FakeEngine implements Engine {
@@ -100,6 +100,35 @@ describe('DynamicBatcher (fake engine)', () => {
     assert.equal(s.success.count, 8);
     assert.deepEqual(s.batchStats.map((x) => x.batchSize), [8]);
     await b.close();
+  });
+
+  it('batch buckets: 3 requests run as one zero-padded batch of 4, each answer its own row; stats count 3', async () => {
+    const engine = new FakeEngine();
+    const b = new DynamicBatcher({
+      name: 't',
+      engines: [engine],
+      maxBatchSize: 8,
+      dynamicBatching: db({ maxQueueDelayMicroseconds: 10_000_000, preferredBatchSize: [3] }),
+      batchBuckets: defaultBatchBuckets(8),
+    });
+    const results = await Promise.all([5, 6, 7].map((v) => b.submit(input(v))));
+    assert.deepEqual(engine.batches, [[5, 6, 7, 0]], 'padded to the bucket of 4 with a zero row');
+    results.forEach((r, i) => {
+      assert.deepEqual(r.outputs.y!.dims, [1, 2]);
+      assert.equal((r.outputs.y!.data as Float32Array)[0], 5 + i);
+      assert.equal(r.batchSize, 3);
+    });
+    assert.equal(b.stats().inferenceCount, 3);
+    await b.close();
+  });
+
+  it('bucket arithmetic: powers of two up to the max batch size, smallest bucket at or above the batch', () => {
+    assert.deepEqual(defaultBatchBuckets(32), [1, 2, 4, 8, 16, 32]);
+    assert.deepEqual(defaultBatchBuckets(24), [1, 2, 4, 8, 16, 24]);
+    assert.deepEqual(defaultBatchBuckets(1), [1]);
+    assert.deepEqual([1, 3, 5, 17, 24].map((t) => bucketFor(t, defaultBatchBuckets(24))), [1, 4, 8, 24, 24]);
+    assert.equal(bucketFor(7, undefined), 7);
+    assert.equal(bucketFor(40, [8, 16]), 40, 'beyond the largest bucket: run as is');
   });
 
   it('dispatches the largest preferred batch size at once and the rest after the delay', async () => {
