@@ -55,9 +55,13 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'osprey-streams-gpu-'));
   const enginePath = join(work, 'engine.onnx');
   writeOnnxModel(fp16(topKOutput(uint8Input(dynamicBatch(readOnnxModel(modelPath), { maxBatch })), { k: 300 })), enginePath);
-  // one engine per instance (Triton's instance group), each in its own worker thread
+  // one engine per instance (Triton's instance group), each in its own worker thread; the CPU cores are shared out
+  // between the sessions' intra-op thread pools (separate pools each sized to every core oversubscribe the CPU)
+  const intraOpNumThreads = Math.max(1, Math.floor(cpus().length / instances));
   const engines = await Promise.all(
-    Array.from({ length: instances }, () => createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances: 1, warmup: 2, warmupBatchSize: maxBatch })),
+    Array.from({ length: instances }, () =>
+      createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances: 1, warmup: 2, warmupBatchSize: maxBatch, intraOpNumThreads }),
+    ),
   );
   const engine = engines[0]!;
   const spec = resolveDetectionModelSpec(engine.info.inputs, engine.info.outputs, engine.info.metadata);
