@@ -361,7 +361,6 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
     deviceId: options.deviceId ?? 0,
     // N sessions each taking every core would oversubscribe the CPU: split the cores between instances.
     intraOpNumThreads: options.intraOpNumThreads ?? (count > 1 ? Math.max(1, Math.floor(availableParallelism() / count)) : 0),
-    intraOpNumThreadsExplicit: options.intraOpNumThreads !== undefined,
     warmupRuns,
     warmupBatchSize: options.warmupBatchSize ?? 1,
     readMetadata: true,

@@ -49,9 +49,6 @@ function zeroStorage(type: string, size: number): TensorStorage | undefined {
   }
 }
 
-/** Intra-op threads of a session on a device execution provider (CUDA, TensorRT) unless the caller sets them. */
-const DEVICE_INTRA_OP_THREADS = 2;
-
 async function createSession(): Promise<{ session: ort.InferenceSession; ep: string; fallbacks: ExecutionProviderFallback[] } | undefined> {
   const fallbacks: ExecutionProviderFallback[] = [];
   const eps = config.executionProviders.map(normalizeExecutionProvider);
@@ -61,13 +58,7 @@ async function createSession(): Promise<{ session: ort.InferenceSession; ep: str
         executionProviders: [epOption(ep)],
         graphOptimizationLevel: 'all',
       };
-      if (ep !== 'cpu' && !config.intraOpNumThreadsExplicit) {
-        // Device providers compute on the GPU: the session's CPU pool only runs shape work. A full-size spinning pool
-        // per session starves the threads that launch kernels (seen on an H200: 4 sessions × 16 spinning threads on
-        // 16 cores made every batch take seconds), so keep it small and let it sleep.
-        options.intraOpNumThreads = DEVICE_INTRA_OP_THREADS;
-        options.extra = { session: { intra_op: { allow_spinning: '0' } } };
-      } else if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
+      if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
       const session = config.modelBytes
         ? await ort.InferenceSession.create(config.modelBytes, options)
         : await ort.InferenceSession.create(config.modelPath, options);

@@ -17,8 +17,6 @@ export interface OrtWorkerData {
   deviceId: number;
   /** ORT intra-op threads (CPU EP); 0 lets ORT decide. */
   intraOpNumThreads: number;
-  /** True when the caller chose intraOpNumThreads; otherwise device providers get a small pool (see ort-worker). */
-  intraOpNumThreadsExplicit?: boolean;
   /** Number of warmup runs on zero-filled inputs before reporting ready. */
   warmupRuns: number;
   /** Batch size used for dynamic batch axes during warmup. */
