@@ -136,8 +136,12 @@ async function main(): Promise<void> {
     for (const t of timers) clearInterval(t);
     await Promise.allSettled(pendingAll);
     const elapsed = (performance.now() - t0) / 1000;
+    const st = batcher.stats() as unknown as Record<string, unknown>;
+    const sessionMs = engines.map((e) => e.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 }));
     const step = {
       streams: n,
+      sessionRunMsMean: Math.round((sessionMs.reduce((a, x) => a + x.ms, 0) / Math.max(1, sessionMs.reduce((a, x) => a + x.runs, 0))) * 100) / 100,
+      batcherStats: { executionCount: st.executionCount, inferenceCount: st.inferenceCount, queue: st.queue, computeInput: st.computeInput, computeInfer: st.computeInfer, computeOutput: st.computeOutput },
       fpsPerStream: fps,
       offeredFps: Math.round((offered / seconds) * 10) / 10,
       processedFps: Math.round((processed / elapsed) * 10) / 10,
