@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { resolveDetectionModelSpec } from '../../src/core/model-spec.js';
 import type { LetterboxGeometry } from '../../src/core/letterbox.js';
 import { createOrtEngine } from '../../src/engine/ort-engine.js';
+import type { Engine } from '../../src/engine/engine.js';
+import type { Tensor } from '../../src/core/types.js';
 import { listGpus } from '../../src/gpu/system.js';
 import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
@@ -58,12 +60,22 @@ async function main(): Promise<void> {
   // one engine per instance (Triton's instance group), each in its own worker thread; the CPU cores are shared out
   // between the sessions' intra-op thread pools (separate pools each sized to every core oversubscribe the CPU)
   const intraOpNumThreads = Math.max(1, Math.floor(cpus().length / instances));
-  const engines = await Promise.all(
-    Array.from({ length: instances }, () =>
-      createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances: 1, warmup: 2, warmupBatchSize: maxBatch, intraOpNumThreads }),
-    ),
-  );
-  const engine = engines[0]!;
+  let pools: Awaited<ReturnType<typeof createOrtEngine>>[];
+  let engines: Engine[];
+  if (argv.includes('--one-pool')) {
+    // one pool of N instances, each instance wrapped as an Engine (as src/repository does for an instance group)
+    const pool = await createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances, warmup: 1 });
+    pools = [pool];
+    engines = pool.instances.map((inst) => ({ info: pool.info, run: (f: Record<string, Tensor>) => inst.run(f), close: () => inst.close() }));
+  } else {
+    pools = await Promise.all(
+      Array.from({ length: instances }, () =>
+        createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances: 1, warmup: 2, warmupBatchSize: maxBatch, intraOpNumThreads }),
+      ),
+    );
+    engines = pools;
+  }
+  const engine = pools[0]!;
   const spec = resolveDetectionModelSpec(engine.info.inputs, engine.info.outputs, engine.info.metadata);
   const batcher = new DynamicBatcher({
     name: 'streams-gpu',
@@ -137,7 +149,7 @@ async function main(): Promise<void> {
     await Promise.allSettled(pendingAll);
     const elapsed = (performance.now() - t0) / 1000;
     const st = batcher.stats() as unknown as Record<string, unknown>;
-    const sessionMs = engines.map((e) => e.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 }));
+    const sessionMs = pools.map((e) => e.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 }));
     const step = {
       streams: n,
       sessionRunMsMean: Math.round((sessionMs.reduce((a, x) => a + x.ms, 0) / Math.max(1, sessionMs.reduce((a, x) => a + x.runs, 0))) * 100) / 100,
@@ -155,7 +167,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${JSON.stringify(step)}\n`);
   }
   await batcher.close();
-  await Promise.all(engines.map((e) => e.close()));
+  await Promise.all(pools.map((e) => e.close()));
   const best = steps.filter((s) => s.keepsUp).sort((a, b) => b.streams - a.streams)[0];
   const result = {
     benchmark: 'bench/gpu/streams-capacity.ts',
