@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { resolveDetectionModelSpec } from '../../src/core/model-spec.js';
 import type { LetterboxGeometry } from '../../src/core/letterbox.js';
 import { createOrtEngine } from '../../src/engine/ort-engine.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { Engine, RunOptions } from '../../src/engine/engine.js';
 import type { Tensor } from '../../src/core/types.js';
 import { listGpus } from '../../src/gpu/system.js';
 import { decodeImage } from '../../src/image/decode.js';
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     // one pool of N instances, each instance wrapped as an Engine (as src/repository does for an instance group)
     const pool = await createOrtEngine({ modelPath: enginePath, executionProviders: [ep], instances, warmup: 1 });
     pools = [pool];
-    engines = pool.instances.map((inst) => ({ info: pool.info, run: (f: Record<string, Tensor>) => inst.run(f), close: () => inst.close() }));
+    engines = pool.instances.map((inst) => ({ info: pool.info, run: (f: Record<string, Tensor>, o?: RunOptions) => inst.run(f, o), close: () => inst.close() }));
   } else {
     pools = await Promise.all(
       Array.from({ length: instances }, () =>

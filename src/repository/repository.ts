@@ -22,7 +22,7 @@ import { OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
 import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { Tensor } from '../core/types.js';
 import { Detector } from '../engine/detector.js';
-import type { Engine, EngineInfo } from '../engine/engine.js';
+import type { Engine, EngineInfo, RunOptions } from '../engine/engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS } from '../engine/execution-providers.js';
 import { createOrtEngine, type OrtEngineOptions } from '../engine/ort-engine.js';
 import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
@@ -59,7 +59,7 @@ export const ortEngineFactory: EngineFactory = async (options) => {
   const pool = await createOrtEngine(options);
   return {
     info: pool.info,
-    instances: pool.instances.map((inst) => ({ info: pool.info, run: (feeds: Record<string, Tensor>) => inst.run(feeds), close: () => inst.close() })),
+    instances: pool.instances.map((inst) => ({ info: pool.info, run: (feeds: Record<string, Tensor>, options?: RunOptions) => inst.run(feeds, options), close: () => inst.close() })),
     close: () => pool.close(),
   };
 };

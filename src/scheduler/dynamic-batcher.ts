@@ -203,6 +203,13 @@ export class DynamicBatcher {
   private readonly levels: Level[];
   private readonly idle: number[];
   private readonly instanceStats: InstanceStat[];
+  /**
+   * Batch input buffers handed back by the engines after each run (IO buffer reuse), by byte size. Allocating a
+   * fresh 39 MB buffer per batch (32 × 640×640×3) costs page faults and GC pressure on every run.
+   */
+  private readonly bufferPool = new Map<number, ArrayBuffer[]>();
+  /** Feeds this batcher assembled (its own buffers, safe to recycle). */
+  private readonly assembled = new WeakSet<Record<string, Tensor>>();
   private pending = 0;
   private inflight = 0;
   private closing = false;
@@ -458,7 +465,9 @@ export class DynamicBatcher {
     try {
       const feeds = await this.assemble(batch, total);
       t1 = performance.now();
-      const outputs = await engine.run(feeds);
+      const outputs = this.assembled.has(feeds)
+        ? await engine.run(feeds, { onInputsReleased: (back) => this.recycle(back) })
+        : await engine.run(feeds);
       t2 = performance.now();
       results = this.split(outputs, batch, total);
     } catch (err) {
@@ -544,7 +553,7 @@ export class DynamicBatcher {
     const feeds: Record<string, Tensor> = {};
     for (const [name, t0] of Object.entries(first.inputs)) {
       const perItem = t0.data.length / t0.dims[0]!;
-      const data = allocateStorage(t0.type, padded * perItem);
+      const data = this.takeStorage(t0.type, padded * perItem);
       let offset = 0;
       const dst = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       for (let i = 0; i < batch.length; i++) {
@@ -554,9 +563,32 @@ export class DynamicBatcher {
         offset += t.data.byteLength;
         if (i + 1 < batch.length) await new Promise<void>((resolve) => setImmediate(resolve));
       }
+      if (offset < dst.byteLength) dst.fill(0, offset); // padding rows (a recycled buffer holds old frames)
       feeds[name] = { type: t0.type, dims: [padded, ...t0.dims.slice(1)], data };
     }
+    this.assembled.add(feeds);
     return feeds;
+  }
+
+  /** A typed array of `count` elements, on a recycled buffer of the same size when one is free. */
+  private takeStorage(type: Tensor['type'], count: number): TensorStorage {
+    const fresh = allocateStorage(type, 0);
+    const bytes = count * fresh.BYTES_PER_ELEMENT;
+    const buf = this.bufferPool.get(bytes)?.pop();
+    if (!buf) return allocateStorage(type, count);
+    return new (fresh.constructor as new (b: ArrayBuffer) => TensorStorage)(buf);
+  }
+
+  /** Keeps the buffers an engine handed back, a few per size (enough for every instance to have one queued). */
+  private recycle(feeds: Record<string, Tensor>): void {
+    if (this.closing) return;
+    for (const t of Object.values(feeds)) {
+      const buf = t.data.buffer;
+      if (!(buf instanceof ArrayBuffer) || buf.byteLength === 0 || t.data.byteOffset !== 0 || t.data.byteLength !== buf.byteLength) continue;
+      const list = this.bufferPool.get(buf.byteLength) ?? [];
+      if (list.length < this.engines.length * 2) list.push(buf);
+      this.bufferPool.set(buf.byteLength, list);
+    }
   }
 
   /** Splits batch outputs back per request (views, no copy). */

@@ -122,6 +122,38 @@ describe('DynamicBatcher (fake engine)', () => {
     await b.close();
   });
 
+  it('IO buffer reuse: an assembled batch buffer handed back by the engine is used again, its padding rows zeroed', async () => {
+    // A fake engine that hands the inputs back like the ORT engine does (onInputsReleased), recording the buffers.
+    const seen: ArrayBuffer[] = [];
+    const rows: number[][] = [];
+    const engine: Engine = {
+      info: new FakeEngine().info,
+      async run(feeds, options) {
+        const x = feeds.x!;
+        seen.push(x.data.buffer as ArrayBuffer);
+        rows.push(Array.from(x.data as Float32Array).filter((_v, i) => i % 2 === 0));
+        await new Promise((r) => setImmediate(r));
+        options?.onInputsReleased?.(feeds);
+        const b = x.dims[0]!;
+        return { y: { type: 'float32', dims: [b, 2], data: new Float32Array(b * 2) } };
+      },
+      async close() {},
+    };
+    const b = new DynamicBatcher({
+      name: 't',
+      engines: [engine],
+      maxBatchSize: 4,
+      dynamicBatching: db({ maxQueueDelayMicroseconds: 20_000, preferredBatchSize: [4] }, 4),
+      batchBuckets: [4],
+    });
+    await Promise.all([1, 2, 3, 4].map((v) => b.submit(input(v))));
+    await Promise.all([5, 6, 7].map((v) => b.submit(input(v))));
+    assert.equal(seen.length, 2);
+    assert.equal(seen[1], seen[0], 'the second batch ran on the first batch buffer');
+    assert.deepEqual(rows, [[1, 2, 3, 4], [5, 6, 7, 0]], 'the recycled buffer holds the new frames and a zeroed padding row');
+    await b.close();
+  });
+
   it('bucket arithmetic: powers of two up to the max batch size, smallest bucket at or above the batch', () => {
     assert.deepEqual(defaultBatchBuckets(32), [1, 2, 4, 8, 16, 32]);
     assert.deepEqual(defaultBatchBuckets(24), [1, 2, 4, 8, 16, 24]);
