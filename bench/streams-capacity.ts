@@ -17,6 +17,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
+import { percentileSorted } from '../src/bench/stats.js';
 import { parseStreamsConfig } from '../src/streams/config.js';
 import { startStreamsRuntime, type StreamsRuntime } from '../src/streams/runtime.js';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../src/version.js';
@@ -50,7 +51,8 @@ async function resolveModel(): Promise<{ path: string; precision: string; note: 
       maxBatch: 8,
       calibrationData: join(data, 'coco-val-dev/images'),
       calibrationImages: 32,
-      // entropy (TensorRT KL): the default percentile calibration gave a degenerate yolov8n engine here (build check: max score 0.1).
+      // entropy (TensorRT KL), as in the committed CPU result; the builder's default is now minmax with the head in FP32
+      // (more accurate, docs/build.md). An early percentile build was degenerate (max score 0.1); the check now refuses that.
       calibrationMethod: 'entropy',
     });
   }
@@ -63,13 +65,8 @@ async function resolveModel(): Promise<{ path: string; precision: string; note: 
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = (sorted.length - 1) * p;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (i - lo);
-}
+/** q-th percentile (0..1) of sorted ms samples, NaN when empty (src/bench/stats does the arithmetic). */
+const percentile = (sorted: number[], q: number): number => (sorted.length ? percentileSorted(sorted, q * 100) : NaN);
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 

@@ -29,6 +29,7 @@ import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
 import { readOnnxModel, writeOnnxModel } from '../../src/onnx/index.js';
 import { dynamicBatch, fp16, topKOutput, uint8Input } from '../../src/onnx/passes/index.js';
+import { summarizeLatencies } from '../../src/bench/stats.js';
 import { listGpus } from '../../src/gpu/system.js';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
 
@@ -98,19 +99,11 @@ function buildVariant(src: string, variant: Variant, dir: string, topk: number):
   return out;
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const x = (sorted.length - 1) * p;
-  const lo = Math.floor(x);
-  const hi = Math.ceil(x);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (x - lo);
-}
-
+/** Latency percentiles in ms (src/bench/stats: numpy's linear interpolation), rounded to µs; `p50` is the median. */
 function latencyStats(ms: number[]) {
-  const s = [...ms].sort((a, b) => a - b);
-  const mean = s.reduce((x, y) => x + y, 0) / Math.max(1, s.length);
+  const l = summarizeLatencies(ms);
   const r = (v: number) => Math.round(v * 1000) / 1000;
-  return { min: r(s[0] ?? NaN), mean: r(mean), p50: r(pct(s, 0.5)), p90: r(pct(s, 0.9)), p95: r(pct(s, 0.95)), p99: r(pct(s, 0.99)), max: r(s[s.length - 1] ?? NaN) };
+  return { min: r(l.min), mean: r(l.mean), p50: r(l.median), p90: r(l.p90), p95: r(l.p95), p99: r(l.p99), max: r(l.max) };
 }
 
 /** Real letterboxed frames, one template per image, in the variant's input format. */

@@ -19,6 +19,7 @@ import type { LetterboxGeometry } from '../../src/core/letterbox.js';
 import { createOrtEngine } from '../../src/engine/ort-engine.js';
 import type { Engine, RunOptions } from '../../src/engine/engine.js';
 import type { Tensor } from '../../src/core/types.js';
+import { percentile } from '../../src/bench/stats.js';
 import { listGpus } from '../../src/gpu/system.js';
 import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
@@ -45,13 +46,8 @@ const maxBatch = Number(arg('--max-batch', '32'));
 const queueDelayUs = Number(arg('--queue-delay-us', '4000'));
 const ep = arg('--ep', 'cuda');
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const x = (s.length - 1) * p;
-  const lo = Math.floor(x);
-  return s[lo]! + (s[Math.ceil(x)]! - s[lo]!) * (x - lo);
-}
+/** q-th percentile (0..1) in ms rounded to 0.1, NaN when there is no sample (src/bench/stats does the arithmetic). */
+const pct = (xs: number[], q: number): number => (xs.length ? Math.round(percentile(xs, q * 100) * 10) / 10 : NaN);
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'osprey-streams-gpu-'));
@@ -158,7 +154,7 @@ async function main(): Promise<void> {
       offeredFps: Math.round((offered / seconds) * 10) / 10,
       processedFps: Math.round((processed / elapsed) * 10) / 10,
       droppedPercent: Math.round((dropped / Math.max(1, offered)) * 1000) / 10,
-      frameToResultMs: { p50: Math.round(pct(latency, 0.5) * 10) / 10, p99: Math.round(pct(latency, 0.99) * 10) / 10 },
+      frameToResultMs: { p50: pct(latency, 0.5), p99: pct(latency, 0.99) },
       meanBatchSize: Math.round((batchSizes.reduce((a, b) => a + b, 0) / Math.max(1, batchSizes.length)) * 10) / 10,
       detectionsPerFrame: Math.round((detections / Math.max(1, processed)) * 10) / 10,
       keepsUp: dropped / Math.max(1, offered) < 0.01,
