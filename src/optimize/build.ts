@@ -12,9 +12,9 @@
  * Everything is written into a temp directory next to the destination and renamed into place at the end, so a
  * failed build leaves nothing half-written.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { listGpus } from '../gpu/system.js';
 import { OspreyError } from '../core/errors.js';
 import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { OnnxModel } from '../onnx/proto-types.js';
@@ -141,17 +141,10 @@ export interface EngineManifest {
 
 const VERSION_DIR = /^[0-9]+$/;
 
-/** GPU name and compute capability from `nvidia-smi`, or null (no GPU / no driver). */
+/** GPU name and compute capability of the first GPU (`nvidia-smi`, via src/gpu), or null (no GPU / no driver). */
 export function detectGpu(): { name: string; computeCapability: string } | null {
-  try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name,compute_cap', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    const line = out.split('\n').find((l) => l.trim().length > 0);
-    if (!line) return null;
-    const [name, cc] = line.split(',').map((s) => s.trim());
-    return { name: name ?? 'unknown', computeCapability: cc ?? 'unknown' };
-  } catch {
-    return null;
-  }
+  const gpu = listGpus()[0];
+  return gpu ? { name: gpu.name, computeCapability: gpu.computeCapability } : null;
 }
 
 /** Resolves `--exclude` values against the graph: op types present in the graph, else node names. */
