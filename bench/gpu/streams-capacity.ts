@@ -10,6 +10,7 @@
  *
  *   node --import tsx bench/gpu/streams-capacity.ts --model yolov8s.onnx --images DIR --out FILE \
  *        [--streams 64,128,192,256] [--fps 10] [--seconds 10] [--instances 4] [--max-batch 32] [--queue-delay-us 4000]
+ *        [--buckets 1,2,4,8,16,32 | --no-buckets]
  */
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -45,6 +46,8 @@ const instances = Number(arg('--instances', '4'));
 const maxBatch = Number(arg('--max-batch', '32'));
 const queueDelayUs = Number(arg('--queue-delay-us', '4000'));
 const ep = arg('--ep', 'cuda');
+/** Batch sizes the batcher pads to; default: defaultBatchBuckets(maxBatch) on a device EP, exact sizes on the CPU. */
+const bucketsArg = arg('--buckets', '');
 
 /** q-th percentile (0..1) in ms rounded to 0.1, NaN when there is no sample (src/bench/stats does the arithmetic). */
 const pct = (xs: number[], q: number): number => (xs.length ? Math.round(percentile(xs, q * 100) * 10) / 10 : NaN);
@@ -78,7 +81,11 @@ async function main(): Promise<void> {
     engines,
     maxBatchSize: maxBatch,
     // exact sizes on the CPU; a few tuned sizes on a GPU (--no-buckets to measure without)
-    ...(ep !== 'cpu' && !argv.includes('--no-buckets') ? { batchBuckets: defaultBatchBuckets(maxBatch) } : {}),
+    ...(bucketsArg
+      ? { batchBuckets: bucketsArg.split(',').map(Number) }
+      : ep !== 'cpu' && !argv.includes('--no-buckets')
+        ? { batchBuckets: defaultBatchBuckets(maxBatch) }
+        : {}),
     dynamicBatching: {
       preferredBatchSize: [maxBatch],
       maxQueueDelayMicroseconds: queueDelayUs,
@@ -108,6 +115,10 @@ async function main(): Promise<void> {
     const latency: number[] = [];
     const batchSizes: number[] = [];
     const timers: NodeJS.Timeout[] = [];
+    const sessionTotals = () =>
+      pools.flatMap((e) => e.instances).reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 });
+    const sessionBefore = sessionTotals();
+    const executionsBefore = Number((batcher.stats() as unknown as Record<string, unknown>).executionCount); // this step only (not the warm-up runs nor earlier steps)
     const t0 = performance.now();
     const deadline = t0 + seconds * 1000;
     const pendingAll: Promise<void>[] = [];
@@ -145,11 +156,12 @@ async function main(): Promise<void> {
     await Promise.allSettled(pendingAll);
     const elapsed = (performance.now() - t0) / 1000;
     const st = batcher.stats() as unknown as Record<string, unknown>;
-    const sessionMs = pools.map((e) => e.instances.reduce((a, i) => ({ ms: a.ms + i.runMsTotal, runs: a.runs + i.runs }), { ms: 0, runs: 0 }));
+    const sessionAfter = sessionTotals();
     const step = {
       streams: n,
-      sessionRunMsMean: Math.round((sessionMs.reduce((a, x) => a + x.ms, 0) / Math.max(1, sessionMs.reduce((a, x) => a + x.runs, 0))) * 100) / 100,
-      batcherStats: { executionCount: st.executionCount, inferenceCount: st.inferenceCount, queue: st.queue, computeInput: st.computeInput, computeInfer: st.computeInfer, computeOutput: st.computeOutput },
+      sessionRunMsMean: Math.round(((sessionAfter.ms - sessionBefore.ms) / Math.max(1, sessionAfter.runs - sessionBefore.runs)) * 100) / 100,
+      executions: Number(st.executionCount) - executionsBefore,
+      batcherStatsCumulative: { executionCount: st.executionCount, inferenceCount: st.inferenceCount, queue: st.queue, computeInput: st.computeInput, computeInfer: st.computeInfer, computeOutput: st.computeOutput },
       fpsPerStream: fps,
       offeredFps: Math.round((offered / seconds) * 10) / 10,
       processedFps: Math.round((processed / elapsed) * 10) / 10,
