@@ -4,6 +4,14 @@
  *
  * Startup: try each execution provider in order, record why each failed, warm up, post `ready`.
  * Then: `run` → session.run → post outputs with their ArrayBuffers in the transfer list (moved, not copied).
+ *
+ * Shape-specialised sessions (device EPs only): the CUDA EP re-plans every cuDNN convolution whenever the input shape
+ * of a session differs from its previous run — about 1.5 s per change for yolov8n on an H100, while a run at an
+ * unchanged shape takes 4–14 ms (bench/results/gpu/shape-switch-yolov8n-h100.json). A dynamic batcher that sends
+ * batch 32, then 8, then 32 to one session would pay that every run. So on a device EP this worker opens one session
+ * per distinct input shape it is asked to run (up to `maxShapeSessions`; the first shape takes the original session),
+ * and each keeps its shape for good: the same idea as TensorRT's optimization profiles. Shapes beyond the limit run
+ * on the original session (and pay the re-plan).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
@@ -13,6 +21,7 @@ import { explainExecutionProviderFailure, normalizeExecutionProvider } from './e
 import type { MainToWorker, OrtWorkerData, WorkerToMain } from './worker-protocol.js';
 import { readModelMetadata } from '../onnx/metadata.js';
 import { isOspreyError } from '../core/errors.js';
+import { DEFAULT_MAX_SHAPE_SESSIONS } from './shape-sessions.js';
 
 if (!parentPort) throw new Error('ort-worker must run in a worker_thread');
 const port = parentPort;
@@ -49,19 +58,22 @@ function zeroStorage(type: string, size: number): TensorStorage | undefined {
   }
 }
 
+/** Opens one session of the model on one execution provider (throws ORT's error). */
+async function openSession(ep: string): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [epOption(ep)],
+    graphOptimizationLevel: 'all',
+  };
+  if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
+  return config.modelBytes ? ort.InferenceSession.create(config.modelBytes, options) : ort.InferenceSession.create(config.modelPath, options);
+}
+
 async function createSession(): Promise<{ session: ort.InferenceSession; ep: string; fallbacks: ExecutionProviderFallback[] } | undefined> {
   const fallbacks: ExecutionProviderFallback[] = [];
   const eps = config.executionProviders.map(normalizeExecutionProvider);
   for (const ep of eps) {
     try {
-      const options: ort.InferenceSession.SessionOptions = {
-        executionProviders: [epOption(ep)],
-        graphOptimizationLevel: 'all',
-      };
-      if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
-      const session = config.modelBytes
-        ? await ort.InferenceSession.create(config.modelBytes, options)
-        : await ort.InferenceSession.create(config.modelPath, options);
+      const session = await openSession(ep);
       return { session, ep, fallbacks };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -88,18 +100,75 @@ async function createSession(): Promise<{ session: ort.InferenceSession; ep: str
   return undefined;
 }
 
-async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Promise<void> {
-  if (config.warmupRuns <= 0) return;
+/** The key of a run's input shapes, e.g. `images:32x640x640x3`. */
+function shapeKey(feeds: Record<string, { dims: readonly number[] }>): string {
+  return Object.entries(feeds)
+    .map(([name, t]) => `${name}:${t.dims.join('x')}`)
+    .join(',');
+}
+
+/**
+ * Sessions by input shape (device EPs). The original session is entered under the first shape it runs (its warm-up
+ * shape when warmed up); the others are opened on first use of their shape.
+ */
+class ShapeSessions {
+  private readonly byShape = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly all: ort.InferenceSession[];
+
+  constructor(
+    private readonly main: ort.InferenceSession,
+    private readonly ep: string,
+    private readonly max: number,
+  ) {
+    this.all = [main];
+  }
+
+  claim(key: string): void {
+    if (this.byShape.size === 0) this.byShape.set(key, Promise.resolve(this.main));
+  }
+
+  get(key: string): Promise<ort.InferenceSession> {
+    const known = this.byShape.get(key);
+    if (known) return known;
+    if (this.byShape.size === 0) {
+      this.claim(key);
+      return Promise.resolve(this.main);
+    }
+    if (this.byShape.size >= this.max) return Promise.resolve(this.main);
+    const opened = openSession(this.ep).then((s) => {
+      this.all.push(s);
+      return s;
+    });
+    // a failed open is not cached: the run that asked reports the error, a later run may retry
+    opened.catch(() => this.byShape.delete(key));
+    this.byShape.set(key, opened);
+    return opened;
+  }
+
+  /** Sessions open (or opening). */
+  get count(): number {
+    return Math.max(1, this.byShape.size);
+  }
+
+  async releaseAll(): Promise<void> {
+    await Promise.allSettled([...this.byShape.values()]);
+    await Promise.allSettled(this.all.map((s) => s.release()));
+  }
+}
+
+async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Promise<string | undefined> {
+  if (config.warmupRuns <= 0) return undefined;
   const feeds: Record<string, ort.Tensor> = {};
   for (const spec of inputs) {
     // A dynamic batch axis takes warmupBatchSize; any other dynamic axis means we cannot guess a valid shape.
     const dims = spec.shape.map((d, axis) => (typeof d === 'number' ? d : axis === 0 ? config.warmupBatchSize : -1));
-    if (dims.some((d) => d < 0)) return;
+    if (dims.some((d) => d < 0)) return undefined;
     const data = zeroStorage(spec.type, dims.reduce((a, b) => a * b, 1));
-    if (!data) return;
+    if (!data) return undefined;
     feeds[spec.name] = new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);
   }
   for (let i = 0; i < config.warmupRuns; i++) await session.run(feeds);
+  return shapeKey(feeds);
 }
 
 /** ONNX metadata_props (ORT-node does not expose them), read here so the main thread never parses the model. */
@@ -127,8 +196,10 @@ async function main(): Promise<void> {
   const inputs = session.inputMetadata.map(toSpec);
   const outputs = session.outputMetadata.map(toSpec);
   const t1 = performance.now();
+  const sessions = new ShapeSessions(session, ep, config.maxShapeSessions ?? (ep === 'cpu' ? 1 : DEFAULT_MAX_SHAPE_SESSIONS));
   try {
-    await warmup(session, inputs);
+    const warmedShape = await warmup(session, inputs);
+    if (warmedShape) sessions.claim(warmedShape);
   } catch (err) {
     post({
       type: 'load-error',
@@ -144,20 +215,21 @@ async function main(): Promise<void> {
 
   port.on('message', (msg: MainToWorker) => {
     if (msg.type === 'close') {
-      void session.release().finally(() => {
+      void sessions.releaseAll().finally(() => {
         post({ type: 'closed' });
         port.close();
       });
       return;
     }
-    if (msg.type === 'run') void handleRun(session, msg.id, msg.feeds, msg.returnInputs === true);
+    if (msg.type === 'run') void handleRun(sessions, msg.id, msg.feeds, msg.returnInputs === true);
   });
 }
 
-async function handleRun(session: ort.InferenceSession, id: number, feeds: Record<string, Tensor>, returnInputs: boolean): Promise<void> {
+async function handleRun(sessions: ShapeSessions, id: number, feeds: Record<string, Tensor>, returnInputs: boolean): Promise<void> {
   const t = performance.now();
   let results: ort.InferenceSession.OnnxValueMapType;
   try {
+    const session = await sessions.get(shapeKey(feeds));
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
       // ORT-node rejects typed arrays over a SharedArrayBuffer ("Invalid argument"): copy those once.
@@ -180,10 +252,10 @@ async function handleRun(session: ort.InferenceSession, id: number, feeds: Recor
   if (returnInputs) {
     // Hand the input buffers back (moved, not copied) so the caller can refill them for its next run.
     for (const t of Object.values(feeds)) if (t.data.buffer instanceof ArrayBuffer) transfer.add(t.data.buffer);
-    post({ type: 'result', id, outputs, runMs, inputs: feeds }, [...transfer]);
+    post({ type: 'result', id, outputs, runMs, sessions: sessions.count, inputs: feeds }, [...transfer]);
     return;
   }
-  post({ type: 'result', id, outputs, runMs }, [...transfer]);
+  post({ type: 'result', id, outputs, runMs, sessions: sessions.count }, [...transfer]);
 }
 
 void main().catch((err: unknown) => {

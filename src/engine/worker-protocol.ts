@@ -21,6 +21,11 @@ export interface OrtWorkerData {
   warmupRuns: number;
   /** Batch size used for dynamic batch axes during warmup. */
   warmupBatchSize: number;
+  /**
+   * The most sessions this worker keeps, one per distinct input shape (see ort-worker). 1 = one session for every
+   * shape. Undefined: DEFAULT_MAX_SHAPE_SESSIONS on a device EP, 1 on the CPU EP.
+   */
+  maxShapeSessions?: number;
   /** Read ONNX metadata_props (the first instance does; the others reuse its answer). */
   readMetadata: boolean;
 }
@@ -46,6 +51,6 @@ export type WorkerToMain =
   | { type: 'ready'; info: WorkerReadyInfo }
   | { type: 'load-error'; code: string; message: string; details?: Record<string, unknown> }
   /** `inputs`: the run's feeds handed back (buffers moved), for reuse by the caller. */
-  | { type: 'result'; id: number; outputs: Record<string, Tensor>; runMs: number; inputs?: Record<string, Tensor> }
+  | { type: 'result'; id: number; outputs: Record<string, Tensor>; runMs: number; sessions: number; inputs?: Record<string, Tensor> }
   | { type: 'run-error'; id: number; message: string }
   | { type: 'closed' };

@@ -12,6 +12,8 @@ import type { Tensor } from '../../src/core/types.js';
 import { explainExecutionProviderFailure, normalizeExecutionProvider, summarizeLoaderMessage } from '../../src/engine/execution-providers.js';
 import { createOrtEngine, type EnginePool } from '../../src/engine/ort-engine.js';
 import { MODEL_PATH, tempDir } from '../image/fixtures.js';
+import { readOnnxModel, writeOnnxModel } from '../../src/onnx/index.js';
+import { dynamicBatch } from '../../src/onnx/passes/index.js';
 
 const EP = process.env.OSPREY_TEST_EP ?? 'cpu';
 
@@ -125,6 +127,55 @@ describe('createOrtEngine (worker threads)', () => {
     assert.equal(pool.info.instanceCount, 1);
     const out = await pool.run(zeroInput(pool));
     assert.deepEqual(out.output0!.dims, [1, 84, 8400]);
+  });
+});
+
+describe('shape-specialised sessions (one ONNX Runtime session per input shape)', () => {
+  // On a device EP they are on by default (the CUDA EP re-plans cuDNN convolutions on every shape change); the CPU EP
+  // has no such cost, so there they are off unless asked for, as here, to test the routing on this machine.
+  let engine: EnginePool;
+  const tmp = tempDir('osprey-shape-sessions-');
+  before(async () => {
+    const path = join(tmp.dir, 'dyn.onnx');
+    writeOnnxModel(dynamicBatch(readOnnxModel(MODEL_PATH)), path);
+    engine = await createOrtEngine({ modelPath: path, executionProviders: [EP], maxShapeSessions: 2 });
+  });
+  after(async () => {
+    await engine?.close();
+    tmp.cleanup();
+  });
+
+  it('opens a session per batch size up to the limit; every run answers its own input', async () => {
+    const inst = engine.instances[0]!;
+    assert.equal(inst.sessions, 1);
+    // Each batch row gets its own constant, so a row routed wrongly would show in the output.
+    const run = async (batch: number) => {
+      const feeds = zeroInput(engine, batch);
+      const per = 3 * 640 * 640;
+      const data = feeds.images!.data as Float32Array;
+      for (let b = 0; b < batch; b++) data.fill(0.2 + 0.1 * b, b * per, (b + 1) * per);
+      const out = await engine.run(feeds);
+      assert.deepEqual(out.output0!.dims, [batch, 84, 8400]);
+      return out.output0!.data as Float32Array;
+    };
+    const b1 = await run(1); // warm-up shape took the original session: still 1
+    assert.equal(inst.sessions, 1);
+    const b2 = await run(2); // a second shape: a second session
+    assert.equal(inst.sessions, 2);
+    const b3 = await run(3); // over the limit: runs on the original session
+    assert.equal(inst.sessions, 2);
+    const b2again = await run(2);
+    assert.equal(inst.sessions, 2);
+    const row = 84 * 8400;
+    // row 0 has the same input at every batch size: same output (CPU EP is exact), on every session
+    assert.deepEqual(b2.subarray(0, row), b1.subarray(0, row));
+    assert.deepEqual(b3.subarray(0, row), b1.subarray(0, row));
+    assert.deepEqual(b2again, b2);
+    assert.deepEqual(b3.subarray(row, 2 * row), b2.subarray(row, 2 * row));
+  });
+
+  it('refuses a maxShapeSessions that is not a positive integer', async () => {
+    await assert.rejects(createOrtEngine({ modelPath: MODEL_PATH, executionProviders: ['cpu'], maxShapeSessions: 0 }), (e: unknown) => isOspreyError(e) && e.code === 'OSPREY_ERR_INVALID_ARGUMENT' && /maxShapeSessions/.test(e.message));
   });
 });
 
