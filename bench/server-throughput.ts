@@ -30,7 +30,7 @@ import { benchEnvironment } from '../src/bench/system.js';
 import type { Tensor } from '../src/core/types.js';
 import { decodeImage } from '../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../src/image/letterbox.js';
-import { dynamicBatch, readOnnxModel, uint8Input, writeOnnxModel } from '../src/onnx/index.js';
+import { dynamicBatch, readOnnxModel, topKOutput, uint8Input, writeOnnxModel } from '../src/onnx/index.js';
 import { ortEngineFactory } from '../src/repository/repository.js';
 import { startServer } from '../src/server/server.js';
 
@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     'delay-us': { type: 'string', default: '2000' },
     'intra-op': { type: 'string', default: '0' },
     input: { type: 'string', default: 'fp32' },
+    /** 'raw': the model's [B,84,8400] output; 'topk': Osprey's top-K suffix ([B,300,6]), as `osprey build` makes. */
+    output: { type: 'string', default: 'raw' },
     model: { type: 'string', default: join(here, '../../shared/data/models/yolov8n.onnx') },
     image: { type: 'string', default: join(here, '../../shared/data/images/bus.jpg') },
     out: { type: 'string', default: join(here, 'results/server-throughput-cpu.json') },
@@ -65,6 +67,8 @@ const tmp = await mkdtemp(join(tmpdir(), 'osprey-bench-server-'));
 const modelPath = join(tmp, 'model.onnx');
 let model = dynamicBatch(readOnnxModel(args.model!), { maxBatch: B });
 if (uint8) model = uint8Input(model);
+const topk = args.output === 'topk';
+if (topk) model = topKOutput(model, { k: 300 });
 writeOnnxModel(model, modelPath);
 const image = await decodeImage(args.image!);
 const one = allocateBatch(uint8 ? 'uint8-nhwc' : 'float32-nchw', 1, 640, 640);
@@ -101,9 +105,24 @@ async function engineAlone(label: string): Promise<number> {
 // ---- 2: the server ----
 const LOAD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
 const { url, model, header, body, concurrency, warmupMs, durationMs, probeIntervalMs } = workerData;
+// A lean client (node:http, keep-alive, one prebuilt body sent as is), like perf_analyzer's C++ client: fetch()
+// clones every request body, which on this 2-core machine costs the server CPU it would otherwise have.
 const payload = Buffer.from(body);
-const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header) };
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency + 1 });
+const target = new URL(url);
+const post = (path, headers, data) =>
+  new Promise((resolve, reject) => {
+    const req = http.request({ host: target.hostname, port: target.port, path, method: data ? 'POST' : 'GET', headers, agent }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header), 'content-length': String(payload.length) };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const start = performance.now();
 const measureFrom = start + warmupMs;
@@ -114,10 +133,9 @@ async function client() {
   while (performance.now() < end) {
     const t = performance.now();
     try {
-      const r = await fetch(url + '/v2/models/' + model + '/infer', { method: 'POST', body: payload, headers });
-      await r.arrayBuffer();
+      const status = await post('/v2/models/' + model + '/infer', headers, payload);
       const now = performance.now();
-      if (r.status !== 200) { errors++; continue; }
+      if (status !== 200) { errors++; continue; }
       if (now >= measureFrom && now <= end) { images++; latencies.push(now - t); }
     } catch { errors++; }
   }
@@ -126,13 +144,13 @@ async function prober() {
   await sleep(warmupMs);
   while (performance.now() < end) {
     const t = performance.now();
-    const r = await fetch(url + '/v2/health/ready');
-    await r.arrayBuffer();
-    if (r.status === 200) probes.push(performance.now() - t);
+    const status = await post('/v2/health/ready', {});
+    if (status === 200) probes.push(performance.now() - t);
     await sleep(probeIntervalMs);
   }
 }
 Promise.all([...Array.from({ length: concurrency }, client), prober()]).then(() => {
+  agent.destroy();
   parentPort.postMessage({ images, errors, seconds: durationMs / 1000, latencies, probes });
 });
 `;
