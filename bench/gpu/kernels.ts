@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   let m = uint8Input(dynamicBatch(readOnnxModel(modelPath!)));
   if (variant.startsWith('e2e')) m = topKOutput(m, { k: 300 });
   if (variant.endsWith('fp16')) m = fp16(m);
-  const s = await ort.InferenceSession.create(encodeOnnxModel(m), { executionProviders: [process.env.OSPREY_EP ?? 'cuda'], graphOptimizationLevel: 'all' });
+  // OSPREY_ORT_EXTRA: JSON for SessionOptions.extra (session config entries), e.g. {"ep":{"cuda":{"prefer_nhwc":"1"}}}
+  const extra = process.env.OSPREY_ORT_EXTRA ? (JSON.parse(process.env.OSPREY_ORT_EXTRA) as Record<string, unknown>) : undefined;
+  const s = await ort.InferenceSession.create(encodeOnnxModel(m), { executionProviders: [process.env.OSPREY_EP ?? 'cuda'], graphOptimizationLevel: 'all', ...(extra ? { extra } : {}) });
   const mk = await ort.InferenceSession.create(encodeOnnxModel(marker()), { executionProviders: [process.env.OSPREY_EP ?? 'cuda'] });
   const data = new Uint8Array(batch * 640 * 640 * 3).map((_, i) => (i * 2654435761) >>> 24);
   const feeds = () => ({ [s.inputNames[0]!]: new ort.Tensor('uint8', data, [batch, 640, 640, 3]) });

@@ -125,8 +125,8 @@ export interface DynamicBatcherOptions {
   observer?: BatcherObserver;
 }
 
-/** Bytes the batcher copies into a batch between two yields of the event loop (≈1–3 ms of memcpy). */
-export const ASSEMBLE_YIELD_BYTES = 8 * 1024 * 1024;
+/** Bytes the batcher copies into a batch between two yields of the event loop (≈3–6 ms of memcpy). */
+export const ASSEMBLE_YIELD_BYTES = 32 * 1024 * 1024;
 
 /**
  * Powers of two up to `maxBatchSize`, plus `maxBatchSize` itself: the default {@link DynamicBatcherOptions.batchBuckets}
