@@ -22,6 +22,8 @@ async function main(): Promise<void> {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 0,
     logVerbosityLevel: 0,
+    // OSPREY_ORT_EXTRA: JSON for SessionOptions.extra (session config entries), e.g. {"ep":{"cuda":{"prefer_nhwc":"1"}}}
+    ...(process.env.OSPREY_ORT_EXTRA ? { extra: JSON.parse(process.env.OSPREY_ORT_EXTRA) as Record<string, unknown> } : {}),
   });
   const data = new Uint8Array(8 * 640 * 640 * 3);
   await s.run({ [s.inputNames[0]!]: new ort.Tensor('uint8', data, [8, 640, 640, 3]) });

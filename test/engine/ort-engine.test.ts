@@ -167,11 +167,21 @@ describe('shape-specialised sessions (one ONNX Runtime session per input shape)'
     const b2again = await run(2);
     assert.equal(inst.sessions, 2);
     const row = 84 * 8400;
-    // row 0 has the same input at every batch size: same output (CPU EP is exact), on every session
-    assert.deepEqual(b2.subarray(0, row), b1.subarray(0, row));
-    assert.deepEqual(b3.subarray(0, row), b1.subarray(0, row));
-    assert.deepEqual(b2again, b2);
-    assert.deepEqual(b3.subarray(row, 2 * row), b2.subarray(row, 2 * row));
+    // Row 0 has the same input at every batch size: the same output on every session. The CPU EP is exact; cuDNN
+    // picks other kernels per batch size, so on CUDA compare within 0.25 px / score units (the detector test's box
+    // tolerance; seen on an H200: up to 0.07 px).
+    const same = (a: Float32Array, b: Float32Array, what: string) => {
+      if (EP === 'cpu') return assert.deepEqual(a, b, what);
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      assert.ok(a.length === b.length && worst < 0.25, `${what}: max |diff| ${worst}`);
+    };
+    same(b2.subarray(0, row), b1.subarray(0, row), 'row 0, batch 2 vs 1');
+    same(b3.subarray(0, row), b1.subarray(0, row), 'row 0, batch 3 vs 1');
+    same(b2again, b2, 'batch 2, second run');
+    same(b3.subarray(row, 2 * row), b2.subarray(row, 2 * row), 'row 1, batch 3 vs 2');
+    // and a different input gives a different output (the rows are not mixed up)
+    assert.ok(Math.abs(b2[row + 4 * 8400]! - b2[4 * 8400]!) + Math.abs(b2[row]! - b2[0]!) > 0, 'rows 0 and 1 differ');
   });
 
   it('refuses a maxShapeSessions that is not a positive integer', async () => {
