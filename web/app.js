@@ -99,6 +99,7 @@ async function refresh() {
       (b ? ` · ${b.executionProvider} · mean batch ${b.meanBatchSize.toFixed(2)} · infer ${b.meanInferMs.toFixed(1)} ms` : '') +
       (stats.gpu ? ` · GPU ${stats.gpu}` : '') +
       (stats.webhooks.length ? ` · webhook pending ${stats.webhooks.reduce((a, w) => a + w.pending, 0)}` : '') +
+      (stats.mqtt && stats.mqtt.length ? ` · mqtt pending ${stats.mqtt.reduce((a, w) => a + w.pending, 0)}` : '') +
       ` · up ${stats.uptimeSeconds} s`;
   } catch (err) {
     $('#server-stats').textContent = `disconnected: ${err.message}`;

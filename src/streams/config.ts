@@ -11,6 +11,7 @@
  * defaults: { fps: 5, queueSize: 4 }
  * events: { database: ./osprey-events.db, snapshots: ./snapshots, retention: { maxEvents: 10000, maxAgeHours: 168 } }
  * webhooks: [{ url: http://127.0.0.1:9000/hook, timeoutMs: 2000, maxAttempts: 5 }]
+ * mqtt: [{ url: mqtt://127.0.0.1:1883, topic: 'factory/{camera}/events', qos: 1 }]
  * cameras:
  *   - id: door
  *     url: rtsp://127.0.0.1:8554/door
@@ -147,12 +148,37 @@ export interface WebhookConfig {
   headers: Record<string, string>;
 }
 
+/**
+ * An MQTT sink: each event published as JSON (the webhook body) to `topic`, through the same outbox, retries and
+ * bound as a webhook (at-least-once with QoS ≥ 1: a publish that times out is retried and may arrive twice).
+ */
+export interface MqttSinkConfig {
+  /** Broker URL, `mqtt://host:1883` or `mqtts://host:8883`. */
+  url: string;
+  /** Topic template; `{camera}`, `{rule}` and `{kind}` are replaced per event. Default `osprey/events/{camera}`. */
+  topic: string;
+  /** MQTT QoS 0, 1 or 2. Default 1. */
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** Per-publish timeout (until the broker acknowledges). Default 5000 ms. */
+  timeoutMs: number;
+  maxAttempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  outboxMaxSize: number;
+}
+
 export interface StreamsConfig {
   /** Model path (resolved against the config folder); `--model` overrides it. */
   model?: string;
   cameras: CameraConfig[];
   events: EventsConfig;
   webhooks: WebhookConfig[];
+  /** MQTT sinks (optional). */
+  mqtt: MqttSinkConfig[];
   /** Live preview (dashboard) frames per second per camera. Default 2. */
   previewFps: number;
   /** The file's `defaults` section, applied to cameras added at run time too. */
@@ -177,6 +203,7 @@ export const DEFAULTS = {
   rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection },
   events: { database: 'osprey-events.db', snapshots: 'snapshots', retention: { maxEvents: 10000, maxAgeHours: 168 } },
   webhook: { timeoutMs: 5000, maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 60000, outboxMaxSize: 10000 },
+  mqtt: { topic: 'osprey/events/{camera}', qos: 1 as const, retain: false },
   previewFps: 2,
 } as const;
 
@@ -350,7 +377,7 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
  */
 export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): StreamsConfig {
   if (!isObj(doc)) fail('', 'expected a mapping with a `cameras` list');
-  checkKeys(doc, ['model', 'defaults', 'cameras', 'events', 'webhooks', 'previewFps'], '');
+  checkKeys(doc, ['model', 'defaults', 'cameras', 'events', 'webhooks', 'mqtt', 'previewFps'], '');
   const model = doc['model'] === undefined ? undefined : resolve(baseDir, str(doc, 'model', ''));
   const defRaw = doc['defaults'] ?? {};
   if (!isObj(defRaw)) fail('defaults', 'expected a mapping');
@@ -383,7 +410,36 @@ export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): Strea
   const whRaw = doc['webhooks'] ?? [];
   if (!Array.isArray(whRaw)) fail('webhooks', 'expected a list');
   const webhooks = whRaw.map((w, i) => parseWebhook(w, join('webhooks', i)));
-  return { ...(model ? { model } : {}), cameras, events, webhooks, cameraDefaults: defaults, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
+  const mqRaw = doc['mqtt'] ?? [];
+  if (!Array.isArray(mqRaw)) fail('mqtt', 'expected a list');
+  const mqtt = mqRaw.map((m, i) => parseMqtt(m, join('mqtt', i)));
+  return { ...(model ? { model } : {}), cameras, events, webhooks, mqtt, cameraDefaults: defaults, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
+}
+
+function parseMqtt(raw: unknown, path: string): MqttSinkConfig {
+  if (!isObj(raw)) fail(path, 'expected a mapping');
+  checkKeys(raw, ['url', 'topic', 'qos', 'retain', 'clientId', 'username', 'password', 'timeoutMs', 'maxAttempts', 'initialDelayMs', 'maxDelayMs', 'outboxMaxSize'], path);
+  const url = str(raw, 'url', path);
+  if (!/^mqtts?:\/\/[^/]+/.test(url)) fail(join(path, 'url'), `expected an mqtt:// or mqtts:// URL, got ${JSON.stringify(url)}`);
+  const topic = str(raw, 'topic', path, DEFAULTS.mqtt.topic);
+  if (topic === '' || /[#+]/.test(topic)) fail(join(path, 'topic'), `expected a topic without wildcards (+, #), got ${JSON.stringify(topic)}`);
+  const qos = num(raw, 'qos', path, DEFAULTS.mqtt.qos, { min: 0, max: 2, integer: true }) as 0 | 1 | 2;
+  const d = DEFAULTS.webhook;
+  const opt = (k: 'clientId' | 'username' | 'password') => (raw[k] === undefined ? {} : { [k]: str(raw, k, path) });
+  return {
+    url,
+    topic,
+    qos,
+    retain: bool(raw, 'retain', path, DEFAULTS.mqtt.retain),
+    ...opt('clientId'),
+    ...opt('username'),
+    ...opt('password'),
+    timeoutMs: num(raw, 'timeoutMs', path, d.timeoutMs, { min: 1 }),
+    maxAttempts: num(raw, 'maxAttempts', path, d.maxAttempts, { min: 1, integer: true }),
+    initialDelayMs: num(raw, 'initialDelayMs', path, d.initialDelayMs, { min: 0 }),
+    maxDelayMs: num(raw, 'maxDelayMs', path, d.maxDelayMs, { min: 0 }),
+    outboxMaxSize: num(raw, 'outboxMaxSize', path, d.outboxMaxSize, { min: 1, integer: true }),
+  };
 }
 
 function parseWebhook(raw: unknown, path: string): WebhookConfig {

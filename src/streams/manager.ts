@@ -17,7 +17,7 @@ import { EventStore, type StoredEvent } from './events.js';
 import type { FrameInferer } from './inferer.js';
 import { RuleEngine } from './rules.js';
 import { ByteTracker, type TrackedObject } from './tracker.js';
-import { WebhookSink } from './webhook.js';
+import { MqttSink, WebhookSink, type OutboxSink } from './webhook.js';
 
 /** Metric names of the streams runtime (Prometheus base units). */
 export const STREAM_METRIC = {
@@ -63,6 +63,9 @@ export interface StreamManagerOptions {
 export class StreamManager extends EventEmitter {
   readonly store: EventStore;
   readonly webhooks: WebhookSink[];
+  readonly mqttSinks: MqttSink[];
+  /** Every event sink (webhooks, then MQTT). */
+  readonly sinks: OutboxSink[];
   private readonly cams = new Map<string, CameraRuntime>();
   private readonly inferer: FrameInferer | null;
   private config: StreamsConfig;
@@ -82,13 +85,15 @@ export class StreamManager extends EventEmitter {
     this.inferer = opts.inferer;
     this.store = new EventStore(opts.config.events.database, opts.config.events.snapshots, opts.config.events.retention);
     this.webhooks = opts.config.webhooks.map((w, i) => new WebhookSink(this.store, w, `webhooks[${i}]`));
+    this.mqttSinks = (opts.config.mqtt ?? []).map((m, i) => new MqttSink(this.store, m, `mqtt[${i}]`));
+    this.sinks = [...this.webhooks, ...this.mqttSinks];
     if (opts.registry) this.registerMetrics(opts.registry);
   }
 
   /** Starts every enabled camera and the webhook sinks. */
   start(): void {
     this.store.applyRetention();
-    for (const w of this.webhooks) w.start();
+    for (const w of this.sinks) w.start();
     for (const c of this.config.cameras) this.addCameraConfig(c);
   }
 
@@ -97,7 +102,7 @@ export class StreamManager extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.cams.values()].map((r) => r.camera.stop('shutdown')));
-    await Promise.all(this.webhooks.map((w) => w.stop()));
+    await Promise.all(this.sinks.map((w) => w.stop()));
     await Promise.all([...this.snapshotWrites]);
     this.store.close();
   }
@@ -182,6 +187,7 @@ export class StreamManager extends EventEmitter {
       events: this.store.count('rule'),
       stateEvents: this.store.count('state'),
       webhooks: this.webhooks.map((w) => w.stats()),
+      mqtt: this.mqttSinks.map((w) => w.stats()),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
       model: this.inferer ? { inputWidth: this.inferer.inputWidth, inputHeight: this.inferer.inputHeight, frameFormat: this.inferer.frameFormat } : null,
       gpu: null,
@@ -223,7 +229,7 @@ export class StreamManager extends EventEmitter {
     });
     this.opts.log?.info({ camera: s.camera, from: s.from, to: s.to, reason: s.reason, error: s.error?.code }, 'camera state');
     this.emit('event', ev);
-    for (const w of this.webhooks) w.enqueue(ev);
+    for (const w of this.sinks) w.enqueue(ev);
   }
 
   private onProcessed(rt: CameraRuntime, p: ProcessedFrame): void {
@@ -258,7 +264,7 @@ export class StreamManager extends EventEmitter {
         .finally(() => this.snapshotWrites.delete(write));
       this.snapshotWrites.add(write);
       this.emit('event', ev);
-      for (const w of this.webhooks) w.enqueue(ev, { snapshotUrl: `/api/events/${ev.id}/snapshot.jpg` });
+      for (const w of this.sinks) w.enqueue(ev, { snapshotUrl: `/api/events/${ev.id}/snapshot.jpg` });
     }
     // Live preview at previewFps (never more than one encode in flight per camera).
     const now = Date.now();
@@ -315,13 +321,13 @@ export class StreamManager extends EventEmitter {
     });
     new Gauge({
       name: STREAM_METRIC.outbox,
-      help: 'Webhook outbox rows per sink and status (pending, failed).',
+      help: 'Event sink (webhook, MQTT) outbox rows per sink and status (pending, failed).',
       labelNames: ['sink', 'status'],
       registers: [registry],
       collect() {
         this.reset();
         if (!mgr.store.db.open) return;
-        for (const w of mgr.webhooks) {
+        for (const w of mgr.sinks) {
           const s = w.stats();
           this.set({ sink: w.sink, status: 'pending' }, s.pending);
           this.set({ sink: w.sink, status: 'failed' }, s.failed);

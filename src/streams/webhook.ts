@@ -1,15 +1,30 @@
 /**
- * Webhook sink: HTTP POST of each event as JSON, through an outbox table in the events database.
+ * Event sinks: webhooks (HTTP POST of each event as JSON) and MQTT (publish of the same JSON), both through an outbox
+ * table in the events database.
  *
  * - An event is written to the outbox before any delivery attempt, so nothing is lost when the receiver is down,
  *   slow (per-attempt `timeoutMs`) or the process restarts (pending rows are picked up again).
  * - Retries back off exponentially: `initialDelayMs × 2^(attempts−1)`, capped at `maxDelayMs`, ±20% jitter.
  * - After `maxAttempts` failures a row is marked `failed` (kept for inspection, no more retries).
  * - Bounded: at most `outboxMaxSize` rows per webhook; beyond it the oldest rows are dropped and counted.
- * Delivery is one request at a time per webhook, oldest first.
+ * Delivery is one request at a time per sink, oldest first. The transport (HTTP or MQTT) only sends one payload and
+ * says whether it was accepted; everything else (durability, order, retries, bounds) is the outbox's.
  */
-import type { WebhookConfig } from './config.js';
+import { connect, type MqttClient } from 'mqtt';
+import type { MqttSinkConfig, WebhookConfig } from './config.js';
 import type { EventStore, StoredEvent } from './events.js';
+
+/** The outbox policy a sink's config carries (webhook and MQTT alike). */
+export type OutboxPolicy = Pick<WebhookConfig, 'timeoutMs' | 'maxAttempts' | 'initialDelayMs' | 'maxDelayMs' | 'outboxMaxSize'>;
+
+/** Sends one event payload; resolves `null` when the receiver accepted it, else the error text. Never rejects. */
+export interface SinkTransport {
+  /** What the sink delivers to, for stats (URL; for MQTT, URL + topic template). */
+  readonly target: string;
+  start?(): void;
+  stop?(): Promise<void>;
+  send(payload: string, timeoutMs: number, signal: AbortSignal): Promise<string | null>;
+}
 
 export interface WebhookStats {
   url: string;
@@ -28,7 +43,8 @@ interface OutboxRow {
   attempts: number;
 }
 
-export class WebhookSink {
+/** A sink: the outbox, its retries and bounds, over one {@link SinkTransport}. */
+export class OutboxSink {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private delivered = 0;
@@ -40,14 +56,16 @@ export class WebhookSink {
 
   constructor(
     private readonly store: EventStore,
-    readonly config: WebhookConfig,
-    /** Outbox key, e.g. `webhooks[0]`. */
+    readonly config: OutboxPolicy,
+    /** Outbox key, e.g. `webhooks[0]`, `mqtt[0]`. */
     readonly sink: string,
+    private readonly transport: SinkTransport,
     private readonly pollMs = 200,
   ) {}
 
   start(): void {
     this.stopped = false;
+    this.transport.start?.();
     this.timer = setInterval(() => void this.drain(), this.pollMs);
     this.timer.unref();
   }
@@ -58,6 +76,7 @@ export class WebhookSink {
     this.timer = null;
     this.inflight?.abort();
     while (this.busy) await new Promise((r) => setTimeout(r, 10));
+    await this.transport.stop?.();
   }
 
   /** Adds an event to the outbox (dropping the oldest rows beyond the bound). */
@@ -83,7 +102,7 @@ export class WebhookSink {
   stats(): WebhookStats {
     const db = this.store.db;
     const count = (status: string): number => (db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE sink = ? AND status = ?').get(this.sink, status) as { n: number }).n;
-    return { url: this.config.url, pending: count('pending'), failed: count('failed'), delivered: this.delivered, dropped: this.dropped, attempts: this.attemptsTotal, lastError: this.lastError };
+    return { url: this.transport.target, pending: count('pending'), failed: count('failed'), delivered: this.delivered, dropped: this.dropped, attempts: this.attemptsTotal, lastError: this.lastError };
   }
 
   /**
@@ -111,19 +130,12 @@ export class WebhookSink {
   private async deliver(row: OutboxRow): Promise<void> {
     const c = this.config;
     this.attemptsTotal++;
-    let error: string | null = null;
     const ac = new AbortController();
     this.inflight = ac;
-    const timer = setTimeout(() => ac.abort(new Error(`timed out after ${c.timeoutMs} ms`)), c.timeoutMs);
+    let error: string | null;
     try {
-      const res = await fetch(c.url, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: row.payload, signal: ac.signal });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
-    } catch (err) {
-      const reason = ac.signal.aborted ? ac.signal.reason : err;
-      error = reason instanceof Error ? reason.message : String(reason);
+      error = await this.transport.send(row.payload, c.timeoutMs, ac.signal);
     } finally {
-      clearTimeout(timer);
       this.inflight = null;
     }
     if (!this.store.db.open) return;
@@ -140,5 +152,113 @@ export class WebhookSink {
     }
     const delay = Math.min(c.maxDelayMs, c.initialDelayMs * 2 ** (attempts - 1)) * (0.8 + 0.4 * Math.random());
     this.store.db.prepare('UPDATE outbox SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE id = ?').run(attempts, Date.now() + delay, error, row.id);
+  }
+}
+
+/** HTTP POST of the JSON payload; any 2xx is accepted. */
+class HttpTransport implements SinkTransport {
+  readonly target: string;
+  constructor(private readonly c: WebhookConfig) {
+    this.target = c.url;
+  }
+
+  async send(payload: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => ac.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const res = await fetch(this.c.url, { method: 'POST', headers: { 'content-type': 'application/json', ...this.c.headers }, body: payload, signal: ac.signal });
+      await res.arrayBuffer().catch(() => undefined);
+      return res.status >= 200 && res.status < 300 ? null : `HTTP ${res.status}`;
+    } catch (err) {
+      const reason = ac.signal.aborted ? ac.signal.reason : err;
+      return reason instanceof Error ? reason.message : String(reason);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** A webhook: HTTP POST of each event as JSON, through the outbox. */
+export class WebhookSink extends OutboxSink {
+  constructor(store: EventStore, config: WebhookConfig, sink: string, pollMs = 200) {
+    super(store, config, sink, new HttpTransport(config), pollMs);
+  }
+}
+
+/**
+ * MQTT publish of the JSON payload to the topic made from the event (`{camera}`, `{rule}`, `{kind}`). The client
+ * (MQTT.js) reconnects by itself; while it is not connected a send fails at once ("not connected"), so the row waits
+ * in the outbox for its retry instead of in the client's memory. Accepted = the broker acknowledged (QoS 1: PUBACK,
+ * QoS 2: PUBCOMP; QoS 0: written to the socket).
+ */
+class MqttTransport implements SinkTransport {
+  readonly target: string;
+  private client: MqttClient | null = null;
+  private lastError: string | null = null;
+
+  constructor(private readonly c: MqttSinkConfig) {
+    this.target = `${c.url} ${c.topic}`;
+  }
+
+  start(): void {
+    if (this.client) return;
+    this.client = connect(this.c.url, {
+      reconnectPeriod: 1000,
+      connectTimeout: this.c.timeoutMs,
+      clean: true,
+      queueQoSZero: false,
+      ...(this.c.clientId ? { clientId: this.c.clientId } : {}),
+      ...(this.c.username ? { username: this.c.username } : {}),
+      ...(this.c.password ? { password: this.c.password } : {}),
+    });
+    this.client.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    this.client.on('connect', () => {
+      this.lastError = null;
+    });
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync(true).catch(() => undefined);
+  }
+
+  topicFor(payload: string): string {
+    let ev: Record<string, unknown> = {};
+    try {
+      ev = JSON.parse(payload) as Record<string, unknown>;
+    } catch {
+      /* the outbox only holds JSON it wrote; keep the placeholders' fallbacks */
+    }
+    const part = (v: unknown) => (typeof v === 'string' && v !== '' ? v.replace(/[#+/]/g, '_') : 'none');
+    return this.c.topic.replace(/\{(camera|rule|kind)\}/g, (_m, k: string) => part(ev[k]));
+  }
+
+  send(payload: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
+    const client = this.client;
+    if (!client || !client.connected) return Promise.resolve(`not connected to ${this.c.url}${this.lastError ? ` (${this.lastError})` : ''}`);
+    return new Promise((resolve) => {
+      const done = (r: string | null) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      };
+      const onAbort = () => done('stopped');
+      const timer = setTimeout(() => done(`timed out after ${timeoutMs} ms waiting for the broker's acknowledgement`), timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      client.publish(this.topicFor(payload), payload, { qos: this.c.qos, retain: this.c.retain }, (err) => done(err ? err.message : null));
+    });
+  }
+}
+
+/** An MQTT sink: each event published as JSON, through the outbox. */
+export class MqttSink extends OutboxSink {
+  constructor(store: EventStore, config: MqttSinkConfig, sink: string, pollMs = 200) {
+    super(store, config, sink, new MqttTransport(config), pollMs);
   }
 }
