@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, after .gpu/unpack.sh: why the streams benchmark behind the dynamic batcher is slow, and the streams
 # figure once fixed. Writes into $OUT. Data under /tmp/gd (see docs/gpu.md for how it gets there).
-set -uo pipefail
-export PATH=/tmp/gpu-root/bin:$PATH
-mkdir -p ../shared && ln -sfn /tmp/gd ../shared/data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+source bench/gpu/env.sh
 python3 -c "import onnxruntime as o; print('python onnxruntime', o.__version__, o.get_available_providers())" 2>&1 | tail -1
 which nsys ncu 2>&1 | head -2
 [ -f /tmp/yolov8s-synth.onnx ] || python3 /tmp/gd/torch_yolov8.py export --scale s --out /tmp/yolov8s-synth.onnx

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, after .gpu/unpack.sh (see docs/gpu.md): streams capacity with shape-specialised sessions, then
 # kernel-level profiles of Osprey's engine (Nsight Compute) and of PyTorch (torch.profiler). Writes into $OUT.
-set -uo pipefail
-export PATH=/tmp/gpu-root/bin:$PATH
-mkdir -p ../shared && ln -sfn /tmp/gd ../shared/data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-[ -f /tmp/yolov8s-synth.onnx ] || python3 /tmp/gd/torch_yolov8.py export --scale s --out /tmp/yolov8s-synth.onnx >/dev/null 2>&1
+source bench/gpu/env.sh
 echo "== streams, yolov8s fp16, default buckets + shape-specialised sessions"
 node --import tsx bench/gpu/streams-capacity.ts --model /tmp/yolov8s-synth.onnx --images /tmp/gd/coco-val-dev/images \
   --out "$OUT/streams-gpu-yolov8s-h100.json" --streams 64,128,192,256 --fps 10 --seconds 8 --instances 4 --max-batch 32 2>&1 \

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, after .gpu/unpack.sh: CUDA EP options through session config entries; yolov8s throughput vs PyTorch
 # on this GPU; streams capacity between 128 and 192 streams. Writes into $OUT.
-set -uo pipefail
-export PATH=/tmp/gpu-root/bin:$PATH
-mkdir -p ../shared && ln -sfn /tmp/gd ../shared/data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-[ -f /tmp/yolov8s-synth.onnx ] || python3 /tmp/gd/torch_yolov8.py export --scale s --out /tmp/yolov8s-synth.onnx >/dev/null 2>&1
+source bench/gpu/env.sh
 echo "== CUDA EP options via session config entries (yolov8n)"
 node --import tsx bench/gpu/ep-options.ts /tmp/gd/models/yolov8n.onnx "$OUT/ep-options-yolov8n-h100.json" 2>&1 | tail -8
 echo "== yolov8s vs PyTorch"

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, after .gpu/unpack.sh: the engine test suite on the CUDA EP (with the shape-specialised sessions), then
 # the streams capacity around the knee. Writes into $OUT.
-set -uo pipefail
-export PATH=/tmp/gpu-root/bin:$PATH
-mkdir -p ../shared && ln -sfn /tmp/gd ../shared/data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-[ -f /tmp/yolov8s-synth.onnx ] || python3 /tmp/gd/torch_yolov8.py export --scale s --out /tmp/yolov8s-synth.onnx >/dev/null 2>&1
+source bench/gpu/env.sh
 echo "== engine tests, OSPREY_TEST_EP=cuda"
 OSPREY_TEST_EP=cuda timeout 240 node --import tsx --test --test-concurrency=1 test/engine/*.test.ts test/cli/detect.test.ts > "$OUT/engine-tests-cuda-h100.log" 2>&1
 echo "tests rc=$?"; grep -E "^# (tests|pass|fail|skipped)|^not ok|  not ok" "$OUT/engine-tests-cuda-h100.log" | head -20

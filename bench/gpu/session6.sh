@@ -2,10 +2,7 @@
 # GPU machine, after .gpu/unpack.sh: engine tests on CUDA again (shape-session test with its CUDA tolerance), whether
 # the session config entry ep.cuda.prefer_nhwc reaches the CUDA EP (NHWC nodes in the verbose log), and the
 # server-vs-engine benchmark on this 16-core host with the engine osprey build makes, 5 rounds. Writes into $OUT.
-set -uo pipefail
-export PATH=/tmp/gpu-root/bin:$PATH
-mkdir -p ../shared && ln -sfn /tmp/gd ../shared/data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+source bench/gpu/env.sh
 echo "== engine tests, OSPREY_TEST_EP=cuda"
 OSPREY_TEST_EP=cuda timeout 240 node --import tsx --test --test-concurrency=1 test/engine/*.test.ts test/cli/detect.test.ts > /tmp/engine-tests.log 2>&1
 echo "tests rc=$?"; grep -E "^# (tests|pass|fail|skipped)|not ok" /tmp/engine-tests.log | head; grep -E "^ok|^not ok|^    (ok|not ok)" /tmp/engine-tests.log | cut -c1-150 > "$OUT/engine-tests-cuda-h100-summary.txt"
