@@ -21,6 +21,7 @@ import { DEFAULT_DETECT_OPTIONS, type Detection } from '../src/core/types.js';
 import type { LetterboxGeometry } from '../src/core/letterbox.js';
 import { encodeOnnxModel, readOnnxModel } from '../src/onnx/index.js';
 import { fp16, type Fp16Options } from '../src/onnx/passes/index.js';
+import { iouOfBoxes } from '../src/core/nms.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHARED = resolve(here, '../../shared/data');
@@ -41,13 +42,6 @@ const variants: { name: string; options: Fp16Options }[] = [
   { name: 'default, IO float16', options: { keepIO: false } },
 ];
 
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const ih = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = iw * ih;
-  const union = (a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter;
-  return union > 0 ? inter / union : 0;
-}
 
 function toFloat32(t: ort.Tensor): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
@@ -111,7 +105,7 @@ async function main(): Promise<void> {
         let best = -1, bestIoU = 0;
         got.forEach((g, j) => {
           if (used.has(j) || g.classId !== d.classId) return;
-          const x = iou(d.box, g.box);
+          const x = iouOfBoxes(d.box, g.box);
           if (x > bestIoU) [best, bestIoU] = [j, x];
         });
         if (best < 0 || bestIoU < 0.5) {

@@ -31,6 +31,14 @@ export function iouXYXY(ax1: number, ay1: number, ax2: number, ay2: number, bx1:
   return union > 0 ? inter / union : 0;
 }
 
+/**
+ * IoU of two boxes given as `[x1, y1, x2, y2]` (any pixel space, the same for both); 0 when they do not overlap.
+ * @example iouOfBoxes([0, 0, 10, 10], [5, 0, 15, 10]) // → 1/3
+ */
+export function iouOfBoxes(a: readonly number[], b: readonly number[]): number {
+  return iouXYXY(a[0]!, a[1]!, a[2]!, a[3]!, b[0]!, b[1]!, b[2]!, b[3]!);
+}
+
 export interface NmsOptions {
   /** Suppress a box whose IoU with a kept box is > this. */
   iouThreshold: number;

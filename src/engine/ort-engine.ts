@@ -50,7 +50,7 @@ export interface OrtEngineOptions {
   maxShapeSessions?: number;
 }
 
-export { DEFAULT_MAX_SHAPE_SESSIONS } from './shape-sessions.js';
+export { DEFAULT_MAX_SHAPE_SESSIONS } from './worker-protocol.js';
 
 /** {@link EngineInfo} plus what the ORT engine knows about itself. */
 export interface OrtEngineInfo extends EngineInfo {

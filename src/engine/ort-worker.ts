@@ -18,10 +18,9 @@ import ort from 'onnxruntime-node';
 import type { Tensor, TensorDataType, TensorSpec, TensorStorage } from '../core/types.js';
 import type { ExecutionProviderFallback } from './engine.js';
 import { explainExecutionProviderFailure, normalizeExecutionProvider } from './execution-providers.js';
-import type { MainToWorker, OrtWorkerData, WorkerToMain } from './worker-protocol.js';
+import { DEFAULT_MAX_SHAPE_SESSIONS, type MainToWorker, type OrtWorkerData, type WorkerToMain } from './worker-protocol.js';
 import { readModelMetadata } from '../onnx/metadata.js';
 import { isOspreyError } from '../core/errors.js';
-import { DEFAULT_MAX_SHAPE_SESSIONS } from './shape-sessions.js';
 
 if (!parentPort) throw new Error('ort-worker must run in a worker_thread');
 const port = parentPort;

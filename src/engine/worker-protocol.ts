@@ -5,6 +5,13 @@
 import type { Tensor, TensorSpec } from '../core/types.js';
 import type { ExecutionProviderFallback } from './engine.js';
 
+/**
+ * Default number of shape-specialised ONNX Runtime sessions per engine instance on a device execution provider
+ * (`OrtEngineOptions.maxShapeSessions`): enough for the dynamic batcher's default buckets up to batch 64
+ * (1, 2, 4, 8, 16, 32, 64).
+ */
+export const DEFAULT_MAX_SHAPE_SESSIONS = 8;
+
 /** What the worker needs to create its session. */
 export interface OrtWorkerData {
   /** The model's path (and its name in messages). */

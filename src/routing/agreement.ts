@@ -12,7 +12,7 @@
  * and extra boxes both lower it. Aggregate over many images by summing `matched` and `total` (not by averaging
  * per-image ratios) so images with many objects weigh more.
  */
-import { iouXYXY } from '../core/nms.js';
+import { iouOfBoxes } from '../core/nms.js';
 import type { Detection } from '../core/types.js';
 
 /** Default IoU threshold for a match. */
@@ -50,7 +50,7 @@ export function matchDetections(primary: readonly MatchBox[], shadow: readonly M
       if (taken[si]) continue;
       const s = shadow[si]!;
       if (s.classId !== p.classId) continue;
-      const iou = iouXYXY(p.box[0], p.box[1], p.box[2], p.box[3], s.box[0], s.box[1], s.box[2], s.box[3]);
+      const iou = iouOfBoxes(p.box, s.box);
       if (iou >= bestIoU) {
         bestIoU = iou;
         best = si;

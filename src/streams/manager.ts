@@ -17,7 +17,7 @@ import { EventStore, type StoredEvent } from './events.js';
 import type { FrameInferer } from './inferer.js';
 import { RuleEngine } from './rules.js';
 import { ByteTracker, type TrackedObject } from './tracker.js';
-import { MqttSink, WebhookSink, type OutboxSink } from './webhook.js';
+import { MqttSink, WebhookSink, type OutboxSink } from './sinks.js';
 
 /** Metric names of the streams runtime (Prometheus base units). */
 export const STREAM_METRIC = {

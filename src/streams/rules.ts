@@ -14,7 +14,7 @@
  * - De-duplication: a firing whose box has IoU ≥ `dedupIoU` with one of the same rule's firings within
  *   `dedupWindowMs` is dropped (one object, new track id after an occlusion).
  */
-import { iouXYXY } from '../core/nms.js';
+import { iouOfBoxes } from '../core/nms.js';
 import type { BoxXYXY } from '../core/types.js';
 import type { LineRule, RuleConfig, ZoneRule } from './config.js';
 import type { TrackedObject } from './tracker.js';
@@ -152,7 +152,7 @@ export class RuleEngine {
     const last = this.lastFiredMs.get(rule.name);
     if (last !== undefined && rule.cooldownMs > 0 && f.atMs - last < rule.cooldownMs) return false;
     const recent = (this.recent.get(rule.name) ?? []).filter((r) => f.atMs - r.atMs <= rule.dedupWindowMs);
-    const dup = rule.dedupIoU > 0 && recent.some((r) => iouXYXY(r.box[0], r.box[1], r.box[2], r.box[3], f.box[0], f.box[1], f.box[2], f.box[3]) >= rule.dedupIoU);
+    const dup = rule.dedupIoU > 0 && recent.some((r) => iouOfBoxes(r.box, f.box) >= rule.dedupIoU);
     if (dup) {
       this.recent.set(rule.name, recent);
       return false;

@@ -21,7 +21,7 @@
  *
  * Boxes are xyxy in source pixels. Track ids are positive integers, unique per tracker, never reused.
  */
-import { iouXYXY } from '../core/nms.js';
+import { iouOfBoxes } from '../core/nms.js';
 import type { BoxXYXY, Detection } from '../core/types.js';
 
 export interface TrackerOptions {
@@ -138,7 +138,7 @@ export class ByteTracker {
         for (const di of dets) {
           const d = detections[di]!;
           if (o.classAware && d.classId !== t.classId) continue;
-          const iou = iouXYXY(p[0], p[1], p[2], p[3], d.box[0], d.box[1], d.box[2], d.box[3]);
+          const iou = iouOfBoxes(p, d.box);
           if (iou >= minIoU) pairs.push([iou, t, di]);
         }
       }

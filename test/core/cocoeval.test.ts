@@ -19,6 +19,7 @@ import {
   type CocoDetectionResult,
   type CocoGroundTruth,
 } from '../../src/core/cocoeval.js';
+import { rng } from '../support/rng.js';
 
 const close = (a: number | null, b: number, eps = 1e-12) => {
   assert.ok(a !== null, `expected ${b}, got null`);
@@ -208,17 +209,6 @@ test('IoU threshold: a box with IoU 0.6 counts at 0.50, 0.55 and 0.60 only', () 
   close(r.summary.map75, 0);
 });
 
-/** mulberry32: a tiny seeded PRNG so the golden data below is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random COCO-like data: 4 categories with gt, a 5th with none, crowds, jittered TPs, wrong classes, FPs. */
 export function goldenData(seed: number) {

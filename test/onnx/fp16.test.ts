@@ -23,13 +23,8 @@ import {
 } from '../../src/onnx/index.js';
 import { fp16 } from '../../src/onnx/passes/index.js';
 import { IMAGES, YOLO_PATH, loadBatch, session, slice } from './helpers.js';
+import { iouOfBoxes } from '../../src/core/nms.js';
 
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const ih = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = iw * ih;
-  return inter / ((a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter);
-}
 
 test('fp16 yolov8n: detections within tolerance of FP32 (IoU ≥ 0.99, same classes, |Δscore| ≤ 0.02)', async (t) => {
   const original = readOnnxModel(YOLO_PATH);
@@ -65,7 +60,7 @@ test('fp16 yolov8n: detections within tolerance of FP32 (IoU ≥ 0.99, same clas
         let best = -1;
         let bestIoU = 0;
         got.forEach((d, j) => {
-          if (!used.has(j) && d.classId === r.classId && iou(r.box, d.box) > bestIoU) [best, bestIoU] = [j, iou(r.box, d.box)];
+          if (!used.has(j) && d.classId === r.classId && iouOfBoxes(r.box, d.box) > bestIoU) [best, bestIoU] = [j, iouOfBoxes(r.box, d.box)];
         });
         assert.ok(best >= 0, `class ${r.classId} box matched`);
         used.add(best);

@@ -22,14 +22,8 @@ import {
 } from '../../src/onnx/index.js';
 import { dynamicBatch, topKOutput, uint8Input } from '../../src/onnx/passes/index.js';
 import { IMAGES, YOLO_PATH, loadBatch, session, slice, whole } from './helpers.js';
+import { iouOfBoxes } from '../../src/core/nms.js';
 
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const ih = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = iw * ih;
-  const union = (a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter;
-  return union > 0 ? inter / union : 0;
-}
 
 /** Matches each reference detection to the best same-class detection; returns the worst IoU and score gap. */
 function compare(ref: Detection[], got: Detection[]): { minIoU: number; maxScoreDiff: number } {
@@ -42,7 +36,7 @@ function compare(ref: Detection[], got: Detection[]): { minIoU: number; maxScore
     let bestIoU = -1;
     got.forEach((d, j) => {
       if (used.has(j) || d.classId !== r.classId) return;
-      const v = iou(r.box, d.box);
+      const v = iouOfBoxes(r.box, d.box);
       if (v > bestIoU) [best, bestIoU] = [j, v];
     });
     assert.ok(best >= 0, `no ${r.className} detection matches [${r.box.map((v) => v.toFixed(1))}]`);

@@ -27,18 +27,8 @@ import {
   type CalibrationPreprocessing,
 } from '../../src/optimize/calibration-cache.js';
 import { isOspreyError } from '../../src/core/errors.js';
+import { rng } from '../support/rng.js';
 
-/** Deterministic pseudo-random numbers (mulberry32) so the tests do not depend on Math.random. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal samples (Box–Muller) with a few large outliers appended. */
 function gaussianWithOutliers(n: number, outliers: number[]): Float32Array {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseStreamsConfig } from '../../src/streams/config.js';
 import { EventStore, type NewEvent } from '../../src/streams/events.js';
-import { WebhookSink } from '../../src/streams/webhook.js';
+import { WebhookSink } from '../../src/streams/sinks.js';
 import { waitFor } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'osprey-events-'));

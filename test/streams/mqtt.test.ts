@@ -14,7 +14,7 @@ import { connect, type MqttClient } from 'mqtt';
 import { isOspreyError } from '../../src/core/errors.js';
 import { parseStreamsConfig } from '../../src/streams/config.js';
 import { EventStore, type NewEvent } from '../../src/streams/events.js';
-import { MqttSink } from '../../src/streams/webhook.js';
+import { MqttSink } from '../../src/streams/sinks.js';
 import { freePort, waitFor } from './helpers.js';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
