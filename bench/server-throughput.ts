@@ -18,7 +18,7 @@
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -167,7 +167,7 @@ await writeFile(
     ...(intraOp > 0 ? { parameters: { intra_op_thread_count: String(intraOp) } } : {}),
   }),
 );
-const srv = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, grpcPort: null, logLevel: 'warn', gpuMetrics: false });
+const srv = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, grpcPort: null, logLevel: 'warn', gpuMetrics: false, allowedSymlinkTargets: [dirname(resolve(modelPath))] });
 const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'images', shape: dimsOf(1), datatype, parameters: { binary_data_size: perImage.byteLength } }], outputs: [{ name: 'output0', parameters: { binary_data: true } }] }));
 const body = Buffer.concat([header, Buffer.from(perImage.buffer, perImage.byteOffset, perImage.byteLength)]);
 const concurrency = 2 * B * I;

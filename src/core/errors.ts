@@ -97,6 +97,15 @@ export const ERROR_CATALOGUE = {
   OSPREY_ERR_CONFIG: { meaning: 'A configuration file is invalid (the message names the key path)', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Correct the key named in the message' },
   OSPREY_ERR_HASH_MISMATCH: { meaning: 'A file does not match the sha256 recorded in its manifest', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'Rebuild the engine or restore the original file' },
   OSPREY_ERR_LOAD_FAILED: { meaning: 'A model version failed to load', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'See the message; the previous version keeps serving' },
+  OSPREY_ERR_PATH_NOT_ALLOWED: { meaning: 'A path in a model config or load request leaves the model folder (absolute, `..`, a symbolic link outside it) or is not a regular file', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Give a path relative to the model folder; an operator can allow a symlink target folder with --allow-symlink-target' },
+  OSPREY_ERR_MODEL_CONTROL_DISABLED: { meaning: 'Model load/unload requests are not accepted in this model control mode', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'Start the server with --model-control-mode explicit (and credentials) to load and unload models over the API' },
+  OSPREY_ERR_UNAUTHENTICATED: { meaning: 'The route needs credentials and the request had none or wrong ones', http: 401, grpc: G.UNAUTHENTICATED, solve: 'Send `Authorization: Bearer <token>` (gRPC: metadata `authorization`) with a token the server was given' },
+  OSPREY_ERR_JSON_TOO_DEEP: { meaning: 'The JSON body nests deeper than the server allows', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Send tensor data as a flat list (or with the binary tensor extension)' },
+  OSPREY_ERR_MALFORMED_MULTIPART: { meaning: 'The multipart body is truncated or malformed', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Send a complete multipart/form-data body with its closing boundary' },
+  OSPREY_ERR_IMAGE_BUDGET: { meaning: 'The images of one request decode to more pixels than the per-request budget', http: 413, grpc: G.RESOURCE_EXHAUSTED, solve: 'Send fewer or smaller images per request, or raise --max-request-pixels' },
+  OSPREY_ERR_DECODE_BUSY: { meaning: 'The server is already decoding as many pixels as its process budget allows', http: 429, grpc: G.RESOURCE_EXHAUSTED, solve: 'Retry after a short delay, or raise --max-decode-pixels' },
+  OSPREY_ERR_ADDRESS_IN_USE: { meaning: 'A listener could not bind its address (port in use or not permitted)', http: 500, grpc: G.INTERNAL, solve: 'Choose another port or stop the process that holds it' },
+  OSPREY_ERR_TOO_MANY_CONNECTIONS: { meaning: 'A client address holds more connections than the server allows', http: 429, grpc: G.RESOURCE_EXHAUSTED, solve: 'Reuse connections (keep-alive) or raise --max-connections-per-ip' },
 
   // ---- streams ----
   OSPREY_ERR_CAMERA: { meaning: 'A camera source failed (unreachable, not a video, or gave up after its reconnect attempts)', http: 502, grpc: G.UNAVAILABLE, solve: 'Check the camera URL and network; see the camera state in the dashboard' },

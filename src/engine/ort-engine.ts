@@ -8,12 +8,13 @@
  */
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { OspreyError, type ErrorCode, ERROR_CATALOGUE } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { Engine, EngineInfo, ExecutionProviderFallback, RunOptions } from './engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS, normalizeExecutionProvider } from './execution-providers.js';
 import type { MainToWorker, OrtWorkerData, WorkerReadyInfo, WorkerToMain } from './worker-protocol.js';
+import { siblingModuleUrl, spawnModuleWorker } from '../util/worker-spawn.js';
 
 /** Options of {@link createOrtEngine}. */
 export interface OrtEngineOptions {
@@ -64,23 +65,11 @@ export interface OrtEngineInfo extends EngineInfo {
 }
 
 function workerUrl(): URL {
-  // Under tsx this module is a .ts file and so is the worker; from dist/ both are .js.
-  const ext = new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./ort-worker${ext}`, import.meta.url);
+  return siblingModuleUrl(import.meta.url, './ort-worker');
 }
 
-/**
- * Creates the worker. From dist/ it is plain JS. Under tsx (tests, `npx tsx bench/...`) the worker is a .ts file,
- * and Node 20 does not apply the parent's `--import tsx` loader hooks to a worker's entry reliably, so a
- * two-line bootstrap registers tsx in the worker first, then imports the .ts entry.
- */
 function spawnWorker(url: URL, workerData: OrtWorkerData): Worker {
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const code =
-    `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })` +
-    `.catch((e) => { setImmediate(() => { throw e; }); });`;
-  return new Worker(code, { eval: true, workerData });
+  return spawnModuleWorker(url, { workerData });
 }
 
 /**

@@ -24,6 +24,7 @@ import { parse as parseYaml } from 'yaml';
 import { OspreyError } from '../core/errors.js';
 import type { TensorDataType, TensorSpec } from '../core/types.js';
 import { TRITON_DATA_TYPES, fromTritonDataType, toTritonDataType } from './datatypes.js';
+import { checkRelativePath } from './paths.js';
 
 const Int = (min: number, extra: Record<string, unknown> = {}) => Type.Integer({ minimum: min, ...extra });
 const Strict = <T extends Parameters<typeof Type.Object>[0]>(props: T) => Type.Object(props, { additionalProperties: false });
@@ -288,8 +289,8 @@ export function parseModelConfigText(text: string, fileName: string): ModelConfi
   return validateModelConfig(raw, fileName);
 }
 
-function configError(where: string, keyPath: string, message: string): OspreyError {
-  return new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${keyPath}: ${message}`, { keyPath, file: where });
+function configError(where: string, keyPath: string, message: string, code: 'OSPREY_ERR_CONFIG' | 'OSPREY_ERR_PATH_NOT_ALLOWED' = 'OSPREY_ERR_CONFIG'): OspreyError {
+  return new OspreyError(code, `${where}: ${keyPath}: ${message}`, { keyPath, file: where });
 }
 
 function resolveQueuePolicy(p: Static<typeof QueuePolicySchema> | undefined, base?: QueuePolicy): QueuePolicy {
@@ -445,6 +446,21 @@ export function resolveModelConfig(file: ModelConfigFile, name: string, model?: 
       if (model && !inputCfg) throw configError(where, `modelWarmup[${i}].inputs.${inName}`, `'${inName}' is not an input of the model`);
       const kinds = [spec.zeroData, spec.randomData, spec.inputDataFile !== undefined].filter(Boolean).length;
       if (kinds !== 1) throw configError(where, `modelWarmup[${i}].inputs.${inName}`, 'set exactly one of zeroData, randomData, inputDataFile');
+      if (spec.inputDataFile !== undefined) {
+        try {
+          checkRelativePath(spec.inputDataFile, { model: name, keyPath: `modelWarmup[${i}].inputs.${inName}.inputDataFile` });
+        } catch (err) {
+          throw configError(where, `modelWarmup[${i}].inputs.${inName}.inputDataFile`, (err as Error).message.replace(/^[^:]*: /, ''), 'OSPREY_ERR_PATH_NOT_ALLOWED');
+        }
+      }
+      if (model && inputCfg) {
+        const dt = fromTritonDataType(spec.dataType);
+        if (dt !== inputCfg.dataType) throw configError(where, `modelWarmup[${i}].inputs.${inName}.dataType`, `${spec.dataType} but the model's input '${inName}' is ${toTritonDataType(inputCfg.dataType)}`);
+        const fits = spec.dims.length === inputCfg.dims.length && spec.dims.every((d, j) => inputCfg.dims[j] === -1 || d === inputCfg.dims[j]);
+        if (!fits) {
+          throw configError(where, `modelWarmup[${i}].inputs.${inName}.dims`, `[${spec.dims.join(', ')}] does not match the model's input '${inName}' [${inputCfg.dims.join(', ')}]${batched ? ' (without the batch axis)' : ''}`);
+        }
+      }
       inputs[inName] = {
         dataType: fromTritonDataType(spec.dataType)!,
         dims: [...spec.dims],

@@ -15,9 +15,9 @@
  * requests to it, lets in-flight requests finish on the old one, then releases it; a failed re-load keeps the old
  * set serving. Unloading drains in-flight requests, then releases the sessions.
  */
-import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, extname, join, resolve as resolvePath } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve as resolvePath } from 'node:path';
 import { OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
 import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { Tensor } from '../core/types.js';
@@ -29,6 +29,7 @@ import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets, type BatcherOb
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
 import { allocateStorage, bytesPerElement, elementCount, storageFromBytes } from './datatypes.js';
 import { verifyManifest } from './manifest.js';
+import { checkRelativePath, isInside, readBoundedFile, realAllowedTargets, resolveInModelFolder } from './paths.js';
 
 /** Triton's model states, as `POST /v2/repository/index` reports them. */
 export type ModelState = 'UNKNOWN' | 'READY' | 'UNAVAILABLE' | 'LOADING' | 'UNLOADING';
@@ -124,6 +125,16 @@ export interface RepositoryOptions {
   observers?: ObserverFactory;
   /** Called on state changes and load failures (logging). */
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Folders that symbolic links inside model folders may point into (e.g. shared storage holding the .onnx files).
+   * Every other link that leaves its model folder is refused (`OSPREY_ERR_PATH_NOT_ALLOWED`). Default none.
+   */
+  allowedSymlinkTargets?: readonly string[];
+  /**
+   * Models {@link ModelRepository.open} loads: `'*'` = every model folder (Triton's `none` and `poll` modes, and
+   * `--load-model=*`), or these names (`explicit` mode's `--load-model`; none when empty). Default `'*'`.
+   */
+  startupModels?: '*' | readonly string[];
 }
 
 /** What a model folder offers: its config file (if any) and its version folders. */
@@ -151,6 +162,8 @@ interface ModelEntry {
   file?: string;
   /** Temporary folder holding files pushed with a load request, removed with the model. */
   tempDir?: string;
+  /** The model folder's fingerprint at the last load attempt (poll mode compares it, see `scanChanges`). */
+  fingerprint?: string;
 }
 
 export interface LoadRequest {
@@ -161,6 +174,12 @@ export interface LoadRequest {
 }
 
 const CONFIG_FILES = ['config.json', 'config.yaml', 'config.yml'];
+/** Model names: the folder name rules Triton users know, bounded in length. */
+const MODEL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** Largest config file read, bytes. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+/** Largest warmup sample (one input of one `modelWarmup` entry), bytes. */
+export const MAX_WARMUP_INPUT_BYTES = 512 * 1024 * 1024;
 const VERSION_DIR = /^[1-9][0-9]*$/;
 
 /**
@@ -178,9 +197,11 @@ export class ModelRepository {
   private closed = false;
 
   private constructor(
-    /** The repository folder, or null for a one-file repository. */
+    /** The repository folder (its real path), or null for a one-file repository. */
     readonly root: string | null,
     private readonly options: RepositoryOptions,
+    /** Real paths of {@link RepositoryOptions.allowedSymlinkTargets}. */
+    private readonly allowedTargets: readonly string[] = [],
   ) {
     this.factory = options.engineFactory ?? ortEngineFactory;
     this.eps = options.executionProviders ?? DEFAULT_EXECUTION_PROVIDERS;
@@ -192,11 +213,12 @@ export class ModelRepository {
    * @throws OspreyError `OSPREY_ERR_FILE_NOT_FOUND` when the folder does not exist.
    */
   static async open(root: string, options: RepositoryOptions = {}): Promise<ModelRepository> {
-    const abs = resolvePath(root);
-    const st = await stat(abs).catch(() => null);
+    const st = await stat(resolvePath(root)).catch(() => null);
     if (!st?.isDirectory()) throw new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `${root}: the model repository is not a directory`, { path: root });
-    const repo = new ModelRepository(abs, options);
-    const names = await repo.scanModelNames();
+    const abs = await realpath(resolvePath(root));
+    const repo = new ModelRepository(abs, options, await realAllowedTargets(options.allowedSymlinkTargets));
+    const startup = options.startupModels ?? '*';
+    const names = startup === '*' ? await repo.scanModelNames() : [...new Set(startup)];
     await Promise.all(names.map((n) => repo.load(n).catch(() => undefined)));
     return repo;
   }
@@ -231,17 +253,22 @@ export class ModelRepository {
     return names.sort();
   }
 
-  private async readSource(entry: ModelEntry): Promise<ModelSource> {
-    if (entry.tempDir || (this.root && !entry.file)) {
-      const dir = entry.tempDir ?? join(this.root!, entry.name);
+  private async readSource(entry: ModelEntry, stagingDir?: string): Promise<ModelSource> {
+    const pushedDir = stagingDir ?? entry.tempDir;
+    if (pushedDir || (this.root && !entry.file)) {
+      const dir = pushedDir ?? join(this.root!, entry.name);
       const files = await readdir(dir).catch(() => null);
       if (!files) throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND', `model '${entry.name}' is not in the repository`, { model: entry.name });
       let config: ModelSource['config'];
       const cf = CONFIG_FILES.find((f) => files.includes(f));
-      if (cf) config = { path: join(dir, cf), text: await readFile(join(dir, cf), 'utf8') };
+      if (cf) {
+        const { path } = await resolveInModelFolder(dir, dir, cf, { model: entry.name, keyPath: cf }, this.allowedTargets);
+        const text = (await readBoundedFile(path, cf, { model: entry.name, keyPath: cf }, { maxBytes: MAX_CONFIG_FILE_BYTES })).toString('utf8');
+        config = { path: join(dir, cf), text };
+      }
       const versions = new Map<number, string | undefined>();
       for (const f of files) {
-        if (VERSION_DIR.test(f) && (await stat(join(dir, f))).isDirectory()) versions.set(Number(f), undefined);
+        if (VERSION_DIR.test(f) && (await stat(join(dir, f)).catch(() => null))?.isDirectory()) versions.set(Number(f), undefined);
       }
       return { dir, config, versions };
     }
@@ -252,15 +279,22 @@ export class ModelRepository {
    * Loads (or re-loads) a model: reads its config, picks versions by `versionPolicy`, verifies manifests, starts the
    * engine instances, builds the batchers, runs `modelWarmup`, then switches traffic to the new version set and
    * releases versions no longer in it once their in-flight requests have finished. Unchanged versions are kept.
+   * With `latest: {numVersions: N}`, a version that fails to load is replaced by the next lower one (Triton's
+   * version policy serves the newest N versions that load), so a corrupt newest version does not take the model down.
+   *
+   * Every path from the config or the request must stay inside the model folder (src/repository/paths.ts). Files
+   * pushed with the request are written to a fresh temporary folder; if the load fails that folder is removed, the
+   * previous one (if any) keeps serving, and a model that existed only through this request leaves no index row.
    *
    * @throws OspreyError `OSPREY_ERR_MODEL_NOT_FOUND` (no such model folder), `OSPREY_ERR_CONFIG` (bad config: the
-   *   message names the key path), `OSPREY_ERR_HASH_MISMATCH`, `OSPREY_ERR_LOAD_FAILED` (no version could load:
-   *   the message has each version's reason). On failure a previously loaded version set keeps serving.
+   *   message names the key path), `OSPREY_ERR_PATH_NOT_ALLOWED`, `OSPREY_ERR_HASH_MISMATCH`,
+   *   `OSPREY_ERR_LOAD_FAILED` (no version could load: the message has each version's reason). On failure a
+   *   previously loaded version set keeps serving.
    */
   load(name: string, request: LoadRequest = {}): Promise<void> {
     if (this.closed) return Promise.reject(new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the repository is closing'));
-    if (!/^[A-Za-z0-9_.-]+$/.test(name) || name === '.' || name === '..') {
-      return Promise.reject(new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `'${name}' is not a valid model name (letters, digits, '_', '-', '.')`));
+    if (!MODEL_NAME.test(name) || name === '.' || name === '..') {
+      return Promise.reject(new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `'${name.slice(0, 100)}' is not a valid model name (letters, digits, '_', '-', '.'; at most 128 characters)`));
     }
     let entry = this.models.get(name);
     if (!entry) {
@@ -276,13 +310,17 @@ export class ModelRepository {
   private async doLoad(entry: ModelEntry, request: LoadRequest): Promise<void> {
     entry.loading = true;
     const created: ModelVersion[] = [];
+    const pushing = request.files !== undefined && Object.keys(request.files).length > 0;
+    let staging: string | undefined;
+    let succeeded = false;
     try {
-      if (request.files && Object.keys(request.files).length > 0) await this.writePushedFiles(entry, request);
+      if (pushing) staging = await this.writePushedFiles(entry, request);
+      if (!pushing && !entry.tempDir && !entry.file && this.root) entry.fingerprint = await this.fingerprint(entry.name);
       let source: ModelSource;
       try {
-        source = await this.readSource(entry);
+        source = await this.readSource(entry, staging);
       } catch (err) {
-        if (entry.versions.size === 0 && this.root && !entry.tempDir) this.models.delete(entry.name);
+        if (entry.versions.size === 0 && this.root && !entry.tempDir && !staging) this.models.delete(entry.name);
         throw err;
       }
       // ---- config (validated once) ----
@@ -292,11 +330,12 @@ export class ModelRepository {
           const raw = typeof request.config === 'string' ? JSON.parse(request.config) : request.config;
           file = validateModelConfig(raw, `${entry.name} (load request config)`);
         } else if (source.config) {
-          file = parseModelConfigText(source.config.text, source.config.path);
+          file = parseModelConfigText(source.config.text, this.displayPath(source.config.path));
         } else {
           file = {};
         }
-        resolveModelConfig(file, entry.name, undefined, source.config?.path ?? `${entry.name}/config`); // model-free checks first
+        resolveModelConfig(file, entry.name, undefined, this.displayPath(source.config?.path ?? `${entry.name}/config`)); // model-free checks first
+        if (file.defaultModelFilename !== undefined) checkRelativePath(file.defaultModelFilename, { model: entry.name, keyPath: 'defaultModelFilename' });
       } catch (err) {
         const e =
           err instanceof SyntaxError
@@ -305,16 +344,21 @@ export class ModelRepository {
         entry.failures.set(0, e);
         throw e;
       }
-      const where = source.config?.path ?? `${entry.name}/config`;
+      const where = this.displayPath(source.config?.path ?? `${entry.name}/config`);
       const modelFileName = file.defaultModelFilename ?? 'model.onnx';
 
       // ---- versions by policy ----
       const available = [...source.versions.keys()].sort((a, b) => a - b);
       const policy = file.versionPolicy;
       let wanted: number[];
+      /** Lower versions to fall back to, newest first, when one of `wanted` fails (policy `latest` only). */
+      let fallbacks: number[] = [];
       const missing: number[] = [];
-      if (!policy || 'latest' in policy) wanted = available.slice(-(policy && 'latest' in policy ? policy.latest.numVersions : 1));
-      else if ('all' in policy) wanted = available;
+      if (!policy || 'latest' in policy) {
+        const n = policy && 'latest' in policy ? policy.latest.numVersions : 1;
+        wanted = available.slice(-n);
+        fallbacks = available.slice(0, Math.max(0, available.length - n)).reverse();
+      } else if ('all' in policy) wanted = available;
       else {
         wanted = policy.specific.versions.filter((v) => available.includes(v));
         missing.push(...policy.specific.versions.filter((v) => !available.includes(v)));
@@ -329,36 +373,56 @@ export class ModelRepository {
       const failures = new Map<number, OspreyError>();
       for (const v of missing) failures.set(v, new OspreyError('OSPREY_ERR_LOAD_FAILED', `${entry.name}: version ${v} is not in the repository`));
       const next = new Map<number, ModelVersion>();
-      await Promise.all(
-        wanted.map(async (v) => {
-          const modelPath = source.versions.get(v) ?? join(source.dir, String(v), modelFileName);
-          try {
-            const st = await stat(modelPath).catch(() => null);
-            if (!st?.isFile()) throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${modelPath}: model file not found`, { modelPath });
-            const loadKey = `${modelPath}|${st.size}|${st.mtimeMs}|${JSON.stringify(file)}`;
-            const existing = entry.versions.get(v);
-            if (existing && existing.loadKey === loadKey && existing.state === 'READY') {
-              next.set(v, existing);
-              return;
-            }
-            if (source.versions.get(v) === undefined) await verifyManifest(join(source.dir, String(v)), modelFileName);
-            const mv = await this.loadVersion(entry.name, v, modelPath, file, where, source.dir, loadKey);
-            created.push(mv);
-            next.set(v, mv);
-          } catch (err) {
-            const e = toOspreyError(err, 'OSPREY_ERR_LOAD_FAILED');
-            failures.set(v, e);
-            this.log('error', `model ${entry.name} version ${v} failed to load: ${e.code}: ${e.message}`, { model: entry.name, version: v, code: e.code });
+      const loadOne = async (v: number): Promise<boolean> => {
+        try {
+          const pinned = source.versions.get(v);
+          let modelPath: string;
+          let shown: string;
+          if (pinned !== undefined) {
+            modelPath = pinned; // `--model PATH`: the operator's own file
+            shown = basename(pinned);
+          } else {
+            const versionDir = join(source.dir, String(v));
+            ({ path: modelPath, display: shown } = await resolveInModelFolder(source.dir, versionDir, modelFileName, { model: entry.name, keyPath: 'defaultModelFilename' }, this.allowedTargets));
           }
-        }),
-      );
+          const st = await stat(modelPath).catch(() => null);
+          if (!st?.isFile()) throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${entry.name}: ${shown}: not a regular model file`, { model: entry.name, path: shown });
+          const loadKey = `${modelPath}|${st.size}|${st.mtimeMs}|${JSON.stringify(file)}`;
+          const existing = entry.versions.get(v);
+          if (existing && existing.loadKey === loadKey && existing.state === 'READY') {
+            next.set(v, existing);
+            return true;
+          }
+          if (pinned === undefined) await verifyManifest(join(source.dir, String(v)), modelFileName, { modelDir: source.dir, model: entry.name, allowedTargets: this.allowedTargets });
+          const mv = await this.loadVersion(entry.name, v, modelPath, file, where, source.dir, loadKey);
+          created.push(mv);
+          next.set(v, mv);
+          return true;
+        } catch (err) {
+          const e = toOspreyError(err, 'OSPREY_ERR_LOAD_FAILED');
+          failures.set(v, e);
+          this.log('error', `model ${entry.name} version ${v} failed to load: ${e.code}: ${e.message}`, { model: entry.name, version: v, code: e.code });
+          return false;
+        }
+      };
+      const results = await Promise.all(wanted.map(loadOne));
+      let short = results.filter((ok) => !ok).length;
+      // Triton's `latest` policy: serve the newest N versions that load.
+      while (short > 0 && fallbacks.length > 0) {
+        const v = fallbacks.shift()!;
+        if (await loadOne(v)) {
+          short--;
+          this.log('warn', `model ${entry.name}: serving version ${v} in place of a newer version that failed to load`, { model: entry.name, version: v });
+        }
+      }
 
       const hadVersions = entry.versions.size > 0;
       if (next.size === 0 || (hadVersions && failures.size > 0)) {
         // Nothing loaded, or a re-load failed: keep what was serving.
         for (const mv of created) await mv.close().catch(() => undefined);
         created.length = 0;
-        for (const [v, e] of failures) entry.failures.set(v, e);
+        // A version that keeps serving shows as READY; only the others carry the failure.
+        for (const [v, e] of failures) if (!entry.versions.has(v)) entry.failures.set(v, e);
         const first = [...failures.values()][0];
         const summary = [...failures.entries()].map(([v, e]) => `version ${v}: ${e.code}: ${e.message}`).join('; ');
         const code: ErrorCode = failures.size === 1 && first ? first.code : 'OSPREY_ERR_LOAD_FAILED';
@@ -369,31 +433,102 @@ export class ModelRepository {
       const old = entry.versions;
       entry.versions = next;
       entry.failures = failures;
-      for (const [v, mv] of next) this.log('info', `model ${entry.name} version ${v} is READY`, { model: entry.name, version: v });
+      const previousTemp = entry.tempDir;
+      if (staging) entry.tempDir = staging;
+      succeeded = true;
+      for (const [v] of next) this.log('info', `model ${entry.name} version ${v} is READY`, { model: entry.name, version: v });
       const retired = [...old.values()].filter((mv) => next.get(mv.version) !== mv);
       await Promise.all(retired.map((mv) => mv.close()));
+      if (staging && previousTemp && previousTemp !== staging) await rm(previousTemp, { recursive: true, force: true }).catch(() => undefined);
     } finally {
       entry.loading = false;
+      if (!succeeded && pushing) {
+        if (staging) await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+        // A model that existed only through this request leaves nothing behind (no folder, no index row).
+        if (entry.versions.size === 0 && !entry.tempDir && !entry.file && !(await this.onDisk(entry.name))) this.models.delete(entry.name);
+      }
     }
   }
 
-  private async writePushedFiles(entry: ModelEntry, request: LoadRequest): Promise<void> {
+  /**
+   * A fingerprint of a model folder: its config file, version folders and their files (names, sizes, mtimes,
+   * following links). Poll mode re-loads a model when it changes.
+   */
+  private async fingerprint(name: string): Promise<string> {
+    const dir = join(this.root!, name);
+    const parts: string[] = [];
+    const walk = async (d: string, depth: number): Promise<void> => {
+      const items = (await readdir(d).catch(() => [] as string[])).sort();
+      for (const f of items) {
+        const st = await stat(join(d, f)).catch(() => null);
+        if (!st) continue;
+        if (st.isDirectory()) {
+          parts.push(`${relative(dir, join(d, f))}/`);
+          if (depth < 2) await walk(join(d, f), depth + 1);
+        } else parts.push(`${relative(dir, join(d, f))}|${st.size}|${st.mtimeMs}`);
+      }
+    };
+    await walk(dir, 0);
+    return parts.join('\n');
+  }
+
+  /**
+   * What changed on disk since the last load of each model (poll mode): `changed` = new model folders and folders
+   * whose fingerprint differs; `removed` = loaded models whose folder is gone. Models pushed through the API and
+   * one-file repositories are not polled.
+   */
+  async scanChanges(): Promise<{ changed: string[]; removed: string[] }> {
+    if (!this.root || this.closed) return { changed: [], removed: [] };
+    const onDisk = await this.scanModelNames().catch(() => [] as string[]);
+    const changed: string[] = [];
+    for (const name of onDisk) {
+      const entry = this.models.get(name);
+      if (entry?.tempDir || entry?.loading) continue;
+      if (!entry || entry.fingerprint !== (await this.fingerprint(name))) changed.push(name);
+    }
+    const removed = [...this.models.values()].filter((e) => !e.tempDir && !e.file && e.versions.size > 0 && !onDisk.includes(e.name)).map((e) => e.name);
+    return { changed, removed };
+  }
+
+  /** True when the repository folder has a folder for this model. */
+  private async onDisk(name: string): Promise<boolean> {
+    if (!this.root) return false;
+    return (await stat(join(this.root, name)).catch(() => null))?.isDirectory() ?? false;
+  }
+
+  /** A path for messages: relative to the repository root when inside it (never the server's absolute layout). */
+  private displayPath(path: string): string {
+    if (this.root && isInside(this.root, path)) return relative(this.root, path) || '.';
+    if (path.startsWith(tmpdir())) return `(pushed)/${basename(path)}`;
+    return path;
+  }
+
+  /**
+   * Writes the files of a load request (`file:<version>/<name>`) into a fresh temporary folder and returns it.
+   * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` (files without a config, a malformed name),
+   *   `OSPREY_ERR_PATH_NOT_ALLOWED` (a name with `..`, `/` or other path syntax).
+   */
+  private async writePushedFiles(entry: ModelEntry, request: LoadRequest): Promise<string> {
     if (request.config === undefined) {
       throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `${entry.name}: a load request with files must also carry a config (Triton's rule)`);
     }
-    const dir = await mkdtemp(join(tmpdir(), `osprey-model-${entry.name}-`));
-    for (const [rel, bytes] of Object.entries(request.files ?? {})) {
-      const m = /^([1-9][0-9]*)\/([A-Za-z0-9_.-]+)$/.exec(rel);
-      if (!m) {
-        await rm(dir, { recursive: true, force: true });
-        throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `${entry.name}: pushed file 'file:${rel}' must be 'file:<version>/<name>'`);
-      }
-      await mkdir(join(dir, m[1]!), { recursive: true });
-      await writeFile(join(dir, m[1]!, m[2]!), bytes);
+    for (const rel of Object.keys(request.files ?? {})) {
+      const m = /^([1-9][0-9]{0,8})\/([A-Za-z0-9_.-]{1,255})$/.exec(rel);
+      if (!m) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `${entry.name}: pushed file 'file:${rel.slice(0, 200)}' must be 'file:<version>/<name>' (name: letters, digits, '_', '-', '.')`);
+      checkRelativePath(rel, { model: entry.name, keyPath: `file:${rel}` });
     }
-    const previous = entry.tempDir;
-    entry.tempDir = dir;
-    if (previous) await rm(previous, { recursive: true, force: true }).catch(() => undefined);
+    const dir = await mkdtemp(join(tmpdir(), `osprey-model-${entry.name}-`));
+    try {
+      for (const [rel, bytes] of Object.entries(request.files ?? {})) {
+        const [version, name] = rel.split('/') as [string, string];
+        await mkdir(join(dir, version), { recursive: true });
+        await writeFile(join(dir, version, name), bytes, { flag: 'wx' });
+      }
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+    return dir;
   }
 
   private async loadVersion(name: string, version: number, modelPath: string, file: ModelConfigFile, where: string, modelDir: string, loadKey: string): Promise<ModelVersion> {
@@ -452,7 +587,7 @@ export class ModelRepository {
   private async warmup(config: ModelConfig, instances: readonly Engine[], modelDir: string): Promise<void> {
     for (const w of config.modelWarmup) {
       for (const engine of instances) {
-        for (let i = 0; i < w.count; i++) await engine.run(await warmupFeeds(config, w, modelDir));
+        for (let i = 0; i < w.count; i++) await engine.run(await warmupFeeds(config, w, modelDir, this.allowedTargets));
       }
     }
   }
@@ -572,12 +707,22 @@ function paramNumber(params: ModelConfigFile['parameters'], key: string): number
   return n;
 }
 
-/** Builds the feeds of one warmup sample (zero, random or file data). */
-async function warmupFeeds(config: ModelConfig, w: WarmupConfig, modelDir: string): Promise<Record<string, Tensor>> {
+/**
+ * Builds the feeds of one warmup sample (zero, random or file data). A file is `<model folder>/warmup/<inputDataFile>`,
+ * confined to the model folder (src/repository/paths.ts) and read only when it is a regular file of exactly the size
+ * the sample's shape implies; a sample over {@link MAX_WARMUP_INPUT_BYTES} is refused before anything is allocated.
+ * @throws OspreyError `OSPREY_ERR_CONFIG` (size, shape), `OSPREY_ERR_PATH_NOT_ALLOWED`, `OSPREY_ERR_MODEL_NOT_FOUND_FILE`.
+ */
+async function warmupFeeds(config: ModelConfig, w: WarmupConfig, modelDir: string, allowedTargets: readonly string[]): Promise<Record<string, Tensor>> {
   const feeds: Record<string, Tensor> = {};
   for (const [name, spec] of Object.entries(w.inputs)) {
+    const keyPath = `modelWarmup.${w.name}.inputs.${name}`;
     const dims = config.maxBatchSize > 0 ? [w.batchSize, ...spec.dims] : [...spec.dims];
     const count = elementCount(dims);
+    const want = count * bytesPerElement(spec.dataType);
+    if (!Number.isSafeInteger(want) || want > MAX_WARMUP_INPUT_BYTES) {
+      throw new OspreyError('OSPREY_ERR_CONFIG', `${config.name}: ${keyPath}: [${dims.join(', ')}] is ${want} bytes, over the ${MAX_WARMUP_INPUT_BYTES}-byte limit of a warmup input`, { keyPath });
+    }
     let data = allocateStorage(spec.dataType, count);
     if (spec.source === 'random') {
       const bytes = new Uint8Array(count);
@@ -585,17 +730,10 @@ async function warmupFeeds(config: ModelConfig, w: WarmupConfig, modelDir: strin
       if (data instanceof Float32Array || data instanceof Float64Array) data.set(bytes);
       else if (data instanceof Uint8Array || data instanceof Int8Array) data.set(bytes);
     } else if (typeof spec.source === 'object') {
-      const path = join(modelDir, 'warmup', spec.source.file);
-      const bytes = await readFile(path).catch(() => {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `modelWarmup '${w.name}': cannot read ${path}`, { keyPath: `modelWarmup.${w.name}.inputs.${name}.inputDataFile` });
-      });
-      const want = count * bytesPerElement(spec.dataType);
-      if (bytes.length !== want) {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `modelWarmup '${w.name}': ${path} has ${bytes.length} bytes, expected ${want} for [${dims.join(', ')}]`, {
-          keyPath: `modelWarmup.${w.name}.inputs.${name}.inputDataFile`,
-        });
-      }
-      data = storageFromBytes(spec.dataType, new Uint8Array(bytes).slice());
+      const ctx = { model: config.name, keyPath: `${keyPath}.inputDataFile` };
+      const { path, display } = await resolveInModelFolder(modelDir, join(modelDir, 'warmup'), spec.source.file, ctx, allowedTargets);
+      const bytes = await readBoundedFile(path, display, ctx, { expectedBytes: want });
+      data = storageFromBytes(spec.dataType, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice());
     }
     feeds[name] = { type: spec.dataType, dims, data };
   }

@@ -417,18 +417,18 @@ export class RoutedInferenceService extends InferenceService {
   }
 
   /** Loads through the swap controller (probation + rollback) unless swaps are off. */
-  override async loadModel(model: string, request: LoadRequest = {}): Promise<void> {
+  protected override async applyLoad(model: string, request: LoadRequest = {}): Promise<void> {
     if (this.aliasTable.has(model)) {
       throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `'${model}' is an alias; load its arms' models (${this.aliasTable.get(model)!.arms.map((a) => a.model).join(', ')})`);
     }
-    if (!this.swaps) return super.loadModel(model, request);
+    if (!this.swaps) return super.applyLoad(model, request);
     if (this.isDraining) throw new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the server is shutting down');
     await this.swaps.loadModel(model, request);
   }
 
-  override async unloadModel(model: string): Promise<void> {
+  protected override async applyUnload(model: string): Promise<void> {
     if (this.aliasTable.has(model)) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `'${model}' is an alias; unload its arms' models`);
-    if (!this.swaps) return super.unloadModel(model);
+    if (!this.swaps) return super.applyUnload(model);
     await this.swaps.unloadModel(model);
   }
 

@@ -7,26 +7,73 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Socket } from 'node:net';
 import { ERROR_CATALOGUE, OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
 import type { DetectOptions } from '../core/types.js';
 import type { LoadRequest } from '../repository/repository.js';
-import { HEADER_INFERENCE_LENGTH, decodeInferRequest, encodeInferResponse } from './kserve-http.js';
+import { AccessPolicy, httpApiGroup, type ApiGroup } from './auth.js';
+import { JsonInferDecoder } from './json-decoder.js';
+import { HEADER_INFERENCE_LENGTH, checkJsonDepth, encodeInferResponse } from './kserve-http.js';
 import type { DetectImage, InferenceService } from './service.js';
 
-/** Default body limit: a 16-image uint8 640×640 batch is ~20 MB, FP32 ~79 MB. */
+/** Default body limit: a 16-image uint8 640×640 batch is ~20 MB, FP32 ~79 MB (binary tensor extension). */
 export const DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024;
+/**
+ * Default limit of an infer request's JSON (a body without `Inference-Header-Content-Length`, or that header's
+ * value): 32 MiB holds one 640×640 FP32 image as JSON numbers; larger tensors belong in the binary extension.
+ */
+export const DEFAULT_MAX_JSON_BYTES = 32 * 1024 * 1024;
 /** Most images per multipart detect request. */
 export const MAX_DETECT_FILES = 64;
+
+/** Slow-client limits of an HTTP listener (all in ms but the connection cap). */
+export interface HttpTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnectionsPerIp: number;
+}
+
+/** Slow-client defaults (`osprey serve --headers-timeout-ms` ...). */
+export const HTTP_TIMEOUT_DEFAULTS: Readonly<HttpTimeouts> = Object.freeze({
+  /** Whole request header must arrive within this, ms (Node's `headersTimeout`). */
+  headersTimeoutMs: 10_000,
+  /** Whole request (headers + body) must arrive within this, ms (Node's `requestTimeout`). */
+  requestTimeoutMs: 60_000,
+  /** A connection with no bytes either way for this long is closed, ms (socket inactivity). */
+  idleTimeoutMs: 30_000,
+  /** An idle keep-alive connection between requests is kept this long, ms (above nginx's 60 s upstream default). */
+  keepAliveTimeoutMs: 65_000,
+  /** Open connections one client address may hold; more get 429 `OSPREY_ERR_TOO_MANY_CONNECTIONS`. */
+  maxConnectionsPerIp: 512,
+});
 
 export interface HttpOptions {
   service: InferenceService;
   /** Body limit in bytes (→ 413 `OSPREY_ERR_PAYLOAD_TOO_LARGE`). Default {@link DEFAULT_MAX_BODY_BYTES}. */
   maxBodyBytes?: number;
+  /** Infer-request JSON limit in bytes (→ 413). Default {@link DEFAULT_MAX_JSON_BYTES}. */
+  maxJsonBytes?: number;
   /** pino logger; undefined = silent. */
   logger?: Logger;
   /** Serve `/metrics` on this app. Default true. */
   metricsRoute?: boolean;
+  /** Which API groups need credentials (src/server/auth.ts). Default: none. */
+  accessPolicy?: AccessPolicy;
+  /** Slow-client limits, see {@link HTTP_TIMEOUT_DEFAULTS}. */
+  timeouts?: Partial<HttpTimeouts>;
+  /** Decoder of infer bodies (large JSON off the main thread). Default: a new one, closed with the app. */
+  jsonDecoder?: JsonInferDecoder;
 }
+
+/** Groups still answered while the server drains (probes and scrapes must see the truth, not an error). */
+const ANSWERED_WHILE_DRAINING: ReadonlySet<ApiGroup> = new Set(['health', 'metrics']);
+/** Groups whose requests a graceful shutdown waits for. */
+const TRACKED_GROUPS: ReadonlySet<ApiGroup> = new Set(['inference', 'model-repository']);
+
+/** Multipart parser failures that mean the client sent a broken body (busboy's messages). */
+const MULTIPART_CLIENT_ERRORS = /Part terminated early|Unexpected end of (form|multipart data)|Malformed part header|Boundary not found|Malformed urlencoded form|Multipart: /i;
 
 type Params = { model: string; version?: string };
 
@@ -41,6 +88,12 @@ export function toHttpError(err: unknown): OspreyError {
   if (e?.code === 'FST_FILES_LIMIT' || e?.code === 'FST_PARTS_LIMIT') {
     return new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `too many parts in the multipart request (${message}); at most ${MAX_DETECT_FILES} images`, {}, { cause: err });
   }
+  if (e?.code === 'FST_PROTO_VIOLATION' || e?.code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || (typeof message === 'string' && MULTIPART_CLIENT_ERRORS.test(message))) {
+    return new OspreyError('OSPREY_ERR_MALFORMED_MULTIPART', `the multipart body is malformed (${message})`, {}, { cause: err });
+  }
+  if (err instanceof RangeError && /call stack/i.test(message)) {
+    return new OspreyError('OSPREY_ERR_JSON_TOO_DEEP', 'the request nests too deeply to be read', {}, { cause: err });
+  }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', message, { fastifyCode: e.code }, { cause: err });
   }
@@ -49,7 +102,39 @@ export function toHttpError(err: unknown): OspreyError {
 
 function sendError(reply: FastifyReply, err: OspreyError): FastifyReply {
   const status = ERROR_CATALOGUE[err.code as ErrorCode].http;
+  if (err.code === 'OSPREY_ERR_UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  if (status === 429 || err.code === 'OSPREY_ERR_SHUTTING_DOWN') reply.header('retry-after', '1');
   return reply.code(status).type('application/json').send({ error: err.message, code: err.code });
+}
+
+/** The path of a request URL, without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * Caps the connections one client address holds: past `max`, a new connection gets a 429 answer
+ * (`OSPREY_ERR_TOO_MANY_CONNECTIONS`) and is closed before any request is parsed.
+ */
+export function limitConnectionsPerIp(server: { on(event: 'connection', fn: (socket: Socket) => void): unknown }, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? '';
+    const n = (open.get(ip) ?? 0) + 1;
+    if (n > max) {
+      const body = JSON.stringify({ error: `this client address already holds ${max} connections (the per-address limit)`, code: 'OSPREY_ERR_TOO_MANY_CONNECTIONS' });
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.destroySoon?.();
+      return;
+    }
+    open.set(ip, n);
+    socket.once('close', () => {
+      const left = (open.get(ip) ?? 1) - 1;
+      if (left <= 0) open.delete(ip);
+      else open.set(ip, left);
+    });
+  });
 }
 
 /**
@@ -61,19 +146,46 @@ function sendError(reply: FastifyReply, err: OspreyError): FastifyReply {
 export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstance> {
   const { service } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxJsonBytes = Math.min(options.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES, maxBodyBytes);
+  const policy = options.accessPolicy ?? new AccessPolicy();
+  const t = { ...HTTP_TIMEOUT_DEFAULTS, ...options.timeouts };
+  const decoder = options.jsonDecoder ?? new JsonInferDecoder();
   const app = Fastify({
     bodyLimit: maxBodyBytes,
     // Per-request logs (fastify's at info) would cost more than a health check: fastify logs at warn and above.
     ...(options.logger ? { loggerInstance: options.logger.child({ component: 'http' }, { level: options.logger.isLevelEnabled('debug') ? 'debug' : 'warn' }) } : { logger: false }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionTimeout: t.idleTimeoutMs,
+    requestTimeout: t.requestTimeoutMs,
+    // Node checks header/request deadlines on this interval (default 30 s: far too coarse for a 10 s deadline).
+    http: { headersTimeout: t.headersTimeoutMs, requestTimeout: t.requestTimeoutMs, connectionsCheckingInterval: Math.max(250, Math.min(1000, t.headersTimeoutMs / 4)) },
   });
+  app.server.headersTimeout = t.headersTimeoutMs;
+  limitConnectionsPerIp(app.server, t.maxConnectionsPerIp);
+  if (!options.jsonDecoder) app.addHook('onClose', async () => decoder.close());
   // Every body arrives as a Buffer: the infer route parses JSON / binary itself (the binary extension is JSON +
   // raw bytes under any content type), detect takes raw image bytes. Multipart is parsed by @fastify/multipart.
   app.removeAllContentTypeParsers();
-  await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: MAX_DETECT_FILES, parts: MAX_DETECT_FILES * 2 } });
-  app.addContentTypeParser('*', (req, payload, done) => readBody(req, payload, maxBodyBytes, done));
+  await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: MAX_DETECT_FILES, parts: MAX_DETECT_FILES * 2, fields: MAX_DETECT_FILES, fieldSize: 64 * 1024, headerPairs: 100 } });
+  app.addContentTypeParser('*', (req, payload, done) => {
+    // A JSON-only infer body has the (lower) JSON limit; the binary extension and other routes the body limit.
+    const jsonInfer = req.headers[HEADER_INFERENCE_LENGTH] === undefined && /\/infer$/.test(pathOf(req.url));
+    readBody(req, payload, jsonInfer ? maxJsonBytes : maxBodyBytes, done, jsonInfer ? 'JSON infer request' : 'request body');
+  });
+
+  // ---- access control, draining, in-flight tracking (before any body is read) ----
+  app.addHook('onRequest', async (req, reply) => {
+    const group = httpApiGroup(req.method, pathOf(req.url));
+    if (service.isDraining && !ANSWERED_WHILE_DRAINING.has(group)) {
+      reply.header('connection', 'close');
+      throw new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the server is shutting down (draining in-flight requests); retry on another replica');
+    }
+    policy.check(group, req.headers);
+    // The response's 'close' fires once: when it is sent, or when the client goes away first.
+    if (TRACKED_GROUPS.has(group)) reply.raw.once('close', service.beginRequest());
+  });
 
   // While draining, answers close their keep-alive connection, so close() does not wait for idle clients.
   app.addHook('onSend', async (_req, reply) => {
@@ -120,7 +232,11 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
       service.resolve(req.params.model, req.params.version); // unknown/unready model answers 404/503 before the body is examined
       const body = bodyBuffer(req);
       const headerLength = req.headers[HEADER_INFERENCE_LENGTH];
-      const { request, binaryOutputs } = decodeInferRequest(body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
+      const hl = Array.isArray(headerLength) ? headerLength[0] : headerLength;
+      if (hl !== undefined && Number(hl) > maxJsonBytes) {
+        throw new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the JSON header (${hl} bytes) is over the limit of ${maxJsonBytes} bytes`);
+      }
+      const { request, binaryOutputs } = await decoder.decode(body, hl);
       const res = await service.infer(req.params.model, req.params.version, request);
       const encoded = encodeInferResponse(res, binaryOutputs);
       if (encoded.headerLength !== undefined) {
@@ -217,10 +333,11 @@ const BINARY_ALIGNMENT = 8;
  * placed so that its binary part (after `Inference-Header-Content-Length` bytes of JSON) starts 8-byte aligned:
  * tensors are then typed-array views of the body, with no per-request copy on the main thread.
  */
-function readBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limit: number, done: (err: Error | null, body?: Buffer) => void): void {
+function readBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limit: number, done: (err: Error | null, body?: Buffer) => void, what = 'request body'): void {
   const declared = Number(req.headers['content-length']);
+  const hint = what === 'JSON infer request' ? ' (send large tensors with the binary tensor extension, or raise --max-json-bytes)' : '';
   if (Number.isFinite(declared) && declared > limit) {
-    done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the request body (${declared} bytes) is over the limit of ${limit} bytes`));
+    done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the ${what} (${declared} bytes) is over the limit of ${limit} bytes${hint}`));
     payload.resume();
     return;
   }
@@ -234,7 +351,7 @@ function readBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limit: nu
     size += chunk.length;
     if (size > limit) {
       failed = true;
-      done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the request body is over the limit of ${limit} bytes`));
+      done(new OspreyError('OSPREY_ERR_PAYLOAD_TOO_LARGE', `the ${what} is over the limit of ${limit} bytes${hint}`));
       return;
     }
     chunks.push(chunk);
@@ -272,6 +389,7 @@ function bodyBuffer(req: FastifyRequest): Buffer {
 function optionalJson(req: FastifyRequest): Record<string, unknown> | undefined {
   const b = req.body;
   if (!Buffer.isBuffer(b) || b.length === 0) return undefined;
+  checkJsonDepth(b);
   let parsed: unknown;
   try {
     parsed = JSON.parse(b.toString('utf8'));

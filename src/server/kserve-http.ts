@@ -24,6 +24,29 @@ interface JsonTensor {
 }
 
 const malformed = (msg: string) => new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', msg);
+
+/** Deepest JSON nesting accepted in a request body (objects and arrays). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Refuses JSON nested deeper than `maxDepth`, by one linear scan of the bytes (brackets outside strings), before
+ * `JSON.parse` builds anything: deep nesting costs stack in every recursive consumer.
+ * @throws OspreyError `OSPREY_ERR_JSON_TOO_DEEP`.
+ */
+export function checkJsonDepth(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw new OspreyError('OSPREY_ERR_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels (at byte ${i})`, { maxDepth });
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+}
 const invalid = (msg: string, details: Record<string, unknown> = {}) => new OspreyError('OSPREY_ERR_INVALID_TENSOR', msg, details);
 
 /**
@@ -46,6 +69,7 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
     jsonBytes = body.subarray(0, n);
     binary = body.subarray(n);
   }
+  checkJsonDepth(jsonBytes);
   let parsed: unknown;
   try {
     parsed = JSON.parse(jsonBytes.toString('utf8'));
@@ -131,13 +155,45 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
   return { request, binaryOutputs };
 }
 
+/**
+ * Flattens KServe's `data` (a flat list, or lists nested as the shape) without recursion, stopping at `limit`
+ * elements so an oversized list is refused before it is copied.
+ */
+function flattenData(name: string, data: unknown[], limit: number): unknown[] {
+  const out: unknown[] = [];
+  const stack: Array<{ a: unknown[]; i: number }> = [{ a: data, i: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.a.length) {
+      stack.pop();
+      continue;
+    }
+    const v = top.a[top.i++];
+    if (Array.isArray(v)) {
+      if (stack.length >= MAX_JSON_DEPTH) throw new OspreyError('OSPREY_ERR_JSON_TOO_DEEP', `input '${name}': "data" nests deeper than ${MAX_JSON_DEPTH} levels`, { input: name });
+      stack.push({ a: v, i: 0 });
+    } else {
+      out.push(v);
+      if (out.length > limit) throw invalid(`input '${name}': "data" has more than the ${limit} elements the shape holds`, { input: name });
+    }
+  }
+  return out;
+}
+
+/** A JSON value as the client wrote it, for messages (`Infinity` from `1e400`, not JSON's `null`). */
+function shownValue(v: unknown): string {
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : `${v} (a number out of the float64 range, e.g. 1e400)`;
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
 function jsonData(name: string, type: string, data: unknown, count: number): TensorStorage {
-  const flat = Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data];
+  const flat = Array.isArray(data) ? flattenData(name, data as unknown[], count) : [data];
   if (flat.length !== count) {
     throw invalid(`input '${name}': "data" has ${flat.length} elements but the shape holds ${count}`, { input: name });
   }
   const bad = flat.findIndex((v) => (type === 'bool' ? typeof v !== 'boolean' && v !== 0 && v !== 1 : typeof v !== 'number' || !Number.isFinite(v)));
-  if (bad >= 0) throw invalid(`input '${name}': data[${bad}] = ${JSON.stringify(flat[bad])} is not a ${type === 'bool' ? 'boolean' : 'finite number'}`, { input: name });
+  if (bad >= 0) throw invalid(`input '${name}': data[${bad}] = ${shownValue(flat[bad])} is not a ${type === 'bool' ? 'boolean' : 'finite number'}`, { input: name });
   switch (type) {
     case 'float32':
       return Float32Array.from(flat as number[]);

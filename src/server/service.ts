@@ -7,7 +7,9 @@
 import { OspreyError, toOspreyError } from '../core/errors.js';
 import type { Detection, DetectOptions, ImageResult, Tensor, TensorDataType, TensorStorage } from '../core/types.js';
 import { resolveDetectOptions } from '../engine/detector.js';
+import { readImageHeader } from '../image/decode.js';
 import { batchDims } from '../image/letterbox.js';
+import { checkRequestPixels, DEFAULT_MAX_REQUEST_PIXELS, PixelBudget } from '../image/pixel-budget.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
 import { toTritonConfigJson } from '../repository/config.js';
 import { toKserveDatatype, type KserveDatatype } from '../repository/datatypes.js';
@@ -94,11 +96,28 @@ export interface DetectResponse {
 /** Triton's `{count, ns}` statistic. */
 type StatDuration = { count: number; ns: number };
 
+/**
+ * Triton's `--model-control-mode`: `none` loads every model at start and refuses load/unload requests; `poll` also
+ * re-reads the repository every `repositoryPollSeconds` and applies what changed, still refusing the API; `explicit`
+ * accepts load/unload requests (put credentials on the `model-repository` API group, src/server/auth.ts).
+ */
+export type ModelControlMode = 'none' | 'poll' | 'explicit';
+export const MODEL_CONTROL_MODES: readonly ModelControlMode[] = ['none', 'poll', 'explicit'];
+
 export interface ServiceOptions {
   repository: ModelRepository;
   metrics?: ServerMetrics;
   /** Server name in `GET /v2`. Default `osprey`. */
   name?: string;
+  /**
+   * Whether load/unload API requests are accepted. Default `explicit` for the library (the embedding program is
+   * the operator); `osprey serve` defaults to `none`, as Triton does.
+   */
+  modelControlMode?: ModelControlMode;
+  /** Pixels (width × height, from the headers) one detect request's images may decode to. Default 8192². */
+  maxRequestPixels?: number;
+  /** Pixels the process decodes at once over all detect requests (429 past it). Default 4 × 8192². */
+  maxDecodePixels?: number;
 }
 
 interface VersionCounters {
@@ -118,9 +137,23 @@ export class InferenceService {
   readonly name: string;
   private draining = false;
   private readonly counters = new Map<string, VersionCounters>();
+  /** See {@link ModelControlMode}. */
+  readonly modelControlMode: ModelControlMode;
+  /** Per-request pixel budget of detect. */
+  readonly maxRequestPixels: number;
+  /** Pixels in decode now, over all detect requests. */
+  readonly decodeBudget: PixelBudget;
+  /** Requests between accept and answer (drain waits for them). */
+  private inFlight = 0;
+  private inFlightWaiters: Array<() => void> = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
 
   constructor(options: ServiceOptions) {
     this.repository = options.repository;
+    this.modelControlMode = options.modelControlMode ?? 'explicit';
+    this.maxRequestPixels = options.maxRequestPixels ?? DEFAULT_MAX_REQUEST_PIXELS;
+    this.decodeBudget = new PixelBudget(options.maxDecodePixels);
     this.metrics = options.metrics;
     this.name = options.name ?? 'osprey';
     this.metrics?.attach({
@@ -314,15 +347,33 @@ export class InferenceService {
     });
     checkSchedule(request.priority, request.timeoutMicroseconds);
     const label = String(mv.version);
+    // Pixel budgets from the headers, before any pixel is decoded (a small PNG can declare gigapixels).
+    const headers = await Promise.all(
+      request.images.map((img) => readImageHeader(img.bytes, img.name, det.maxPixels).then((h) => h.width * h.height, (err: unknown) => toOspreyError(err))),
+    );
+    const totalPixels = headers.reduce<number>((sum, h) => sum + (typeof h === 'number' ? h : 0), 0);
+    checkRequestPixels(totalPixels, request.images.length, this.maxRequestPixels);
+    // One reservation per image, taken together (the whole request fits now or gets 429), each released as soon as
+    // its image is letterboxed (the decoded RGB buffer is garbage from then on).
+    const releases: Array<() => void> = [];
+    try {
+      for (const h of headers) releases.push(this.decodeBudget.reserve(typeof h === 'number' ? h : 0));
+    } catch (err) {
+      for (const r of releases) r();
+      throw err;
+    }
     mv.acquire();
     try {
       const results = await Promise.all(
-        request.images.map(async (img): Promise<ImageResult> => {
+        request.images.map(async (img, i): Promise<ImageResult> => {
           const t0 = performance.now();
+          const header = headers[i]!;
           try {
+            if (typeof header !== 'number') throw header;
             const image = await det.decode({ name: img.name, bytes: img.bytes });
             const batch = det.allocateBatch(1);
             const geometry = await det.preprocessInto(image, batch, 0);
+            releases[i]!();
             const spec = det.spec;
             const tensor: Tensor = { type: spec.inputType === 'uint8' ? 'uint8' : 'float32', dims: batchDims(batch, batch.batchSize), data: batch.data };
             const r = await mv.batcher.submit(
@@ -349,6 +400,7 @@ export class InferenceService {
       );
       return { model_name: model, model_version: label, results };
     } finally {
+      for (const r of releases) r();
       mv.release();
     }
   }
@@ -414,20 +466,114 @@ export class InferenceService {
     return this.repository.index(readyOnly);
   }
 
-  /** `POST /v2/repository/models/{m}/load` (see {@link ModelRepository.load}). */
+  /**
+   * `POST /v2/repository/models/{m}/load` (see {@link ModelRepository.load}).
+   * @throws OspreyError `OSPREY_ERR_MODEL_CONTROL_DISABLED` unless the model control mode is `explicit`, and the
+   *   repository's load errors.
+   */
   async loadModel(model: string, request: LoadRequest = {}): Promise<void> {
     this.checkAccepting();
+    this.checkModelControl('load');
+    await this.applyLoad(model, request);
+  }
+
+  /**
+   * `POST /v2/repository/models/{m}/unload`.
+   * @throws OspreyError `OSPREY_ERR_MODEL_CONTROL_DISABLED` unless the model control mode is `explicit`.
+   */
+  async unloadModel(model: string): Promise<void> {
+    this.checkModelControl('unload');
+    await this.applyUnload(model);
+  }
+
+  /** Loads a model from the repository (no mode check: the API goes through {@link loadModel}). Subclasses add swaps. */
+  protected async applyLoad(model: string, request: LoadRequest = {}): Promise<void> {
     await this.repository.load(model, request);
   }
 
-  /** `POST /v2/repository/models/{m}/unload`. */
-  async unloadModel(model: string): Promise<void> {
+  /** Unloads a model (no mode check). */
+  protected async applyUnload(model: string): Promise<void> {
     await this.repository.unload(model);
+  }
+
+  private checkModelControl(what: 'load' | 'unload'): void {
+    if (this.modelControlMode !== 'explicit') {
+      throw new OspreyError(
+        'OSPREY_ERR_MODEL_CONTROL_DISABLED',
+        `model ${what} requests are not accepted in model control mode '${this.modelControlMode}' (start the server with --model-control-mode explicit)`,
+        { mode: this.modelControlMode },
+      );
+    }
+  }
+
+  /**
+   * Poll mode: re-reads the repository every `intervalMs` and loads models that are new or whose config, version
+   * folders or files changed, and unloads models whose folder is gone (Triton's POLL; like Triton, not meant for
+   * production: a poll can see a half-copied model, which then fails to load and is retried when it changes again).
+   */
+  startPolling(intervalMs: number): void {
+    if (this.pollTimer) return;
+    const tick = async (): Promise<void> => {
+      if (this.draining) return;
+      const { changed, removed } = await this.repository.scanChanges();
+      for (const name of changed) await this.applyLoad(name).catch(() => undefined); // failures are logged and shown in the index
+      for (const name of removed) await this.applyUnload(name).catch(() => undefined);
+    };
+    this.pollTimer = setInterval(() => {
+      if (this.polling) return;
+      this.polling = tick().finally(() => (this.polling = undefined));
+    }, intervalMs);
+    this.pollTimer.unref();
+  }
+
+  /** Runs one poll now (tests and `--repository-poll-secs 0`); resolves when its loads are done. */
+  async pollNow(): Promise<void> {
+    await this.polling;
+    const { changed, removed } = await this.repository.scanChanges();
+    for (const name of changed) await this.applyLoad(name).catch(() => undefined);
+    for (const name of removed) await this.applyUnload(name).catch(() => undefined);
+  }
+
+  /**
+   * Counts a request from accept to answer so a graceful shutdown can wait for it ({@link drained}); the front
+   * ends call it for every inference and repository request they accept.
+   * @returns the function to call once, when the request is answered or abandoned (further calls do nothing).
+   */
+  beginRequest(): () => void {
+    this.inFlight++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.inFlightWaiters.splice(0)) w();
+    };
+  }
+
+  /** Requests accepted and not yet answered. */
+  get inFlightRequests(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves when no tracked request is in flight, or after `timeoutMs` (then false). */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      t.unref();
+      this.inFlightWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
   }
 
   /** Stops accepting, lets queued and in-flight requests finish, releases every session. */
   async shutdown(): Promise<void> {
     this.startDraining();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    await this.polling;
     await this.repository.close();
   }
 }

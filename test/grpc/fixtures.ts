@@ -22,6 +22,8 @@ import { startGrpcForService, type OspreyGrpcServer } from '../../src/server/grp
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
 
 export const MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url));
+/** ../shared/data: repositories link their models there (allowed as a symlink target). */
+export const SHARED_DATA_DIR = fileURLToPath(new URL('../../../shared/data', import.meta.url));
 export const BUS_JPG = fileURLToPath(new URL('../../../shared/data/images/bus.jpg', import.meta.url));
 
 /** bus.jpg letterboxed to 640×640: FP32 [1, 3, 640, 640] RGB 0..1, and UINT8 [1, 640, 640, 3]. */
@@ -148,7 +150,7 @@ export async function startStack(
     warn: (obj: object, msg?: string) => logs.push({ level: 'warn', msg: msg ?? '', obj }),
     error: (obj: object, msg?: string) => logs.push({ level: 'error', msg: msg ?? '', obj }),
   };
-  const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+  const repo = await ModelRepository.open(root, { executionProviders: ['cpu'], allowedSymlinkTargets: [SHARED_DATA_DIR] });
   const metrics = new ServerMetrics({ processMetrics: false, gpuMetrics: false });
   const service = new RoutedInferenceService({ repository: repo, metrics, log, ...options.service });
   const grpcServer = await startGrpcForService(service, { host: '127.0.0.1', port: 0, logger: log, ...(options.maxReceiveMessageBytes ? { maxReceiveMessageBytes: options.maxReceiveMessageBytes } : {}) });

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
-import { call, makeRepo, rawInfer, tinyModelBytes, type Stack } from './fixtures.js';
+import { call, makeRepo, rawInfer, SHARED_DATA_DIR, tinyModelBytes, type Stack } from './fixtures.js';
 
 let server: OspreyServer;
 let client: Stack['client'];
@@ -19,7 +19,7 @@ before(async () => {
     { tiny: { config: { maxBatchSize: 8, versionPolicy: { all: {} } }, versions: { 1: tinyModelBytes(2), 2: tinyModelBytes(3) } } },
     { ab: { arms: [{ name: 'a', model: 'tiny', version: 1, weight: 50 }, { name: 'b', model: 'tiny', version: 2, weight: 50 }] } },
   );
-  server = await startServer({ modelRepository: root, host: '127.0.0.1', httpPort: 0, grpcPort: 0, executionProviders: ['cpu'], logLevel: 'silent', gpuMetrics: false });
+  server = await startServer({ modelRepository: root, host: '127.0.0.1', httpPort: 0, grpcPort: 0, executionProviders: ['cpu'], logLevel: 'silent', gpuMetrics: false, allowedSymlinkTargets: [SHARED_DATA_DIR] });
   const defs = loadGrpcDefinitions();
   client = new defs.InferenceClient(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure()) as Stack['client'];
 });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { OspreyError } from '../../src/core/errors.js';
 import { expectedHashes, verifyManifest } from '../../src/repository/manifest.js';
 import { ModelRepository } from '../../src/repository/repository.js';
-import { addModel, MODEL_PATH, tempDir } from '../server/fixtures.js';
+import { addModel, MODEL_PATH, SHARED_DATA_DIR, tempDir } from '../server/fixtures.js';
 
 let tmp: { path: string; remove: () => Promise<void> };
 let sha: string;
@@ -31,9 +31,10 @@ describe('manifest', () => {
 
   it('a matching manifest verifies; a mismatch is OSPREY_ERR_HASH_MISMATCH naming the file and both hashes', async () => {
     const good = await addModel(tmp.path, 'm_good', { manifest: { files: { 'model.onnx': { sha256: sha } } } });
-    assert.deepEqual(await verifyManifest(good, 'model.onnx'), ['model.onnx']);
+    const ctx = (dir: string) => ({ modelDir: join(dir, '..'), model: 'm', allowedTargets: [SHARED_DATA_DIR] });
+    assert.deepEqual(await verifyManifest(good, 'model.onnx', ctx(good)), ['model.onnx']);
     const bad = await addModel(tmp.path, 'm_bad', { manifest: { sha256: 'f'.repeat(64) } });
-    await assert.rejects(verifyManifest(bad, 'model.onnx'), (e: unknown) => {
+    await assert.rejects(verifyManifest(bad, 'model.onnx', ctx(bad)), (e: unknown) => {
       assert.ok(e instanceof OspreyError);
       assert.equal(e.code, 'OSPREY_ERR_HASH_MISMATCH');
       assert.match(e.message, new RegExp(`${sha}.*${'f'.repeat(64)}`));
@@ -41,7 +42,7 @@ describe('manifest', () => {
     });
     const broken = await addModel(tmp.path, 'm_broken_manifest');
     await writeFile(join(broken, 'manifest.json'), '{ nope');
-    await assert.rejects(verifyManifest(broken, 'model.onnx'), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_CONFIG');
+    await assert.rejects(verifyManifest(broken, 'model.onnx', ctx(broken)), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_CONFIG');
   });
 });
 
@@ -53,14 +54,15 @@ describe('ModelRepository (real engine)', () => {
     await addModel(root, 'two', { version: 2, manifest: { sha256: sha } });
     await addModel(root, 'two', { version: 3, manifest: { sha256: '0'.repeat(64) } });
     await addModel(root, 'pick', { version: 1, config: { versionPolicy: { specific: { versions: [1, 4] } } } });
-    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'], allowedSymlinkTargets: [SHARED_DATA_DIR] });
     try {
       const index = await repo.index();
       const rows = index.map((r) => `${r.name}:${r.version}:${r.state}`);
-      // latest 2 = versions 2 and 3; 3 fails its hash → refused, 2 serves (initial load keeps what loaded).
+      // latest 2 = versions 2 and 3; 3 fails its hash → refused, and version 1 takes its place (Triton's `latest`
+      // serves the newest 2 versions that load).
       assert.ok(rows.includes('two:2:READY'), rows.join(' '));
       assert.ok(rows.includes('two:3:UNAVAILABLE'), rows.join(' '));
-      assert.ok(!rows.some((r) => r.startsWith('two:1:')), rows.join(' '));
+      assert.ok(rows.includes('two:1:READY'), rows.join(' '));
       assert.match(index.find((r) => r.name === 'two' && r.version === '3')!.reason, /OSPREY_ERR_HASH_MISMATCH/);
       assert.ok(rows.includes('pick:1:READY'));
       assert.match(index.find((r) => r.name === 'pick' && r.version === '4')!.reason, /version 4 is not in the repository/);
@@ -91,7 +93,7 @@ describe('ModelRepository (real engine)', () => {
   it("load with pushed files (Triton's file:<version>/<name>) and a config; files without a config are refused", async () => {
     const root = join(tmp.path, 'empty-repo');
     await (await import('node:fs/promises')).mkdir(root, { recursive: true });
-    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+    const repo = await ModelRepository.open(root, { executionProviders: ['cpu'], allowedSymlinkTargets: [SHARED_DATA_DIR] });
     try {
       const bytes = new Uint8Array(await readFile(MODEL_PATH));
       await assert.rejects(repo.load('pushed', { files: { '1/model.onnx': bytes } }), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_INVALID_ARGUMENT');

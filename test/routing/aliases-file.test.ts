@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ModelRepository } from '../../src/repository/repository.js';
 import { RoutedInferenceService } from '../../src/routing/router.js';
-import { makeRepo, tinyModelBytes } from '../grpc/fixtures.js';
+import { makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../grpc/fixtures.js';
 
 test('bad aliases file (negative weight) → OSPREY_ERR_CONFIG logged with its key path, models still served; a fixed file is picked up by the index', async () => {
   const root = await makeRepo({ tiny: { config: { maxBatchSize: 4 }, versions: { 1: tinyModelBytes(2) } } }, { det: { arms: [{ model: 'tiny', weight: -1 }] } });
-  const repository = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+  const repository = await ModelRepository.open(root, { executionProviders: ['cpu'], allowedSymlinkTargets: [SHARED_DATA_DIR] });
   const errors: Array<{ obj: Record<string, unknown>; msg: string }> = [];
   const log = { info: () => undefined, warn: () => undefined, error: (obj: object, msg?: string) => void errors.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }) };
   const service = new RoutedInferenceService({ repository, log });

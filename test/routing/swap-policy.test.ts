@@ -15,7 +15,7 @@ import { isOspreyError } from '../../src/core/errors.js';
 import { ModelRepository } from '../../src/repository/repository.js';
 import { SwapController } from '../../src/repository/swap.js';
 import { RoutingMetrics } from '../../src/routing/metrics.js';
-import { addVersion, makeRepo, tinyModelBytes } from '../grpc/fixtures.js';
+import { addVersion, makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../grpc/fixtures.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 after(async () => {
@@ -24,7 +24,7 @@ after(async () => {
 
 async function setup(parameters: Record<string, string>) {
   const root = await makeRepo({ tiny: { config: { maxBatchSize: 4, parameters }, versions: { 1: tinyModelBytes(2) } } });
-  const repo = await ModelRepository.open(root, { executionProviders: ['cpu'] });
+  const repo = await ModelRepository.open(root, { executionProviders: ['cpu'], allowedSymlinkTargets: [SHARED_DATA_DIR] });
   const metrics = new RoutingMetrics(new Registry());
   const warnings: string[] = [];
   const log = { info: () => undefined, warn: (_o: object, m?: string) => void warnings.push(m ?? ''), error: (_o: object, m?: string) => void warnings.push(m ?? '') };

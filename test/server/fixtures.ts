@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dynamicBatch, readOnnxModel, uint8Input, writeOnnxModel } from '../../src/onnx/index.js';
 
+/** ../shared/data: test repositories link their models there, so servers under test allow it as a symlink target. */
+export const SHARED_DATA_DIR = fileURLToPath(new URL('../../../shared/data', import.meta.url));
 export const MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url));
 export const BUS_JPG = fileURLToPath(new URL('../../../shared/data/images/bus.jpg', import.meta.url));
 export const ZIDANE_JPG = fileURLToPath(new URL('../../../shared/data/images/zidane.jpg', import.meta.url));

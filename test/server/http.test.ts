@@ -18,7 +18,7 @@ import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
 import { queryGpus } from '../../src/metrics/gpu.js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
-import { addModel, binaryBody, buildVariants, BUS_JPG, json, readBinaryResponse, tempDir, ZIDANE_JPG } from './fixtures.js';
+import { addModel, binaryBody, buildVariants, BUS_JPG, json, readBinaryResponse, SHARED_DATA_DIR, tempDir, ZIDANE_JPG } from './fixtures.js';
 
 const MAX_BODY = 8 * 1024 * 1024;
 setFlagsFromString('--expose-gc');
@@ -82,7 +82,9 @@ function assertMatchesGolden(image: string, dets: Array<{ classId: number; box: 
 
 before(async () => {
   tmp = await tempDir('osprey-serve-test-');
-  const variants = buildVariants(tmp.path);
+  const built = join(tmp.path, 'built');
+  await mkdir(built);
+  const variants = buildVariants(built);
   const repo = join(tmp.path, 'repo');
   await addModel(repo, 'yolo', { config: 'detection:\n  conf: 0.25\n  iou: 0.7\n', configName: 'config.yaml' });
   await addModel(repo, 'yolo_dyn', {
@@ -93,7 +95,7 @@ before(async () => {
   await addModel(repo, 'yolo_policy', { config: { dynamicBatching: { defaultQueuePolicy: { maxQueueSize: 2, allowTimeoutOverride: true } } } });
   await addModel(repo, 'bad_config', { config: { maxBatchSize: 1, dynamicBatching: { maxQueueDelayMicroseconds: 'soon' } } });
   await addModel(repo, 'bad_hash', { manifest: { files: { 'model.onnx': { sha256: '0'.repeat(64) } } } });
-  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, metricsPort: 0, executionProviders: ['cpu'], logLevel: 'silent', maxBodyBytes: MAX_BODY });
+  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, metricsPort: 0, executionProviders: ['cpu'], logLevel: 'silent', maxBodyBytes: MAX_BODY, modelControlMode: 'explicit', loadModels: ['*'], allowedSymlinkTargets: [SHARED_DATA_DIR, built] });
   base = server.url;
 
   busJpg = await readFile(BUS_JPG);

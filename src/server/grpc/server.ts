@@ -15,6 +15,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { OspreyError, toOspreyError } from '../../core/errors.js';
+import { AccessPolicy, grpcApiGroup } from '../auth.js';
 import type { KserveBackend } from './backend.js';
 import { decodeInferRequest, encodeInferResponse, parameterValue, type InferParameterMessage, type ModelInferRequestMessage } from './codec.js';
 import { loadGrpcDefinitions } from './proto.js';
@@ -45,11 +46,19 @@ export interface GrpcServerOptions {
   /** Largest request message, bytes. Default {@link DEFAULT_GRPC_MAX_RECEIVE_MESSAGE_BYTES}. */
   maxReceiveMessageBytes?: number;
   logger?: GrpcLogger;
+  /** Which API groups need credentials (metadata `authorization: Bearer <token>`, or Triton's key=value). */
+  accessPolicy?: AccessPolicy;
+  /** Counts an accepted inference/repository call until it is answered (graceful shutdown waits for them). */
+  beginRequest?: () => () => void;
+  /** A connection idle (no call) for this long is closed, ms. Default 300000. */
+  maxConnectionIdleMs?: number;
 }
 
 export interface OspreyGrpcServer {
   /** The bound port. */
   readonly port: number;
+  /** From now on health is NOT_SERVING and new calls (but probes) end UNAVAILABLE `OSPREY_ERR_SHUTTING_DOWN`; the port stays open. */
+  startDraining(): void;
   /** Marks health NOT_SERVING (probes fail first), then stops accepting, lets calls in flight finish, closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -95,7 +104,7 @@ type UnaryHandler<Req, Res> = (req: Req) => Promise<Res> | Res;
 
 /**
  * Starts the gRPC server.
- * @throws OspreyError `OSPREY_ERR_USAGE` when the port cannot be bound (in use, no permission).
+ * @throws OspreyError `OSPREY_ERR_ADDRESS_IN_USE` when the port cannot be bound (in use, no permission).
  */
 export async function startGrpcServer(backend: KserveBackend, options: GrpcServerOptions = {}): Promise<OspreyGrpcServer> {
   const defs = loadGrpcDefinitions();
@@ -104,22 +113,31 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxReceive,
     'grpc.max_send_message_length': -1,
+    'grpc.max_connection_idle_ms': options.maxConnectionIdleMs ?? 300_000,
   });
   let shuttingDown = false;
+  const policy = options.accessPolicy ?? new AccessPolicy();
+  const TRACKED = new Set(['inference', 'model-repository']);
+  /** Checks credentials of a call (metadata keys are lower case, as HTTP/2 headers). */
+  const authorize = (method: string, metadata: grpc.Metadata): void => policy.check(grpcApiGroup(method), metadata.getMap() as Record<string, string | Buffer>);
 
   const unary = <Req extends object, Res>(method: string, fn: UnaryHandler<Req, Res>) =>
     (call: grpc.ServerUnaryCall<MaybeMalformed<Req>, Res>, callback: grpc.sendUnaryData<Res>): void => {
       void (async () => {
+        const done = TRACKED.has(grpcApiGroup(method)) && !shuttingDown ? options.beginRequest?.() : undefined;
         try {
-          const req = checkParsed(call.request);
           if (shuttingDown && !ANSWERED_WHILE_SHUTTING_DOWN.has(method)) {
             throw new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the server is shutting down');
           }
+          authorize(method, call.metadata);
+          const req = checkParsed(call.request);
           callback(null, await fn(req));
         } catch (err) {
           const status = toGrpcError(err);
           if (status.code === grpc.status.INTERNAL || status.code === grpc.status.UNKNOWN) log?.error({ err, method }, 'gRPC call failed');
           callback(status, null);
+        } finally {
+          done?.();
         }
       })();
     };
@@ -186,6 +204,12 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
     }),
     ModelInfer: unary('ModelInfer', (r: ModelInferRequestMessage) => inferOnce(r)),
     ModelStreamInfer: (call: grpc.ServerDuplexStream<MaybeMalformed<ModelInferRequestMessage>, unknown>) => {
+      try {
+        authorize('ModelStreamInfer', call.metadata);
+      } catch (err) {
+        call.emit('error', toGrpcError(err));
+        return;
+      }
       let inFlight = 0;
       let ended = false;
       let closed = false;
@@ -197,6 +221,7 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
       };
       call.on('data', (msg: MaybeMalformed<ModelInferRequestMessage>) => {
         inFlight++;
+        const done = shuttingDown ? undefined : options.beginRequest?.();
         void (async () => {
           let reply: object;
           try {
@@ -209,6 +234,7 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
             reply = { error_message: `${e.code}: ${e.message}`, infer_response: { model_name: msg.model_name ?? '', model_version: msg.model_version ?? '', id: msg.id ?? '' } };
           }
           inFlight--;
+          done?.();
           if (!call.cancelled && !closed) call.write(reply);
           finish();
         })();
@@ -269,6 +295,12 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
         call.emit('error', toGrpcError(new OspreyError('OSPREY_ERR_MALFORMED_REQUEST', call.request[MALFORMED]!)));
         return;
       }
+      try {
+        authorize('Watch', call.metadata);
+      } catch (err) {
+        call.emit('error', toGrpcError(err));
+        return;
+      }
       void push();
       timer = setInterval(() => void push(), HEALTH_WATCH_INTERVAL_MS);
       timer.unref();
@@ -285,7 +317,7 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
   const address = host.includes(':') ? `[${host}]:${requested}` : `${host}:${requested}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) reject(new OspreyError('OSPREY_ERR_USAGE', `cannot listen for gRPC on ${address}: ${err.message} (choose another --grpc-port)`, { address }, { cause: err }));
+      if (err) reject(new OspreyError('OSPREY_ERR_ADDRESS_IN_USE', `cannot listen for gRPC on ${address}: ${err.message} (choose another --grpc-port)`, { address }, { cause: err }));
       else resolve(bound);
     });
   });
@@ -294,6 +326,9 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
   let closing: Promise<void> | undefined;
   return {
     port,
+    startDraining() {
+      shuttingDown = true;
+    },
     close(graceMs = 10_000) {
       closing ??= (async () => {
         shuttingDown = true;
