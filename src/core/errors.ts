@@ -53,6 +53,7 @@ export const ERROR_CATALOGUE = {
   OSPREY_ERR_USAGE: { meaning: 'Invalid command-line usage or option value', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Run the command with --help and correct the option named in the message' },
   OSPREY_ERR_INVALID_ARGUMENT: { meaning: 'An argument or parameter has an invalid value', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Correct the value named in the message' },
   OSPREY_ERR_INTERNAL: { meaning: 'An unexpected internal error', http: 500, grpc: G.INTERNAL, solve: 'Report it with the message and the log' },
+  OSPREY_ERR_NO_ROUTE: { meaning: 'No route for this method and path', http: 404, grpc: G.UNIMPLEMENTED, solve: 'Check the URL; GET /v2 lists the extensions this server implements' },
   OSPREY_ERR_NOT_IMPLEMENTED: { meaning: 'The feature is not available in this build or on this platform', http: 501, grpc: G.UNIMPLEMENTED, solve: 'Use one of the alternatives named in the message' },
 
   // ---- images / input files ----

@@ -13,7 +13,7 @@ import type { DetectOptions } from '../core/types.js';
 import type { LoadRequest } from '../repository/repository.js';
 import { AccessPolicy, httpApiGroup, type ApiGroup } from './auth.js';
 import { JsonInferDecoder } from './json-decoder.js';
-import { HEADER_INFERENCE_LENGTH, checkJsonDepth, encodeInferResponse } from './kserve-http.js';
+import { HEADER_INFERENCE_LENGTH, checkJsonDepth } from './kserve-http.js';
 import type { DetectImage, InferenceService } from './service.js';
 
 /** Default body limit: a 16-image uint8 640×640 batch is ~20 MB, FP32 ~79 MB (binary tensor extension). */
@@ -199,7 +199,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
     return sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>
-    sendError(reply, new OspreyError('OSPREY_ERR_NOT_IMPLEMENTED', `no route ${req.method} ${req.url.split('?')[0]} (see GET /v2 for the extensions)`)),
+    sendError(reply, new OspreyError('OSPREY_ERR_NO_ROUTE', `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} (see GET /v2 for the extensions)`)),
   );
 
   // ---- health / server ----
@@ -238,7 +238,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
       }
       const { request, binaryOutputs } = await decoder.decode(body, hl);
       const res = await service.infer(req.params.model, req.params.version, request);
-      const encoded = encodeInferResponse(res, binaryOutputs);
+      const encoded = await decoder.encode(res, binaryOutputs);
       if (encoded.headerLength !== undefined) {
         return reply.header('Inference-Header-Content-Length', String(encoded.headerLength)).type('application/octet-stream').send(encoded.body);
       }

@@ -5,11 +5,23 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { toOspreyError } from '../core/errors.js';
-import { decodeInferRequest } from './kserve-http.js';
-import type { JsonDecodeJob, JsonDecodeResult } from './json-decoder.js';
+import { decodeInferRequest, encodeInferResponse } from './kserve-http.js';
+import type { JsonDecodeJob, JsonDecodeResult, JsonEncodeJob } from './json-decoder.js';
 
 const port = parentPort!;
-port.on('message', (job: JsonDecodeJob) => {
+port.on('message', (job: JsonDecodeJob | JsonEncodeJob) => {
+  if (job.kind === 'encode') {
+    try {
+      const { body } = encodeInferResponse(job.response, false);
+      const buf = Buffer.from(body as string, 'utf8');
+      const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+      port.postMessage({ id: job.id, ok: true, encoded: ab }, [ab]);
+    } catch (err) {
+      const e = toOspreyError(err);
+      port.postMessage({ id: job.id, ok: false, code: e.code, message: e.message, details: { ...e.details } });
+    }
+    return;
+  }
   const body = Buffer.from(job.buffer, job.offset, job.length);
   let msg: JsonDecodeResult;
   const transfer: ArrayBuffer[] = [];

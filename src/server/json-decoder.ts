@@ -11,8 +11,8 @@
 import type { Worker } from 'node:worker_threads';
 import { OspreyError, ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import { siblingModuleUrl, spawnModuleWorker } from '../util/worker-spawn.js';
-import { decodeInferRequest } from './kserve-http.js';
-import type { InferRequest } from './service.js';
+import { decodeInferRequest, encodeInferResponse } from './kserve-http.js';
+import type { InferRequest, InferResponse } from './service.js';
 
 /** JSON parts up to this size are decoded on the calling thread, bytes. */
 export const DEFAULT_INLINE_JSON_BYTES = 256 * 1024;
@@ -24,8 +24,12 @@ export interface JsonDecoderOptions {
   idleMs?: number;
 }
 
+/** Responses with at most this many elements in JSON (non-binary) outputs are encoded on the calling thread. */
+export const DEFAULT_INLINE_JSON_ELEMENTS = 65_536;
+
 /** @internal A job for the worker. */
 export interface JsonDecodeJob {
+  kind: 'decode';
   id: number;
   buffer: ArrayBuffer;
   offset: number;
@@ -33,12 +37,21 @@ export interface JsonDecodeJob {
   headerLength: string | undefined;
 }
 
+/** @internal An encode job: a response whose outputs are all sent as JSON numbers. */
+export interface JsonEncodeJob {
+  kind: 'encode';
+  id: number;
+  response: InferResponse;
+}
+
 /** @internal The worker's answer. */
 export type JsonDecodeResult =
-  | { id: number; ok: true; request: InferRequest; binaryOutputs: boolean }
+  | { id: number; ok: true; request: InferRequest; binaryOutputs: boolean; encoded?: undefined }
+  | { id: number; ok: true; encoded: ArrayBuffer; request?: undefined; binaryOutputs?: undefined }
   | { id: number; ok: false; code: string; message: string; details: Record<string, unknown> };
 
 type Decoded = { request: InferRequest; binaryOutputs: boolean };
+
 
 /**
  * @example
@@ -48,7 +61,7 @@ type Decoded = { request: InferRequest; binaryOutputs: boolean };
 export class JsonInferDecoder {
   private worker: Worker | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (d: Decoded) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (d: JsonDecodeResult & { ok: true }) => void; reject: (e: Error) => void }>();
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly inlineBytes: number;
   private readonly idleMs: number;
@@ -70,11 +83,33 @@ export class JsonInferDecoder {
     if (this.closed || !(n > this.inlineBytes) || !ownsBuffer) return decodeInferRequest(body, headerLength);
     const worker = this.ensureWorker();
     const id = this.nextId++;
-    const job: JsonDecodeJob = { id, buffer: body.buffer as ArrayBuffer, offset: body.byteOffset, length: body.byteLength, headerLength };
-    return new Promise<Decoded>((resolve, reject) => {
+    const job: JsonDecodeJob = { kind: 'decode', id, buffer: body.buffer as ArrayBuffer, offset: body.byteOffset, length: body.byteLength, headerLength };
+    const r = await new Promise<JsonDecodeResult & { ok: true }>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage(job, [job.buffer]);
     });
+    return { request: r.request!, binaryOutputs: r.binaryOutputs! };
+  }
+
+  /**
+   * Encodes a response (see `encodeInferResponse`): in the worker when it has more than
+   * {@link DEFAULT_INLINE_JSON_ELEMENTS} elements to write as JSON numbers (the output tensors are copied there,
+   * not moved: other requests of the same batch may share their buffers), else inline.
+   */
+  async encode(res: InferResponse, binaryOutputs: boolean): Promise<{ body: Buffer | string; headerLength?: number }> {
+    let jsonElements = 0;
+    for (const o of res.outputs) if (!(o.binary ?? binaryOutputs)) jsonElements += o.data.length;
+    if (this.closed || jsonElements <= DEFAULT_INLINE_JSON_ELEMENTS || jsonElements !== res.outputs.reduce((n, o) => n + o.data.length, 0)) {
+      return encodeInferResponse(res, binaryOutputs);
+    }
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    const job: JsonEncodeJob = { kind: 'encode', id, response: res };
+    const r = await new Promise<JsonDecodeResult & { ok: true }>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage(job);
+    });
+    return { body: Buffer.from(r.encoded!) };
   }
 
   /** Requests being decoded in the worker. */
@@ -92,7 +127,7 @@ export class JsonInferDecoder {
       const p = this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id);
-      if (msg.ok) p.resolve({ request: msg.request, binaryOutputs: msg.binaryOutputs });
+      if (msg.ok) p.resolve(msg);
       else p.reject(new OspreyError((msg.code in ERROR_CATALOGUE ? msg.code : 'OSPREY_ERR_INTERNAL') as ErrorCode, msg.message, msg.details));
       if (this.pending.size === 0) this.armIdle();
     });

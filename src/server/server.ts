@@ -200,7 +200,7 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
             ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
             (err: Error) => res.writeHead(500).end(err.message),
           );
-        } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'only GET /metrics here', code: 'OSPREY_ERR_NOT_IMPLEMENTED' }));
+        } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'only GET /metrics here', code: 'OSPREY_ERR_NO_ROUTE' }));
       });
       ms.headersTimeout = HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs;
       ms.requestTimeout = HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs;

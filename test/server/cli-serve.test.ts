@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,26 @@ describe('osprey serve (process)', () => {
     assert.equal(await p.exited, 0);
     assert.match(p.stderr(), /shut down: sessions released/);
   });
+
+  for (const which of ['--grpc-port', '--http-port'] as const) {
+    it(`a taken ${which} → exit 2 within seconds with one error line (OSPREY_ERR_ADDRESS_IN_USE), never half up`, async (t) => {
+      const blocker = createNetServer();
+      await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+      t.after(() => new Promise<void>((r) => blocker.close(() => r())));
+      const taken = String((blocker.address() as { port: number }).port);
+      const ports = which === '--grpc-port' ? ['--http-port', '0', '--grpc-port', taken] : ['--http-port', taken, '--grpc-port', '0'];
+      const p = run(['serve', '--model', MODEL_PATH, ...ports, '--host', '127.0.0.1', '--ep', 'cpu', '--log-level', 'silent']);
+      t.after(() => {
+        if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      });
+      const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+      assert.equal(code, 2, p.stderr());
+      const lines = p.stderr().trim().split('\n');
+      assert.equal(lines.length, 1, p.stderr());
+      assert.match(lines[0]!, new RegExp(`^osprey: OSPREY_ERR_ADDRESS_IN_USE: .*${which}`));
+      assert.doesNotMatch(p.stderr(), /\n\s+at /);
+    });
+  }
 
   it('neither --model nor --model-repository → exit 2 with OSPREY_ERR_USAGE', async () => {
     const p = run(['serve', '--http-port', '0']);

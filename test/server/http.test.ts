@@ -466,7 +466,7 @@ describe('osprey serve: bad input (each answered with its code; the server keeps
     await expectError(await fp32Request('nope', small), 404, 'OSPREY_ERR_MODEL_NOT_FOUND');
     await expectError(await post('/v2/models/nope/detect', busJpg, { 'content-type': 'image/jpeg' }), 404, 'OSPREY_ERR_MODEL_NOT_FOUND');
     await expectError(await postJson('/v2/repository/models/nope/unload', {}), 404, 'OSPREY_ERR_MODEL_NOT_FOUND');
-    await expectError(await fetch(`${base}/v2/nowhere`), 501, 'OSPREY_ERR_NOT_IMPLEMENTED');
+    await expectError(await fetch(`${base}/v2/nowhere`), 404, 'OSPREY_ERR_NO_ROUTE');
   });
 
   it('model not ready (refused config / hash mismatch) → 503 OSPREY_ERR_MODEL_NOT_READY', async () => {

@@ -109,6 +109,9 @@ type UnaryHandler<Req, Res> = (req: Req) => Promise<Res> | Res;
 export async function startGrpcServer(backend: KserveBackend, options: GrpcServerOptions = {}): Promise<OspreyGrpcServer> {
   const defs = loadGrpcDefinitions();
   const log = options.logger;
+  // grpc-js writes its own diagnostics to stderr ("E No address added ..."); they belong in the server's log, where
+  // failures are already reported with their code.
+  grpc.setLogger({ error: (...args: unknown[]) => (log as { debug?: (o: object, m: string) => void } | undefined)?.debug?.({ component: 'grpc-js' }, args.map(String).join(' ')) } as Partial<Console>);
   const maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_GRPC_MAX_RECEIVE_MESSAGE_BYTES;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxReceive,
@@ -317,7 +320,8 @@ export async function startGrpcServer(backend: KserveBackend, options: GrpcServe
   const address = host.includes(':') ? `[${host}]:${requested}` : `${host}:${requested}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) reject(new OspreyError('OSPREY_ERR_ADDRESS_IN_USE', `cannot listen for gRPC on ${address}: ${err.message} (choose another --grpc-port)`, { address }, { cause: err }));
+      const why = err ? (/EADDRINUSE/.test(err.message) ? 'the port is in use' : /EACCES/.test(err.message) ? 'permission denied' : err.message) : '';
+      if (err) reject(new OspreyError('OSPREY_ERR_ADDRESS_IN_USE', `cannot listen for gRPC on ${address}: ${why} (choose another --grpc-port)`, { address }, { cause: err }));
       else resolve(bound);
     });
   });
