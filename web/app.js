@@ -28,6 +28,7 @@ function tileFor(cam) {
   img.alt = `live view of ${cam.name}`;
   img.addEventListener('load', () => (el.dataset.framesLoaded = String(Number(el.dataset.framesLoaded || 0) + 1)));
   $('.draw-zone', el).addEventListener('click', () => openZoneDialog(cam.id));
+  $('.restart', el).addEventListener('click', () => restartCamera(cam.id, el));
   grid.append(el);
   t = { el, img, mode: null, timer: null };
   tiles.set(cam.id, t);
@@ -74,15 +75,20 @@ function renderCameras() {
     const st = $('.state', t.el);
     st.textContent = cam.state + (cam.state === 'reconnecting' ? ` #${cam.attempt}` : '');
     st.className = `state ${cam.state}`;
+    st.title = `${cam.reasonCode}: ${cam.reason}`;
     t.el.dataset.state = cam.state;
+    t.el.dataset.reasonCode = cam.reasonCode;
     t.el.dataset.previewSeq = String(cam.previewSeq);
     const c = cam.counters;
     $('.camera-stats', t.el).innerHTML =
-      `<span class="fps">${cam.fps.toFixed(1)}/${cam.targetFps} fps</span> · latency ${cam.latencyMs.toFixed(0)} ms · batch ${cam.batchSize} · tracks ${cam.tracks}<br>` +
+      `<span class="fps" title="processed frames per second over the last ${cam.rateWindowSeconds} s (source: ${cam.decodedFps.toFixed(1)} fps)">${cam.fps.toFixed(1)}/${cam.targetFps} fps</span> · ` +
+      `latency ${cam.latencyMs === null ? '—' : `${cam.latencyMs.toFixed(0)} ms`} · batch ${cam.batchSize} · tracks ${cam.tracks}<br>` +
       `decoded ${c.decoded} · sampled ${c.sampled} · <span class="dropped">dropped ${c.dropped}</span> · processed ${c.processed}` +
       (c.reconnects ? ` · reconnects ${c.reconnects}` : '') +
       (cam.source ? ` · ${cam.source.width}×${cam.source.height}` : '');
-    $('.camera-error', t.el).textContent = cam.state !== 'streaming' && cam.error ? `${cam.error.code}: ${cam.error.message}` : '';
+    // Why the camera is not streaming: one bounded, redacted reason (and the catalogue code of its error, if any).
+    $('.camera-error', t.el).textContent =
+      cam.state === 'streaming' ? '' : `${cam.reasonCode}: ${cam.reason}${cam.error && cam.state !== 'starting' ? ` (${cam.error.code})` : ''}`;
     if (cam.previewSeq > 0) startFrames(t, cam.id, useMjpeg);
   }
 }
@@ -94,7 +100,7 @@ async function refresh() {
     renderCameras();
     const b = stats.batcher;
     $('#server-stats').textContent =
-      `${stats.streaming}/${stats.cameras} streaming · processed ${stats.frames.processed} · dropped ${stats.frames.dropped} · ` +
+      `${stats.streaming}/${stats.cameras} streaming${stats.starved ? ` · ${stats.starved} starved` : ''} · processed ${stats.frames.processed} · dropped ${stats.frames.dropped} · ` +
       `events ${stats.events} · RSS ${fmtBytes(stats.memory.rssBytes)}` +
       (b ? ` · ${b.executionProvider} · mean batch ${b.meanBatchSize.toFixed(2)} · infer ${b.meanInferMs.toFixed(1)} ms` : '') +
       (stats.gpu ? ` · GPU ${stats.gpu}` : '') +
@@ -118,7 +124,7 @@ function addEvent(e, prepend = true) {
   if (e.kind === 'state') {
     li.className = 'state-event';
     li.hidden = !$('#show-state').checked;
-    li.innerHTML = `${fmtTime(e.time)} <b>${esc(e.camera)}</b> → ${esc(e.rule)} <span>${esc(e.details.reason || '')}</span>`;
+    li.innerHTML = `${fmtTime(e.time)} <b>${esc(e.camera)}</b> → ${esc(e.rule)} <code>${esc(e.details.reasonCode || '')}</code> <span>${esc(e.details.reason || '')}</span>`;
   } else {
     const extra = e.details.direction ? ` ${esc(e.details.direction)}` : e.details.dwellMs !== undefined ? ` dwell ${Math.round(e.details.dwellMs / 100) / 10} s` : '';
     li.className = 'rule-event';
@@ -150,6 +156,19 @@ function connectEvents() {
     es.close();
     setTimeout(connectEvents, 2000);
   };
+}
+
+async function restartCamera(id, el) {
+  const btn = $('.restart', el);
+  btn.disabled = true;
+  try {
+    await api(`/api/cameras/${encodeURIComponent(id)}/restart`, { method: 'POST' });
+    refresh();
+  } catch (err) {
+    $('.camera-error', el).textContent = `restart failed: ${err.message}`;
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 // ---- zone drawing ----

@@ -109,7 +109,7 @@ export const ERROR_CATALOGUE = {
   OSPREY_ERR_TOO_MANY_CONNECTIONS: { meaning: 'A client address holds more connections than the server allows', http: 429, grpc: G.RESOURCE_EXHAUSTED, solve: 'Reuse connections (keep-alive) or raise --max-connections-per-ip' },
 
   // ---- streams ----
-  OSPREY_ERR_CAMERA: { meaning: 'A camera source failed (unreachable, not a video, or gave up after its reconnect attempts)', http: 502, grpc: G.UNAVAILABLE, solve: 'Check the camera URL and network; see the camera state in the dashboard' },
+  OSPREY_ERR_CAMERA: { meaning: 'A camera source failed (refused, unreachable, unauthorized, not found, no frames, not a video); live sources keep retrying', http: 502, grpc: G.UNAVAILABLE, solve: 'Read the camera\'s reasonCode and reason (GET /api/cameras, the dashboard); fix the URL, credentials or network' },
   OSPREY_ERR_CAMERA_NOT_FOUND: { meaning: 'Unknown camera id', http: 404, grpc: G.NOT_FOUND, solve: 'List cameras with GET /api/cameras' },
   OSPREY_ERR_ZONE: { meaning: 'A zone or line is invalid (e.g. outside the frame)', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Use coordinates inside the frame, at least 3 polygon points' },
 

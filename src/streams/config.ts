@@ -25,16 +25,20 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { OspreyError } from '../core/errors.js';
+import { isSensitiveName, redactText, redactUrl, secretsOf } from '../core/redact.js';
 
 /** Reconnect policy: exponential backoff with jitter (delay = min(maxDelayMs, initialDelayMs × 2^(attempt−1)) ± jitter). */
 export interface ReconnectConfig {
   /** First retry delay. Default 500 ms. */
   initialDelayMs: number;
-  /** Cap of the delay. Default 30000 ms. */
+  /** Cap of the delay (a hard cap: the jitter only shortens delays). Default 30000 ms. */
   maxDelayMs: number;
-  /** Consecutive failed attempts before the camera is `failed`; 0 = retry forever. Default 10. */
+  /**
+   * Consecutive failed attempts before the camera is `failed`; 0 = retry forever. Default 0: a live camera that is
+   * down comes back by itself whenever it returns (configuration errors fail at once whatever this says).
+   */
   maxAttempts: number;
-  /** Relative jitter in [0, 1]: the delay is multiplied by a uniform factor in [1 − jitter, 1 + jitter]. Default 0.2. */
+  /** Relative jitter in [0, 1]: the delay is multiplied by a uniform factor in [1 − jitter, 1]. Default 0.2. */
   jitter: number;
 }
 
@@ -116,6 +120,11 @@ export interface CameraConfig {
   stallTimeoutMs: number;
   /** No first frame within this long after starting → the attempt failed. Default 10000 ms. */
   connectTimeoutMs: number;
+  /**
+   * Frames arrive but none has come back from the model for this long → `starved` (strict priority: higher-priority
+   * cameras or requests take all the capacity). Back to `streaming` with the next processed frame. Default 10000 ms.
+   */
+  starvationTimeoutMs: number;
   reconnect: ReconnectConfig;
   /** Detection confidence threshold for this camera. Default 0.25. */
   confThreshold: number;
@@ -196,10 +205,11 @@ export const DEFAULTS = {
     priority: 1,
     stallTimeoutMs: 5000,
     connectTimeoutMs: 10000,
+    starvationTimeoutMs: 10000,
     confThreshold: 0.25,
     enabled: true,
   },
-  reconnect: { initialDelayMs: 500, maxDelayMs: 30000, maxAttempts: 10, jitter: 0.2 },
+  reconnect: { initialDelayMs: 500, maxDelayMs: 30000, maxAttempts: 0, jitter: 0.2 },
   rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection },
   events: { database: 'osprey-events.db', snapshots: 'snapshots', retention: { maxEvents: 10000, maxAgeHours: 168 } },
   webhook: { timeoutMs: 5000, maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 60000, outboxMaxSize: 10000 },
@@ -210,8 +220,12 @@ export const DEFAULTS = {
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 function fail(path: string, message: string): never {
-  throw new OspreyError('OSPREY_ERR_CONFIG', `${path || '<root>'}: ${message}`, { keyPath: path });
+  // Messages quote values; credentials in them (URL userinfo, tokens) never leave (src/core/redact.ts).
+  throw new OspreyError('OSPREY_ERR_CONFIG', `${path || '<root>'}: ${redactText(message)}`, { keyPath: path });
 }
+
+/** A value is echoed in an error unless its key names a secret (`password: 1234` is never repeated). */
+const shown = (key: string, v: unknown): string => (isSensitiveName(key) ? '(value hidden)' : JSON.stringify(v));
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -227,7 +241,7 @@ function num(o: Obj, key: string, path: string, def: number, opts: { min?: numbe
   const v = o[key];
   if (v === undefined) return def;
   const p = join(path, key);
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(p, `expected a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(p, `expected a number, got ${shown(key, v)}`);
   if (opts.integer && !Number.isInteger(v)) fail(p, `expected an integer, got ${v}`);
   if (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min)) fail(p, `must be ${opts.exclusiveMin ? '>' : '≥'} ${opts.min}, got ${v}`);
   if (opts.max !== undefined && v > opts.max) fail(p, `must be ≤ ${opts.max}, got ${v}`);
@@ -239,13 +253,13 @@ function str(o: Obj, key: string, path: string, def?: string): string {
     if (def === undefined) fail(join(path, key), 'required');
     return def;
   }
-  if (typeof v !== 'string' || v.length === 0) fail(join(path, key), `expected a non-empty string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v.length === 0) fail(join(path, key), `expected a non-empty string, got ${shown(key, v)}`);
   return v;
 }
 function bool(o: Obj, key: string, path: string, def: boolean): boolean {
   const v = o[key];
   if (v === undefined) return def;
-  if (typeof v !== 'boolean') fail(join(path, key), `expected true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') fail(join(path, key), `expected true or false, got ${shown(key, v)}`);
   return v;
 }
 function strList(o: Obj, key: string, path: string): string[] {
@@ -302,7 +316,57 @@ export function parseRule(raw: unknown, path: string): RuleConfig {
   return fail(join(path, 'type'), `expected zone or line, got ${JSON.stringify(type)}`);
 }
 
-const CAMERA_KEYS = ['id', 'name', 'url', 'rtspTransport', 'loop', 'realtime', 'hwaccel', 'inputArgs', 'fps', 'queueSize', 'priority', 'stallTimeoutMs', 'connectTimeoutMs', 'reconnect', 'confThreshold', 'rules', 'tracker', 'enabled'];
+/** URL schemes a camera may use (ffmpeg protocols); anything else is refused when the config is read. */
+export const CAMERA_SCHEMES = ['rtsp', 'rtsps', 'http', 'https', 'rtmp', 'udp', 'srt', 'file'] as const;
+
+/** True when a camera URL is a local file (a path or `file://`), false for network sources. */
+export function isFileSource(url: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^file:\/\//i.test(url);
+}
+
+/** Optimal string alignment distance (Levenshtein + adjacent transpositions). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // A transposition (rtps → rtsp) counts 1 (optimal string alignment distance).
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * Refuses camera URLs that are almost URLs, which would otherwise be read as file paths: a known scheme followed by
+ * something other than `://` (`rtsp//host/x`, `rtsp:/host/x`, `rtsp:host/x`, `rtsp:\\host`), `host:port/path`
+ * without a scheme, and unknown schemes (with the nearest known one suggested: `rtps://` → `rtsp://`).
+ * Messages never repeat credentials (the suggestion is redacted).
+ * @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path, with a suggestion.
+ */
+export function checkUrlShape(url: string, keyPath: string): void {
+  const almost = /^([a-z][a-z0-9+.-]*)(\/\/+|:\/(?!\/)|:\\+|:(?![/\\]))(.*)$/i.exec(url);
+  const almostScheme = almost?.[1]?.toLowerCase();
+  if (almost && almostScheme && (CAMERA_SCHEMES as readonly string[]).includes(almostScheme)) {
+    const rest = almost[3]!;
+    const fixed = almostScheme === 'file' ? `file://${almost[2] === ':/' ? '/' : ''}${rest.replace(/^[\\]+/, '')}` : `${almostScheme}://${rest.replace(/^[/\\]+/, '')}`;
+    // The value is not a URL yet, so take its secrets from the corrected form.
+    fail(keyPath, `${JSON.stringify(redactText(url, secretsOf(fixed)))} looks like a URL with a malformed "://" after the scheme and would be read as a file path; did you mean ${JSON.stringify(redactUrl(fixed))}?`);
+  }
+  const hostPort = /^([A-Za-z0-9.-]+):(\d{2,5})(\/.*)?$/.exec(url);
+  if (hostPort && !/^[a-z]$/i.test(hostPort[1]!)) {
+    fail(keyPath, `${JSON.stringify(redactText(url, secretsOf(`rtsp://${url}`)))} looks like host:port without a scheme; did you mean ${JSON.stringify(redactUrl(`rtsp://${url}`))}? (prefix ./ for a file of that name)`);
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && !(CAMERA_SCHEMES as readonly string[]).includes(scheme)) {
+    const near = CAMERA_SCHEMES.map((s) => [s, editDistance(scheme, s)] as const).sort((x, y) => x[1] - y[1])[0]!;
+    const hint = near[1] <= 2 ? `; did you mean ${JSON.stringify(redactUrl(`${near[0]}://${url.slice(scheme.length + 3)}`))}?` : '';
+    fail(keyPath, `unsupported scheme ${scheme}:// (${CAMERA_SCHEMES.join(', ')} or a file path)${hint}`);
+  }
+}
+
+const CAMERA_KEYS = ['id', 'name', 'url', 'rtspTransport', 'loop', 'realtime', 'hwaccel', 'inputArgs', 'fps', 'queueSize', 'priority', 'stallTimeoutMs', 'connectTimeoutMs', 'starvationTimeoutMs', 'reconnect', 'confThreshold', 'rules', 'tracker', 'enabled'];
 type CameraDefaults = Partial<Omit<CameraConfig, 'id' | 'name' | 'url' | 'rules'>>;
 
 /** Validates one camera object (also used by the HTTP API). @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path. */
@@ -312,9 +376,9 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
   const id = str(raw, 'id', path);
   if (!ID_RE.test(id)) fail(join(path, 'id'), `must match ${ID_RE.source}, got ${JSON.stringify(id)}`);
   let url = str(raw, 'url', path);
+  checkUrlShape(url, join(path, 'url'));
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) url = isAbsolute(url) ? url : resolve(baseDir, url);
-  else if (!['rtsp', 'rtsps', 'http', 'https', 'file', 'rtmp', 'udp', 'srt'].includes(scheme)) fail(join(path, 'url'), `unsupported scheme ${scheme}:// (rtsp, rtsps, http, https, rtmp, udp, srt, file or a path)`);
   const d = { ...DEFAULTS.camera, ...defaults };
   const rtspTransport = (raw['rtspTransport'] ?? d.rtspTransport) as 'tcp' | 'udp';
   if (rtspTransport !== 'tcp' && rtspTransport !== 'udp') fail(join(path, 'rtspTransport'), `expected tcp or udp, got ${JSON.stringify(raw['rtspTransport'])}`);
@@ -362,6 +426,7 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
     priority: num(raw, 'priority', path, d.priority, { min: 1, integer: true }),
     stallTimeoutMs: num(raw, 'stallTimeoutMs', path, d.stallTimeoutMs, { min: 100 }),
     connectTimeoutMs: num(raw, 'connectTimeoutMs', path, d.connectTimeoutMs, { min: 100 }),
+    starvationTimeoutMs: num(raw, 'starvationTimeoutMs', path, d.starvationTimeoutMs, { min: 100 }),
     reconnect,
     confThreshold: num(raw, 'confThreshold', path, d.confThreshold, { min: 0, max: 1 }),
     rules,
@@ -420,7 +485,7 @@ function parseMqtt(raw: unknown, path: string): MqttSinkConfig {
   if (!isObj(raw)) fail(path, 'expected a mapping');
   checkKeys(raw, ['url', 'topic', 'qos', 'retain', 'clientId', 'username', 'password', 'timeoutMs', 'maxAttempts', 'initialDelayMs', 'maxDelayMs', 'outboxMaxSize'], path);
   const url = str(raw, 'url', path);
-  if (!/^mqtts?:\/\/[^/]+/.test(url)) fail(join(path, 'url'), `expected an mqtt:// or mqtts:// URL, got ${JSON.stringify(url)}`);
+  if (!/^mqtts?:\/\/[^/]+/.test(url)) fail(join(path, 'url'), `expected an mqtt:// or mqtts:// URL, got ${JSON.stringify(redactUrl(url))}`);
   const topic = str(raw, 'topic', path, DEFAULTS.mqtt.topic);
   if (topic === '' || /[#+]/.test(topic)) fail(join(path, 'topic'), `expected a topic without wildcards (+, #), got ${JSON.stringify(topic)}`);
   const qos = num(raw, 'qos', path, DEFAULTS.mqtt.qos, { min: 0, max: 2, integer: true }) as 0 | 1 | 2;
@@ -446,7 +511,7 @@ function parseWebhook(raw: unknown, path: string): WebhookConfig {
   if (!isObj(raw)) fail(path, 'expected a mapping');
   checkKeys(raw, ['url', 'timeoutMs', 'maxAttempts', 'initialDelayMs', 'maxDelayMs', 'outboxMaxSize', 'headers'], path);
   const url = str(raw, 'url', path);
-  if (!/^https?:\/\//.test(url)) fail(join(path, 'url'), `expected an http:// or https:// URL, got ${JSON.stringify(url)}`);
+  if (!/^https?:\/\//.test(url)) fail(join(path, 'url'), `expected an http:// or https:// URL, got ${JSON.stringify(redactUrl(url))}`);
   const h = raw['headers'] ?? {};
   if (!isObj(h) || !Object.values(h).every((v) => typeof v === 'string')) fail(join(path, 'headers'), 'expected a mapping of strings');
   const d = DEFAULTS.webhook;
@@ -476,12 +541,13 @@ export function loadStreamsConfig(file: string): StreamsConfig {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${file}: invalid YAML: ${(err as Error).message}`, { path: file });
+    // The YAML parser quotes the offending line, which may hold a camera's password.
+    throw new OspreyError('OSPREY_ERR_CONFIG', `${file}: invalid YAML: ${redactText((err as Error).message)}`, { path: file });
   }
   try {
     return parseStreamsConfig(doc, dirname(resolve(file)));
   } catch (err) {
-    if (err instanceof OspreyError) throw new OspreyError(err.code, `${file}: ${err.message}`, { ...err.details, path: file });
+    if (err instanceof OspreyError) throw new OspreyError(err.code, `${file}: ${redactText(err.message)}`, { ...err.details, path: file });
     throw err;
   }
 }

@@ -10,8 +10,9 @@ import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { OspreyError } from '../core/errors.js';
+import { redactDeep, redactText, redactUrl, secretsOf } from '../core/redact.js';
 import { annotatedJpeg } from './annotate.js';
-import { Camera, type ProcessedFrame, type StateChange } from './camera.js';
+import { CAMERA_STATES, Camera, type ProcessedFrame, type StateChange } from './camera.js';
 import { DEFAULTS, parseCamera, validateRulesInFrame, type CameraConfig, type RuleConfig, type StreamsConfig } from './config.js';
 import { EventStore, type StoredEvent } from './events.js';
 import type { FrameInferer } from './inferer.js';
@@ -25,10 +26,12 @@ export const STREAM_METRIC = {
   frames: 'osprey_stream_frames_total',
   /** Gauge: 1 for the camera's current state (label `state`), 0 for the others. */
   state: 'osprey_stream_camera_state',
-  /** Counter: state changes (label `to`). */
+  /** Counter: state changes (labels `to`, `reason` = the reason code, a closed set). */
   stateChanges: 'osprey_stream_state_changes_total',
-  /** Gauge: processed frames per second (EWMA). */
+  /** Gauge: processed frames per second over the camera's sliding window (0 when none). */
   fps: 'osprey_stream_fps',
+  /** Gauge: frames per second from the source (after ffmpeg's fps filter) over the same window. */
+  decodedFps: 'osprey_stream_decoded_fps',
   /** Histogram seconds: frame arrival → detections ready. */
   latency: 'osprey_stream_frame_latency_seconds',
   /** Counter: rule events (labels camera, rule). */
@@ -37,7 +40,6 @@ export const STREAM_METRIC = {
   outbox: 'osprey_stream_webhook_outbox',
 } as const;
 
-const STATES = ['starting', 'streaming', 'stalled', 'reconnecting', 'failed', 'stopped'] as const;
 
 interface CameraRuntime {
   camera: Camera;
@@ -56,8 +58,14 @@ export interface StreamManagerOptions {
   /** prom-client registry to register the stream metrics in (the server's). Default: none (no metrics). */
   registry?: Registry;
   ffmpegPath?: string;
-  /** For logs (pino-like). */
-  log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+  /** For logs (pino-like). Every string in what is logged is redacted first. */
+  log?: StreamsLog;
+}
+
+/** The logger the streams runtime writes to (pino's shape). */
+export interface StreamsLog {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
 }
 
 export class StreamManager extends EventEmitter {
@@ -70,19 +78,37 @@ export class StreamManager extends EventEmitter {
   private readonly inferer: FrameInferer | null;
   private config: StreamsConfig;
   private readonly metrics: {
-    stateChanges?: Counter<'camera' | 'to'>;
+    stateChanges?: Counter<'camera' | 'to' | 'reason'>;
     latency?: Histogram<'camera'>;
     events?: Counter<'camera' | 'rule'>;
   } = {};
   private readonly startedAtMs = Date.now();
   private snapshotWrites = new Set<Promise<void>>();
   private stopped = false;
+  private started = false;
+  /** Secret values of every configured URL and sink credential ever seen by this manager (for redaction). */
+  private readonly secrets = new Set<string>();
+  private readonly log: StreamsLog | undefined;
 
   constructor(private readonly opts: StreamManagerOptions) {
     super();
     this.setMaxListeners(0);
     this.config = opts.config;
     this.inferer = opts.inferer;
+    for (const c of opts.config.cameras) this.addSecrets(c.url);
+    for (const w of opts.config.webhooks) {
+      this.addSecrets(w.url);
+      for (const v of Object.values(w.headers)) this.addSecrets(v, true);
+    }
+    for (const m of opts.config.mqtt ?? []) {
+      this.addSecrets(m.url);
+      if (m.password) this.addSecrets(m.password, true);
+    }
+    const log = opts.log;
+    this.log = log && {
+      info: (o, msg) => log.info(this.redactValue(o), msg === undefined ? undefined : this.redact(msg)),
+      warn: (o, msg) => log.warn(this.redactValue(o), msg === undefined ? undefined : this.redact(msg)),
+    };
     this.store = new EventStore(opts.config.events.database, opts.config.events.snapshots, opts.config.events.retention);
     this.webhooks = opts.config.webhooks.map((w, i) => new WebhookSink(this.store, w, `webhooks[${i}]`));
     this.mqttSinks = (opts.config.mqtt ?? []).map((m, i) => new MqttSink(this.store, m, `mqtt[${i}]`));
@@ -95,6 +121,41 @@ export class StreamManager extends EventEmitter {
     this.store.applyRetention();
     for (const w of this.sinks) w.start();
     for (const c of this.config.cameras) this.addCameraConfig(c);
+    this.started = true;
+  }
+
+  /**
+   * Hides credentials in a text leaving the process: the documented rule of `src/core/redact.ts` plus every secret of
+   * the configured camera URLs and sinks (also those of cameras added or removed at run time).
+   */
+  redact(text: string): string {
+    return redactText(text, this.secrets);
+  }
+
+  /** {@link redact} on every string of a JSON-like value. */
+  redactValue<T>(value: T): T {
+    return redactDeep(value, this.secrets);
+  }
+
+  private addSecrets(value: string, whole = false): void {
+    for (const s of secretsOf(value)) this.secrets.add(s);
+    if (whole) {
+      // A header value such as `Bearer abc…`: the credential is its last word.
+      const word = value.trim().split(/\s+/).pop();
+      if (word) this.secrets.add(word);
+    }
+  }
+
+  /**
+   * Readiness for probes (`GET /ready`): started, not shutting down, event database open. Cameras that are down do
+   * not make the process unready (restarting or unrouting the pod would not bring a camera back); their states and
+   * reasons are in the answer.
+   */
+  readiness(): { ready: boolean; checks: Record<string, boolean>; cameras: Record<string, number> } {
+    const checks = { started: this.started, notStopping: !this.stopped, eventDatabase: this.store.db.open };
+    const cameras: Record<string, number> = { total: this.cams.size };
+    for (const r of this.cams.values()) cameras[r.camera.state] = (cameras[r.camera.state] ?? 0) + 1;
+    return { ready: Object.values(checks).every(Boolean), checks, cameras };
   }
 
   /** Stops cameras, sinks, waits for snapshot writes and closes the database. */
@@ -139,15 +200,29 @@ export class StreamManager extends EventEmitter {
    */
   addCamera(raw: unknown): Camera {
     const c = parseCamera(raw, 'camera', this.cameraDefaults());
+    this.addSecrets(c.url);
     if (this.cams.has(c.id)) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `camera ${JSON.stringify(c.id)} exists; use PUT /api/cameras/${c.id} to change it`, { camera: c.id });
     this.config = { ...this.config, cameras: [...this.config.cameras, c] };
     return this.addCameraConfig(c);
+  }
+
+  /**
+   * Restarts one camera (also from `failed`): its ffmpeg is stopped and started again with a fresh attempt count;
+   * the tracker starts over. The other cameras are not touched.
+   */
+  async restartCamera(id: string): Promise<Camera> {
+    const r = this.cams.get(id);
+    if (!r) throw new OspreyError('OSPREY_ERR_CAMERA_NOT_FOUND', `unknown camera ${JSON.stringify(id)}`, { camera: id });
+    r.tracker.reset();
+    await r.camera.restart();
+    return r.camera;
   }
 
   /** Replaces a camera's configuration (restarts only that camera). */
   async updateCamera(id: string, raw: unknown): Promise<Camera> {
     this.camera(id);
     const c = parseCamera({ ...(raw as object), id }, 'camera', this.cameraDefaults());
+    this.addSecrets(c.url);
     await this.removeCamera(id);
     this.config = { ...this.config, cameras: [...this.config.cameras, c] };
     return this.addCameraConfig(c);
@@ -183,11 +258,12 @@ export class StreamManager extends EventEmitter {
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       cameras: cams.length,
       streaming: cams.filter((c) => c.state === 'streaming').length,
+      starved: cams.filter((c) => c.state === 'starved').length,
       frames: { decoded: sum('decoded'), sampled: sum('sampled'), dropped: sum('dropped'), processed: sum('processed') },
       events: this.store.count('rule'),
       stateEvents: this.store.count('state'),
-      webhooks: this.webhooks.map((w) => w.stats()),
-      mqtt: this.mqttSinks.map((w) => w.stats()),
+      webhooks: this.webhooks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
+      mqtt: this.mqttSinks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
       model: this.inferer ? { inputWidth: this.inferer.inputWidth, inputHeight: this.inferer.inputHeight, frameFormat: this.inferer.frameFormat } : null,
       gpu: null,
@@ -204,7 +280,7 @@ export class StreamManager extends EventEmitter {
     this.cams.set(c.id, rt);
     camera.on('state', (s: StateChange) => this.onState(rt, s));
     camera.on('processed', (p: ProcessedFrame) => this.onProcessed(rt, p));
-    camera.on('inferError', (e: OspreyError) => this.opts.log?.warn({ camera: c.id, code: e.code }, e.message));
+    camera.on('inferError', (e: OspreyError) => this.log?.warn({ camera: c.id, code: e.code }, e.message));
     if (c.enabled) camera.start();
     return camera;
   }
@@ -212,7 +288,7 @@ export class StreamManager extends EventEmitter {
   private onState(rt: CameraRuntime, s: StateChange): void {
     if (this.stopped || !this.store.db.open) return;
     if (s.to === 'reconnecting' || s.to === 'failed' || s.from === 'reconnecting') rt.tracker.reset();
-    this.metrics.stateChanges?.inc({ camera: s.camera, to: s.to });
+    this.metrics.stateChanges?.inc({ camera: s.camera, to: s.to, reason: s.reasonCode });
     const ev = this.store.insert({
       kind: 'state',
       camera: s.camera,
@@ -225,9 +301,10 @@ export class StreamManager extends EventEmitter {
       box: null,
       timeMs: s.at,
       latencyMs: null,
-      details: { from: s.from, to: s.to, reason: s.reason, attempt: s.attempt, ...(s.error ? { error: s.error } : {}) },
+      // One bounded reason per row (≤ 1 KB, redacted by the camera and again here); the error's text is the reason.
+      details: this.redactValue({ from: s.from, to: s.to, reasonCode: s.reasonCode, reason: s.reason, attempt: s.attempt, ...(s.error ? { error: { code: s.error.code } } : {}) }),
     });
-    this.opts.log?.info({ camera: s.camera, from: s.from, to: s.to, reason: s.reason, error: s.error?.code }, 'camera state');
+    this.log?.info({ camera: s.camera, from: s.from, to: s.to, reasonCode: s.reasonCode, reason: s.reason, error: s.error?.code }, 'camera state');
     this.emit('event', ev);
     for (const w of this.sinks) w.enqueue(ev);
   }
@@ -260,7 +337,7 @@ export class StreamManager extends EventEmitter {
       const boxes = objects.map((o) => ({ box: o.box, label: `${o.className} #${o.trackId}`, highlight: o.trackId === f.trackId }));
       const write = annotatedJpeg(p.pixels, p.info.geometry, boxes, { rules: rt.rules.ruleList.filter((r) => r.name === f.rule), quality: 80 })
         .then((jpeg) => writeFile(this.store.ensureSnapshotDir(snapshot), jpeg))
-        .catch((err: Error) => this.opts.log?.warn({ camera: p.camera, err: err.message }, 'snapshot write failed'))
+        .catch((err: Error) => this.log?.warn({ camera: p.camera, err: err.message }, 'snapshot write failed'))
         .finally(() => this.snapshotWrites.delete(write));
       this.snapshotWrites.add(write);
       this.emit('event', ev);
@@ -278,7 +355,7 @@ export class StreamManager extends EventEmitter {
           rt.jpegSeq++;
           this.emit('preview', { camera: p.camera, jpeg, seq: rt.jpegSeq });
         })
-        .catch((err: Error) => this.opts.log?.warn({ camera: p.camera, err: err.message }, 'preview encode failed'))
+        .catch((err: Error) => this.log?.warn({ camera: p.camera, err: err.message }, 'preview encode failed'))
         .finally(() => (rt.previewBusy = false));
     }
   }
@@ -301,22 +378,32 @@ export class StreamManager extends EventEmitter {
     });
     new Gauge({
       name: STREAM_METRIC.state,
-      help: 'Camera health state: 1 for the current state (starting, streaming, stalled, reconnecting, failed, stopped).',
+      help: `Camera health state: 1 for the current state (${CAMERA_STATES.join(', ')}).`,
       labelNames: ['camera', 'state'],
       registers: [registry],
       collect() {
         this.reset();
-        for (const r of mgr.cams.values()) for (const s of STATES) this.set({ camera: r.camera.id, state: s }, r.camera.state === s ? 1 : 0);
+        for (const r of mgr.cams.values()) for (const s of CAMERA_STATES) this.set({ camera: r.camera.id, state: s }, r.camera.state === s ? 1 : 0);
       },
     });
     new Gauge({
       name: STREAM_METRIC.fps,
-      help: 'Processed frames per second per camera (exponentially weighted).',
+      help: 'Processed frames per second per camera, over a sliding window of real frames (5 s, or 5 frame periods at low fps); 0 when none.',
       labelNames: ['camera'],
       registers: [registry],
       collect() {
         this.reset();
         for (const r of mgr.cams.values()) this.set({ camera: r.camera.id }, r.camera.fps);
+      },
+    });
+    new Gauge({
+      name: STREAM_METRIC.decodedFps,
+      help: 'Frames per second arriving from the source (after ffmpeg\'s fps filter), over the same window; 0 when none.',
+      labelNames: ['camera'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of mgr.cams.values()) this.set({ camera: r.camera.id }, r.camera.decodedFps);
       },
     });
     new Gauge({
@@ -334,7 +421,7 @@ export class StreamManager extends EventEmitter {
         }
       },
     });
-    this.metrics.stateChanges = new Counter({ name: STREAM_METRIC.stateChanges, help: 'Camera state changes.', labelNames: ['camera', 'to'], registers: [registry] });
+    this.metrics.stateChanges = new Counter({ name: STREAM_METRIC.stateChanges, help: 'Camera state changes, by new state and reason code.', labelNames: ['camera', 'to', 'reason'], registers: [registry] });
     this.metrics.latency = new Histogram({
       name: STREAM_METRIC.latency,
       help: 'Frame arrival to detections ready, seconds.',

@@ -8,6 +8,7 @@
  * | GET | `/api/cameras` | cameras with state, fps, latency, counters |
  * | POST | `/api/cameras` | add a camera (body: one camera of cameras.yaml) |
  * | GET / PUT / DELETE | `/api/cameras/:id` | read, replace (restarts only it), remove |
+ * | POST | `/api/cameras/:id/restart` | restart one camera now (also from `failed`), with a fresh attempt count |
  * | PUT | `/api/cameras/:id/rules` | replace its rules (body: `{ rules: [...] }`), e.g. a zone drawn in the dashboard |
  * | GET | `/api/cameras/:id/frame.jpg` | latest annotated frame |
  * | GET | `/api/cameras/:id/mjpeg` | live annotated frames (`multipart/x-mixed-replace`) |
@@ -16,7 +17,10 @@
  * | GET | `/api/stream-events` | server-sent events: `event` (rule and state events) |
  * | GET | `/api/streams/stats` | runtime stats (frames, events, webhooks, memory, batcher) |
  *
- * Errors answer `{ error: { code, message } }` with the catalogue's HTTP status.
+ * Errors answer `{ error: { code, message } }` with the catalogue's HTTP status; messages are redacted
+ * ({@link StreamManager.redact}) before they leave.
+ *
+ * {@link registerProbeRoutes} adds `GET /health` (liveness) and `GET /ready` (readiness) for Kubernetes probes.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -40,9 +44,9 @@ export function webRoot(): string {
 
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon' };
 
-function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+function sendError(reply: FastifyReply, err: unknown, redact: (text: string) => string): FastifyReply {
   const e = toOspreyError(err);
-  return reply.code(e.httpStatus).send({ error: { code: e.code, message: e.message } });
+  return reply.code(e.httpStatus).send({ error: { code: e.code, message: redact(e.message) } });
 }
 
 function parseTime(v: unknown, name: string): number | undefined {
@@ -70,6 +74,7 @@ export interface StreamsRoutesOptions {
 /** Registers the streams API and the dashboard on `app`. */
 export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManager, options: StreamsRoutesOptions = {}): void {
   const web = options.webDir ?? webRoot();
+  const redact = (text: string): string => manager.redact(text);
   // Long-lived responses (MJPEG, server-sent events) end when the server closes, so app.close() never waits on them.
   const open = new Set<import('node:http').ServerResponse>();
   app.addHook('preClose', async () => {
@@ -82,7 +87,7 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
       try {
         return await fn(req, reply);
       } catch (err) {
-        return sendError(reply, err);
+        return sendError(reply, err, redact);
       }
     };
 
@@ -90,12 +95,12 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
   app.get<{ Params: { '*': string } }>('/dashboard/*', async (req, reply) => {
     const rel = req.params['*'] || 'index.html';
     const file = resolve(web, rel);
-    if (!file.startsWith(resolve(web) + sep)) return sendError(reply, new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `no such file: ${rel}`));
+    if (!file.startsWith(resolve(web) + sep)) return sendError(reply, new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `no such file: ${rel}`), redact);
     try {
       const body = await readFile(file);
       return reply.type(TYPES[extname(file)] ?? 'application/octet-stream').header('cache-control', 'no-cache').send(body);
     } catch {
-      return sendError(reply, new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `no such file: ${rel}`));
+      return sendError(reply, new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `no such file: ${rel}`), redact);
     }
   });
 
@@ -110,6 +115,7 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     await manager.removeCamera(req.params.id);
     return reply.code(204).send();
   }));
+  app.post<{ Params: { id: string } }>('/api/cameras/:id/restart', wrap(async (req) => (await manager.restartCamera(req.params.id)).toJSON()));
   app.put<{ Params: { id: string } }>('/api/cameras/:id/rules', wrap((req) => {
     manager.camera(req.params.id);
     const body = req.body as { rules?: unknown } | unknown[] | null;
@@ -204,4 +210,22 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     raw.on('close', done);
   });
   app.get('/api/streams/stats', wrap(() => ({ ...manager.stats(), ...(options.extraStats?.() ?? {}) })));
+}
+
+/**
+ * Kubernetes probes on the streams port:
+ * - `GET /health` — liveness: 200 `{ "status": "ok" }` whenever the process's event loop answers. Cameras being down
+ *   never fail it (restarting the process does not bring a camera back).
+ * - `GET /ready` — readiness: 200 once the model is loaded, the event database is open and the cameras are started;
+ *   503 before that and from the moment shutdown begins (SIGTERM), so traffic drains first. The body lists the checks
+ *   and how many cameras are in each state.
+ */
+export function registerProbeRoutes(app: FastifyInstance, manager: StreamManager, extraChecks: () => Record<string, boolean> = () => ({})): void {
+  app.get('/health', async (_req, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    const r = manager.readiness();
+    const checks = { ...r.checks, ...extraChecks() };
+    const ready = Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', checks, cameras: r.cameras });
+  });
 }

@@ -6,9 +6,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { OspreyError } from '../core/errors.js';
 import type { StreamsConfig } from './config.js';
-import { StreamManager } from './manager.js';
+import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
-import { registerStreamsRoutes } from './routes.js';
+import { registerProbeRoutes, registerStreamsRoutes } from './routes.js';
 
 export interface StreamsRuntimeOptions {
   config: StreamsConfig;
@@ -19,7 +19,7 @@ export interface StreamsRuntimeOptions {
   port?: number;
   /** Skip the HTTP server (benchmarks). */
   http?: boolean;
-  log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+  log?: StreamsLog;
 }
 
 export interface StreamsRuntime {
@@ -51,9 +51,11 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
   }
   let app: FastifyInstance | null = null;
   let url: string | null = null;
+  let closing = false;
   if (o.http !== false) {
     app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024 });
     registerStreamsRoutes(app, manager, { extraStats: () => (model ? { batcher: summarizeBatcher(model) } : {}) });
+    registerProbeRoutes(app, manager, () => ({ model: o.model === null || model !== null, notClosing: !closing }));
     app.get('/', (_req, reply) => reply.redirect('/dashboard/'));
     app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
@@ -66,6 +68,7 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     url,
     registry,
     async close() {
+      closing = true;
       await app?.close();
       await manager.stop();
       await model?.close();

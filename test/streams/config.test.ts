@@ -63,9 +63,52 @@ test('zone outside the frame → OSPREY_ERR_ZONE naming the rule, the point and 
   validateRulesInFrame(cameras[0]!.rules, 1280, 720);
 });
 
-test('reconnect backoff grows exponentially, is capped, and jitters within ±jitter', () => {
-  const c = { initialDelayMs: 500, maxDelayMs: 4000, maxAttempts: 10, jitter: 0.2 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map((a) => backoffDelayMs(a, c, () => 0.5)), [500, 1000, 2000, 4000, 4000, 4000]);
-  assert.equal(backoffDelayMs(1, c, () => 0), 400);
-  assert.ok(Math.abs(backoffDelayMs(1, c, () => 1) - 600) < 1e-9);
+test('reconnect backoff grows exponentially, is a hard cap (≤ maxDelayMs, default 30 s), and jitter only shortens it', () => {
+  const c = { initialDelayMs: 500, maxDelayMs: 4000, maxAttempts: 0, jitter: 0.2 };
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((a) => backoffDelayMs(a, c, () => 0)), [500, 1000, 2000, 4000, 4000, 4000]);
+  assert.equal(backoffDelayMs(1, c, () => 1), 400);
+  assert.equal(backoffDelayMs(6, c, () => 0.5), 3600);
+  const defaults = parseStreamsConfig({ cameras: [{ id: 'a', url: 'rtsp://x/a' }] }).cameras[0]!.reconnect;
+  assert.equal(defaults.maxAttempts, 0, 'live sources retry forever by default');
+  for (let attempt = 1; attempt <= 200; attempt++) {
+    for (const r of [0, 0.37, 0.999999]) {
+      const d = backoffDelayMs(attempt, defaults, () => r);
+      assert.ok(d > 0 && d <= 30000, `attempt ${attempt}: ${d} ms`);
+    }
+  }
+  // The spread stays at the cap (cameras that failed together do not retry in lockstep).
+  assert.ok(backoffDelayMs(50, defaults, () => 0) - backoffDelayMs(50, defaults, () => 1) >= 0.2 * 30000 - 1e-6);
+});
+
+test('a URL-looking camera url with a malformed scheme separator is refused with a suggestion, not read as a file', () => {
+  const url = (u: string) => () => parseStreamsConfig({ cameras: [{ id: 'a', url: u }] });
+  throwsCode(url('rtsp//host/x'), 'OSPREY_ERR_CONFIG', /^cameras\[0\]\.url: "rtsp\/\/host\/x" looks like a URL .*did you mean "rtsp:\/\/host\/x"\?/);
+  throwsCode(url('rtsp:/host/x'), 'OSPREY_ERR_CONFIG', /did you mean "rtsp:\/\/host\/x"\?/);
+  throwsCode(url('RTSP:host:554/x'), 'OSPREY_ERR_CONFIG', /did you mean "rtsp:\/\/host:554\/x"\?/);
+  throwsCode(url('http:\\\\cam\\x'), 'OSPREY_ERR_CONFIG', /did you mean "http:\/\/cam\\\\x"\?/);
+  throwsCode(url('file:/videos/a.mp4'), 'OSPREY_ERR_CONFIG', /did you mean "file:\/\/\/videos\/a\.mp4"\?/);
+  throwsCode(url('10.0.0.5:554/stream1'), 'OSPREY_ERR_CONFIG', /looks like host:port without a scheme; did you mean "rtsp:\/\/10\.0\.0\.5:554\/stream1"\?/);
+  throwsCode(url('rtps://10.0.0.5/x'), 'OSPREY_ERR_CONFIG', /unsupported scheme rtps:\/\/ .*did you mean "rtsp:\/\/10\.0\.0\.5\/x"\?/);
+  // The credentials of the mistyped URL are not repeated in the message.
+  assert.throws(url('rtsp//admin:Hunter2pw@cam/x?token=Tok3nValue'), (err: unknown) => isOspreyError(err, 'OSPREY_ERR_CONFIG') && !/Hunter2pw|Tok3nValue/.test(err.message) && /rtsp:\/\/admin:\*\*\*@cam\/x\?token=\*\*\*/.test(err.message));
+  // Real paths and URLs still pass.
+  for (const ok of ['rtsp://host/x', 'videos/rtsp/cam.mp4', 'rtsp/cam1.mp4', '/data/a.mp4', 'file:///data/a.mp4', 'udp://239.0.0.1:1234', 'C:/videos/a.mp4']) {
+    assert.doesNotThrow(url(ok), ok);
+  }
+});
+
+test('config errors never echo a secret value (a mistyped password, a webhook URL token)', () => {
+  throwsCode(() => parseStreamsConfig({ cameras: [], mqtt: [{ url: 'mqtt://h', password: 987654321 }] }), 'OSPREY_ERR_CONFIG', /^mqtt\[0\]\.password: expected a non-empty string, got \(value hidden\)$/);
+  assert.throws(
+    () => parseStreamsConfig({ cameras: [], webhooks: [{ url: 'ftp://u:Secr3tPw@h/hook?token=T0kenV' }] }),
+    (err: unknown) => isOspreyError(err, 'OSPREY_ERR_CONFIG') && !/Secr3tPw|T0kenV/.test(err.message),
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-cfg-'));
+  try {
+    // The YAML parser quotes the offending line.
+    writeFileSync(join(dir, 'bad.yaml'), 'cameras:\n  - id: a\n    url: rtsp://admin:Yaml5ecret@h/x\n   bad: [\n');
+    assert.throws(() => loadStreamsConfig(join(dir, 'bad.yaml')), (err: unknown) => isOspreyError(err, 'OSPREY_ERR_CONFIG') && /invalid YAML/.test(err.message) && !/Yaml5ecret/.test(err.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -35,10 +35,13 @@ export interface RtspServer {
   stop(): Promise<void>;
 }
 
-/** Starts gst-rtsp-server serving `mounts` (name → mp4 path) on 127.0.0.1:port. */
-export async function startRtspServer(mounts: Record<string, string>, port?: number): Promise<RtspServer> {
+/**
+ * Starts gst-rtsp-server serving `mounts` (name → mp4 path) on 127.0.0.1:port; with `auth`, every mount requires RTSP
+ * Basic authentication with that user and password (401 otherwise, as an IP camera answers).
+ */
+export async function startRtspServer(mounts: Record<string, string>, port?: number, auth?: { user: string; password: string }): Promise<RtspServer> {
   const p = port ?? (await freePort());
-  const args = [resolve(here, 'rtsp-server.py'), String(p), ...Object.entries(mounts).map(([k, v]) => `${k}=${v}`)];
+  const args = [resolve(here, 'rtsp-server.py'), String(p), ...(auth ? ['--auth', `${auth.user}:${auth.password}`] : []), ...Object.entries(mounts).map(([k, v]) => `${k}=${v}`)];
   const child: ChildProcess = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));

@@ -4,11 +4,17 @@
  * Runs the camera pipelines of a cameras.yaml (ffmpeg sources → dynamic batcher → tracker → rules → SQLite events,
  * webhooks) with the streams API, the dashboard (`/dashboard/`) and `/metrics` on one HTTP port. The same pipelines
  * run inside `osprey serve --cameras cameras.yaml`. Stops gracefully on SIGTERM/SIGINT.
- * `--check` validates the config (and the model) and exits.
+ * `--check` validates the config (URLs included: a URL-looking string such as `rtsp//host/x` is refused with a
+ * suggestion instead of being read as a file path; file sources must exist) and the model, and exits.
+ * The HTTP port also answers `GET /health` (liveness) and `GET /ready` (readiness) for Kubernetes probes.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
-import { loadStreamsConfig } from '../../streams/config.js';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { OspreyError } from '../../core/errors.js';
+import { redactUrl } from '../../core/redact.js';
+import { isFileSource, loadStreamsConfig, type StreamsConfig } from '../../streams/config.js';
 import { startStreamsRuntime } from '../../streams/runtime.js';
 
 interface StreamsCliOptions {
@@ -52,7 +58,7 @@ export function register(program: Command): void {
     .option('--instances <n>', 'engine instances (worker threads)', positiveInt)
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', positiveInt)
     .option('--max-queue-delay-us <n>', 'dynamic batching max queue delay in microseconds (default 2000)', nonNegativeInt)
-    .option('--check', 'validate the config and load the model, then exit')
+    .option('--check', 'validate the config (camera URLs, file sources exist) and load the model, then exit')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: StreamsCliOptions) => {
       const config = loadStreamsConfig(opts.config);
@@ -65,6 +71,7 @@ export function register(program: Command): void {
         ...(opts.maxQueueDelayUs !== undefined ? { maxQueueDelayMicroseconds: opts.maxQueueDelayUs } : {}),
       };
       if (opts.check) {
+        checkFileSources(opts.config, config);
         const { loadStreamsModel } = await import('../../streams/model.js');
         const modelPath = opts.model ?? config.model;
         let summary = 'no model';
@@ -93,4 +100,22 @@ export function register(program: Command): void {
         process.on('SIGINT', onSignal);
       });
     });
+}
+
+/**
+ * `--check`: every file source must be a readable file (at run time a missing file makes its camera `failed`).
+ * @throws OspreyError `OSPREY_ERR_FILE_NOT_FOUND` naming the camera's key path.
+ */
+function checkFileSources(file: string, config: StreamsConfig): void {
+  config.cameras.forEach((c, i) => {
+    if (!isFileSource(c.url)) return;
+    let path = c.url;
+    try {
+      if (/^file:/i.test(c.url)) path = fileURLToPath(c.url);
+      if (!statSync(path).isFile()) throw new Error('not a regular file');
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+      throw new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `${file}: cameras[${i}].url: ${JSON.stringify(redactUrl(c.url))} is read as a file path and cannot be read (${why}); a network camera needs a URL such as rtsp://host:554/path`, { keyPath: `cameras[${i}].url` });
+    }
+  });
 }
