@@ -12,10 +12,26 @@ const fmtBytes = (n) => (n > 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${
 const fmtTime = (iso) => new Date(iso).toLocaleTimeString();
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-async function api(path, init) {
-  const res = await fetch(path, init);
+// Control routes (restart, edit, rules) may need a bearer token (`--auth-token-file`): on 401 the dashboard asks
+// for it once and keeps it for this tab only (sessionStorage), sending it as `Authorization: Bearer`.
+const TOKEN_KEY = 'osprey-auth-token';
+async function api(path, init = {}, retried = false) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(init.headers || {}), ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  const res = await fetch(path, { ...init, headers });
   const body = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new Error(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
+  if (res.status === 401 && !retried) {
+    const entered = window.prompt('This action needs the operator token (osprey --auth-token-file):');
+    if (entered) {
+      sessionStorage.setItem(TOKEN_KEY, entered.trim());
+      return api(path, init, true);
+    }
+  }
+  if (res.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+  if (!res.ok) {
+    const e = body?.error;
+    throw new Error(e && typeof e === 'object' ? `${e.code}: ${e.message}` : e ? `${body.code}: ${e}` : `HTTP ${res.status}`);
+  }
   return body;
 }
 

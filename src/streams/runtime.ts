@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { OspreyError } from '../core/errors.js';
+import { AccessPolicy, httpApiGroup } from '../server/auth.js';
 import type { StreamsConfig } from './config.js';
 import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
@@ -20,6 +21,11 @@ export interface StreamsRuntimeOptions {
   /** Skip the HTTP server (benchmarks). */
   http?: boolean;
   log?: StreamsLog;
+  /**
+   * Which API groups need credentials (src/server/auth.ts): with a bearer token, the routes that change cameras and
+   * rules (`camera-control`) by default. Default: none restricted.
+   */
+  accessPolicy?: AccessPolicy;
 }
 
 export interface StreamsRuntime {
@@ -54,6 +60,15 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
   let closing = false;
   if (o.http !== false) {
     app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024 });
+    const policy = o.accessPolicy ?? new AccessPolicy();
+    app.addHook('onRequest', async (req, reply) => {
+      try {
+        policy.check(httpApiGroup(req.method, req.url.split('?')[0]!), req.headers);
+      } catch (err) {
+        const e = err as OspreyError;
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: e.code, message: e.message } });
+      }
+    });
     registerStreamsRoutes(app, manager, { extraStats: () => (model ? { batcher: summarizeBatcher(model) } : {}) });
     registerProbeRoutes(app, manager, () => ({ model: o.model === null || model !== null, notClosing: !closing }));
     app.get('/', (_req, reply) => reply.redirect('/dashboard/'));

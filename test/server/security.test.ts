@@ -246,6 +246,25 @@ describe('model control mode and credentials', () => {
     assert.ok(!lines.join('').includes(TOKEN), 'the token appears in the log');
   });
 
+  it('serve --cameras: the routes an extension adds under /api/ (camera control) are covered by the same policy', async () => {
+    // The extension here registers one stand-in route; the real streams routes use the same paths (src/streams/routes.ts).
+    const policy = new AccessPolicy([bearerRestriction([TOKEN])]);
+    const server = await serve(await tinyRepo(), {
+      accessPolicy: policy,
+      extendHttp: async (app) => {
+        app.post('/api/cameras/:id/restart', async () => ({ restarted: true }));
+        app.get('/api/cameras', async () => ({ cameras: [] }));
+      },
+    });
+    try {
+      assert.equal((await fetch(`${server.url}/api/cameras`)).status, 200);
+      await expectCode(await fetch(`${server.url}/api/cameras/a/restart`, { method: 'POST' }), 401, 'OSPREY_ERR_UNAUTHENTICATED');
+      assert.equal((await fetch(`${server.url}/api/cameras/a/restart`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("Triton's --http-restricted-api model-repository:admin-key=<value> form; tokens from a file and OSPREY_AUTH_TOKEN", async () => {
     const r = parseTritonRestriction('model-repository,statistics:admin-key=admin-secret', '--http-restricted-api');
     const policy = new AccessPolicy([r]);

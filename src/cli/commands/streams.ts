@@ -16,6 +16,7 @@ import { OspreyError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
 import { isFileSource, loadStreamsConfig, type StreamsConfig } from '../../streams/config.js';
 import { startStreamsRuntime } from '../../streams/runtime.js';
+import { AccessPolicy, AUTH_TOKEN_ENV, bearerRestriction, parseApiGroups, readBearerTokens } from '../../server/auth.js';
 
 interface StreamsCliOptions {
   config: string;
@@ -28,6 +29,8 @@ interface StreamsCliOptions {
   maxQueueDelayUs?: number;
   check?: boolean;
   logLevel: string;
+  authTokenFile?: string;
+  restrictedApi?: string;
 }
 
 const port = (v: string): number => {
@@ -60,6 +63,8 @@ export function register(program: Command): void {
     .option('--max-queue-delay-us <n>', 'dynamic batching max queue delay in microseconds (default 2000)', nonNegativeInt)
     .option('--check', 'validate the config (camera URLs, file sources exist) and load the model, then exit')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--auth-token-file <file>', `bearer tokens (one per line) required on the routes that change cameras and rules; or set ${AUTH_TOKEN_ENV}`)
+    .option('--restricted-api <groups>', 'API groups the tokens protect (default camera-control; e.g. camera-control,metadata,metrics)')
     .action(async (opts: StreamsCliOptions) => {
       const config = loadStreamsConfig(opts.config);
       const log = pino({ level: opts.logLevel, base: { service: 'osprey-streams' } }, pino.destination(2));
@@ -83,7 +88,10 @@ export function register(program: Command): void {
         process.stdout.write(`${opts.config}: ${config.cameras.length} cameras OK (${config.cameras.map((c) => c.id).join(', ')}); model ${summary}\n`);
         return;
       }
-      const rt = await startStreamsRuntime({ config, model, host: opts.host, port: opts.port, log });
+      const tokens = await readBearerTokens({ ...(opts.authTokenFile !== undefined ? { file: opts.authTokenFile } : {}) });
+      if (opts.restrictedApi !== undefined && tokens.length === 0) throw new OspreyError('OSPREY_ERR_USAGE', `--restricted-api needs tokens: --auth-token-file FILE or ${AUTH_TOKEN_ENV}`);
+      const accessPolicy = new AccessPolicy(tokens.length > 0 ? [bearerRestriction(tokens, opts.restrictedApi !== undefined ? parseApiGroups(opts.restrictedApi, '--restricted-api') : ['camera-control'])] : []);
+      const rt = await startStreamsRuntime({ config, model, host: opts.host, port: opts.port, log, accessPolicy });
       log.info({ url: rt.url, dashboard: `${rt.url}/dashboard/`, cameras: config.cameras.map((c) => c.id) }, 'osprey streams is running');
       await new Promise<void>((resolve) => {
         let signals = 0;
