@@ -31,7 +31,7 @@ import type { Tensor } from '../src/core/types.js';
 import { decodeImage } from '../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../src/image/letterbox.js';
 import { dynamicBatch, readOnnxModel, topKOutput, uint8Input, writeOnnxModel } from '../src/onnx/index.js';
-import { ortEngineFactory } from '../src/repository/repository.js';
+import { createOrtInstances } from '../src/engine/ort-engine.js';
 import { startServer } from '../src/server/server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -79,7 +79,7 @@ const type = uint8 ? 'uint8' : 'float32';
 const datatype = uint8 ? 'UINT8' : 'FP32';
 
 // ---- engine alone (loaded once, measured in each round) ----
-const engines = await ortEngineFactory({ modelPath, executionProviders: ['cpu'], instances: I, ...(intraOp > 0 ? { intraOpNumThreads: intraOp } : {}) });
+const engines = await createOrtInstances({ modelPath, executionProviders: ['cpu'], instances: I, deviceId: 0, ...(intraOp > 0 ? { intraOpNumThreads: intraOp } : {}) });
 const batchData = uint8 ? new Uint8Array(perImage.length * B) : new Float32Array(perImage.length * B);
 for (let i = 0; i < B; i++) (batchData as Float32Array).set(perImage as Float32Array, i * perImage.length);
 

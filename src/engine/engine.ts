@@ -47,3 +47,36 @@ export interface Engine {
   /** Releases the session(s) and worker(s). Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * What every backend needs to load one instance group of a model version (Triton's instance group): the lifecycle
+ * (src/repository/lifecycle.ts) calls a backend's {@link EngineFactory} with it, once per group.
+ */
+export interface EngineLoadOptions {
+  /** The model file (`.onnx`, or a backend's own engine file). */
+  modelPath: string;
+  /** Execution providers to try, in order (`['cuda', 'cpu']`, or `['cpu']` for KIND_CPU). */
+  executionProviders: readonly string[];
+  /** Instances in the group (`instanceGroup[].count`): each runs one batch at a time. */
+  instances: number;
+  /** GPU ordinal for device providers (`instanceGroup[].gpus[0]`). */
+  deviceId: number;
+  /** CPU threads per instance (`parameters.intra_op_thread_count`); undefined = the backend's choice. */
+  intraOpNumThreads?: number;
+  /** Zero-input warmup runs inside the backend; the lifecycle passes 0 and runs the version's warmup itself. */
+  warmup?: number;
+}
+
+/** One instance group, loaded: the model's info and one {@link Engine} per instance. */
+export interface EngineInstances {
+  info: EngineInfo;
+  /** One per instance; each runs one batch at a time (the batcher's {@link InstancePool} feeds them). */
+  instances: readonly Engine[];
+  close(): Promise<void>;
+}
+
+/**
+ * A backend: loads an instance group. ONNX Runtime's is `createOrtInstances` (src/engine/ort-engine.ts); Osprey's
+ * GPU engine plugs in here too, selected by the model config's `backend`/`platform`.
+ */
+export type EngineFactory = (options: EngineLoadOptions) => Promise<EngineInstances>;

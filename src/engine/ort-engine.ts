@@ -11,10 +11,11 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { OspreyError, type ErrorCode, ERROR_CATALOGUE } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
-import type { Engine, EngineInfo, ExecutionProviderFallback, RunOptions } from './engine.js';
+import type { Engine, EngineFactory, EngineInfo, ExecutionProviderFallback, RunOptions } from './engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS, normalizeExecutionProvider } from './execution-providers.js';
 import type { MainToWorker, OrtWorkerData, WorkerReadyInfo, WorkerToMain } from './worker-protocol.js';
 import { siblingModuleUrl, spawnModuleWorker } from '../util/worker-spawn.js';
+import { InstancePool } from './instance-pool.js';
 
 /** Options of {@link createOrtEngine}. */
 export interface OrtEngineOptions {
@@ -270,17 +271,19 @@ export class OrtWorkerInstance {
 
 /**
  * N engine instances behind one {@link Engine}: each run goes to the live instance with the fewest runs in
- * flight (ties go round-robin), like Triton's instance groups.
+ * flight (ties go round-robin), like Triton's instance groups. The choice is {@link InstancePool}'s, the same
+ * owner the dynamic batcher dispatches through.
  */
 export class EnginePool implements Engine {
   readonly info: OrtEngineInfo;
   readonly instances: readonly OrtWorkerInstance[];
-  private cursor = 0;
+  private readonly pool: InstancePool<OrtWorkerInstance>;
   private closed = false;
 
   constructor(instances: readonly OrtWorkerInstance[], modelPath: string) {
     if (instances.length === 0) throw new OspreyError('OSPREY_ERR_INTERNAL', 'an engine pool needs at least one instance');
     this.instances = instances;
+    this.pool = new InstancePool(instances);
     const first = instances[0]!.ready;
     const pool = this;
     this.info = {
@@ -308,16 +311,13 @@ export class EnginePool implements Engine {
   /** @inheritdoc */
   run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>> {
     if (this.closed) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'the engine is closed'));
-    const n = this.instances.length;
-    let best: OrtWorkerInstance | undefined;
-    for (let k = 0; k < n; k++) {
-      const inst = this.instances[(this.cursor + k) % n]!;
-      if (!inst.alive) continue;
-      if (!best || inst.inFlight < best.inFlight) best = inst;
-    }
-    this.cursor = (this.cursor + 1) % n;
-    if (!best) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'every engine instance has stopped'));
-    return best.run(feeds, options);
+    const i = this.pool.takeLeastBusy((inst) => inst.alive);
+    if (i === undefined) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'every engine instance has stopped'));
+    const t0 = performance.now();
+    return this.pool
+      .engine(i)
+      .run(feeds, options)
+      .finally(() => this.pool.release(i, (performance.now() - t0) * 1e6));
   }
 
   /** @inheritdoc */
@@ -394,3 +394,16 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
 }
 
 export type { ExecutionProviderFallback };
+
+/**
+ * ONNX Runtime as a backend ({@link EngineFactory}): {@link createOrtEngine}, each worker exposed as its own
+ * {@link Engine} for the version's instance pool.
+ */
+export const createOrtInstances: EngineFactory = async (options) => {
+  const pool = await createOrtEngine(options);
+  return {
+    info: pool.info,
+    instances: pool.instances.map((inst) => ({ info: pool.info, run: (feeds: Record<string, Tensor>, o?: RunOptions) => inst.run(feeds, o), close: () => inst.close() })),
+    close: () => pool.close(),
+  };
+};

@@ -21,6 +21,7 @@ import { explainExecutionProviderFailure, normalizeExecutionProvider } from './e
 import { DEFAULT_MAX_SHAPE_SESSIONS, type MainToWorker, type OrtWorkerData, type WorkerToMain } from './worker-protocol.js';
 import { readModelMetadata } from '../onnx/metadata.js';
 import { isOspreyError } from '../core/errors.js';
+import { warmupDims } from './warmup.js';
 
 if (!parentPort) throw new Error('ort-worker must run in a worker_thread');
 const port = parentPort;
@@ -160,8 +161,8 @@ async function warmup(session: ort.InferenceSession, inputs: TensorSpec[]): Prom
   const feeds: Record<string, ort.Tensor> = {};
   for (const spec of inputs) {
     // A dynamic batch axis takes warmupBatchSize; any other dynamic axis means we cannot guess a valid shape.
-    const dims = spec.shape.map((d, axis) => (typeof d === 'number' ? d : axis === 0 ? config.warmupBatchSize : -1));
-    if (dims.some((d) => d < 0)) return undefined;
+    const dims = warmupDims(spec.shape, config.warmupBatchSize);
+    if (!dims) return undefined;
     const data = zeroStorage(spec.type, dims.reduce((a, b) => a * b, 1));
     if (!data) return undefined;
     feeds[spec.name] = new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);

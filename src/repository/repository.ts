@@ -6,8 +6,9 @@
  * <repo>/<model>/<version>/manifest.json       (optional: sha256 of the files, verified at load)
  * <repo>/<model>/warmup/<file>                 (optional: raw inputs for modelWarmup.inputDataFile)
  * ```
- * Loading a model version creates its engine instances (one worker_thread + ONNX Runtime session each,
- * `instanceGroup[].count`), its {@link DynamicBatcher} and, for detection models, its {@link Detector} pieces.
+ * This module finds models and versions on disk, picks versions by policy, confines paths, verifies manifests and
+ * keeps the index (Triton's `model_repository_manager`). Each version's engines, warmup, batcher and detector are
+ * owned by its lifecycle (src/repository/lifecycle.ts), built from the config resolved once here.
  *
  * Lifecycle (Triton `model_management.md`): a bad config refuses that model (`OSPREY_ERR_CONFIG` naming the key
  * path) while the others load; a version whose manifest does not match refuses that version
@@ -19,20 +20,16 @@ import { mkdtemp, mkdir, readdir, realpath, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve as resolvePath } from 'node:path';
 import { OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
-import type { DetectionModelSpec } from '../core/model-spec.js';
-import type { Tensor } from '../core/types.js';
-import { Detector } from '../engine/detector.js';
-import type { Engine, EngineInfo, RunOptions } from '../engine/engine.js';
+import type { EngineFactory } from '../engine/engine.js';
 import { DEFAULT_EXECUTION_PROVIDERS } from '../engine/execution-providers.js';
-import { createOrtEngine, type OrtEngineOptions } from '../engine/ort-engine.js';
-import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
-import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
-import { allocateStorage, bytesPerElement, elementCount, storageFromBytes } from './datatypes.js';
+import { createOrtInstances } from '../engine/ort-engine.js';
+import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
+import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type VersionPolicy } from './config.js';
+import { loadModelVersion, type ModelState, type ModelVersion } from './lifecycle.js';
 import { verifyManifest } from './manifest.js';
 import { checkRelativePath, isInside, readBoundedFile, realAllowedTargets, resolveInModelFolder } from './paths.js';
 
-/** Triton's model states, as `POST /v2/repository/index` reports them. */
-export type ModelState = 'UNKNOWN' | 'READY' | 'UNAVAILABLE' | 'LOADING' | 'UNLOADING';
+export type { ModelState, ModelVersion };
 
 /** One row of the repository index (`[{name, version, state, reason}]`). */
 export interface IndexEntry {
@@ -44,82 +41,13 @@ export interface IndexEntry {
   reason: string;
 }
 
-/** What an engine factory returns: the model's info and one {@link Engine} per instance. */
-export interface EngineInstances {
-  info: EngineInfo;
-  /** One per instance; each runs one batch at a time (the batcher feeds them). */
-  instances: readonly Engine[];
-  close(): Promise<void>;
-}
-
-/** Creates the engine instances of one instance group. */
-export type EngineFactory = (options: OrtEngineOptions) => Promise<EngineInstances>;
-
-/** The default factory: {@link createOrtEngine} (worker_threads), each pool instance exposed as its own Engine. */
-export const ortEngineFactory: EngineFactory = async (options) => {
-  const pool = await createOrtEngine(options);
-  return {
-    info: pool.info,
-    instances: pool.instances.map((inst) => ({ info: pool.info, run: (feeds: Record<string, Tensor>, options?: RunOptions) => inst.run(feeds, options), close: () => inst.close() })),
-    close: () => pool.close(),
-  };
-};
-
-/** A loaded, servable model version. */
-export class ModelVersion {
-  state: ModelState = 'READY';
-  /** Users that resolved this version and have not finished (requests between lookup and answer). */
-  private users = 0;
-  private idleWaiters: Array<() => void> = [];
-
-  constructor(
-    readonly model: string,
-    readonly version: number,
-    readonly config: ModelConfig,
-    readonly modelPath: string,
-    readonly info: EngineInfo,
-    readonly batcher: DynamicBatcher,
-    /** Detection pieces (spec, decode, letterbox, postprocess); null for a model Osprey cannot read as a detector. */
-    readonly detector: Detector | null,
-    /** Why `detector` is null. */
-    readonly detectorError: OspreyError | null,
-    private readonly engines: EngineInstances[],
-    /** Identity of what was loaded (file + config), to reuse unchanged versions on re-load. */
-    readonly loadKey: string,
-  ) {}
-
-  /** The detection spec (input format/size, layout, names...), or null. */
-  get detectionSpec(): DetectionModelSpec | null {
-    return this.detector?.spec ?? null;
-  }
-
-  /** Marks a user (a request) as using this version until `release()`. */
-  acquire(): void {
-    this.users++;
-  }
-
-  release(): void {
-    this.users--;
-    if (this.users === 0) for (const w of this.idleWaiters.splice(0)) w();
-  }
-
-  /** Waits for users to finish, drains the batcher, releases the sessions. */
-  async close(): Promise<void> {
-    this.state = 'UNLOADING';
-    if (this.users > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
-    await this.batcher.close();
-    await Promise.all(this.engines.map((e) => e.close()));
-    this.state = 'UNAVAILABLE';
-  }
-}
-
 /** Observers per model version (the metrics module provides them). */
 export type ObserverFactory = (model: string, version: number) => BatcherObserver | undefined;
 
 export interface RepositoryOptions {
   /** Execution providers for `KIND_AUTO` instance groups. Default ['cuda', 'cpu']. */
   executionProviders?: readonly string[];
-  /** Engine factory. Default {@link ortEngineFactory}. */
+  /** The backend. Default ONNX Runtime ({@link createOrtInstances}). */
   engineFactory?: EngineFactory;
   /** Batcher observers (metrics). */
   observers?: ObserverFactory;
@@ -169,6 +97,8 @@ interface ModelEntry {
 export interface LoadRequest {
   /** Config override (Triton's load `parameters.config`), a JSON string or a parsed object, camelCase keys. */
   config?: string | Record<string, unknown>;
+  /** Overrides the config's version policy for this load only (a swap's rollback pins the previous version). */
+  versionPolicy?: VersionPolicy;
   /** Files pushed with the request (Triton's `file:<version>/<name>`), path relative to the model folder → bytes. */
   files?: Record<string, Uint8Array>;
 }
@@ -178,8 +108,6 @@ const CONFIG_FILES = ['config.json', 'config.yaml', 'config.yml'];
 const MODEL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Largest config file read, bytes. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
-/** Largest warmup sample (one input of one `modelWarmup` entry), bytes. */
-export const MAX_WARMUP_INPUT_BYTES = 512 * 1024 * 1024;
 const VERSION_DIR = /^[1-9][0-9]*$/;
 
 /**
@@ -203,7 +131,7 @@ export class ModelRepository {
     /** Real paths of {@link RepositoryOptions.allowedSymlinkTargets}. */
     private readonly allowedTargets: readonly string[] = [],
   ) {
-    this.factory = options.engineFactory ?? ortEngineFactory;
+    this.factory = options.engineFactory ?? createOrtInstances;
     this.eps = options.executionProviders ?? DEFAULT_EXECUTION_PROVIDERS;
   }
 
@@ -323,45 +251,33 @@ export class ModelRepository {
         if (entry.versions.size === 0 && this.root && !entry.tempDir && !staging) this.models.delete(entry.name);
         throw err;
       }
-      // ---- config (validated once) ----
+      // ---- config: validated and resolved once; the versions below and the lifecycle read `resolved` ----
       let file: ModelConfigFile;
+      let resolved: ModelConfig;
+      const where = this.displayPath(source.config?.path ?? `${entry.name}/config`);
       try {
-        if (request.config !== undefined) {
-          const raw = typeof request.config === 'string' ? JSON.parse(request.config) : request.config;
-          file = validateModelConfig(raw, `${entry.name} (load request config)`);
-        } else if (source.config) {
-          file = parseModelConfigText(source.config.text, this.displayPath(source.config.path));
-        } else {
-          file = {};
-        }
-        resolveModelConfig(file, entry.name, undefined, this.displayPath(source.config?.path ?? `${entry.name}/config`)); // model-free checks first
-        if (file.defaultModelFilename !== undefined) checkRelativePath(file.defaultModelFilename, { model: entry.name, keyPath: 'defaultModelFilename' });
+        ({ file, resolved } = this.resolveConfig(entry.name, source, request));
       } catch (err) {
-        const e =
-          err instanceof SyntaxError
-            ? new OspreyError('OSPREY_ERR_CONFIG', `${entry.name}: the load request's config is not valid JSON (${err.message})`, { keyPath: 'config' })
-            : toOspreyError(err, 'OSPREY_ERR_CONFIG');
+        const e = toOspreyError(err, 'OSPREY_ERR_CONFIG');
         entry.failures.set(0, e);
         throw e;
       }
-      const where = this.displayPath(source.config?.path ?? `${entry.name}/config`);
-      const modelFileName = file.defaultModelFilename ?? 'model.onnx';
+      const modelFileName = resolved.defaultModelFilename;
 
       // ---- versions by policy ----
       const available = [...source.versions.keys()].sort((a, b) => a - b);
-      const policy = file.versionPolicy;
+      const policy = resolved.versionPolicy;
       let wanted: number[];
       /** Lower versions to fall back to, newest first, when one of `wanted` fails (policy `latest` only). */
       let fallbacks: number[] = [];
       const missing: number[] = [];
-      if (!policy || 'latest' in policy) {
-        const n = policy && 'latest' in policy ? policy.latest.numVersions : 1;
-        wanted = available.slice(-n);
-        fallbacks = available.slice(0, Math.max(0, available.length - n)).reverse();
-      } else if ('all' in policy) wanted = available;
+      if (policy.kind === 'latest') {
+        wanted = available.slice(-policy.numVersions);
+        fallbacks = available.slice(0, Math.max(0, available.length - policy.numVersions)).reverse();
+      } else if (policy.kind === 'all') wanted = available;
       else {
-        wanted = policy.specific.versions.filter((v) => available.includes(v));
-        missing.push(...policy.specific.versions.filter((v) => !available.includes(v)));
+        wanted = policy.versions.filter((v) => available.includes(v));
+        missing.push(...policy.versions.filter((v) => !available.includes(v)));
       }
       if (wanted.length === 0) {
         const e = new OspreyError('OSPREY_ERR_LOAD_FAILED', `${entry.name}: no version folder to load (found [${available.join(', ')}]${missing.length ? `, versionPolicy asks for [${missing.join(', ')}]` : ''})`, { model: entry.name });
@@ -394,7 +310,10 @@ export class ModelRepository {
             return true;
           }
           if (pinned === undefined) await verifyManifest(join(source.dir, String(v)), modelFileName, { modelDir: source.dir, model: entry.name, allowedTargets: this.allowedTargets });
-          const mv = await this.loadVersion(entry.name, v, modelPath, file, where, source.dir, loadKey);
+          const mv = await loadModelVersion(
+            { model: entry.name, version: v, modelPath, modelDir: source.dir, file, resolved, where, loadKey },
+            { factory: this.factory, executionProviders: this.eps, observer: this.options.observers?.(entry.name, v), allowedTargets: this.allowedTargets },
+          );
           created.push(mv);
           next.set(v, mv);
           return true;
@@ -490,6 +409,39 @@ export class ModelRepository {
     return { changed, removed };
   }
 
+  /**
+   * The config a load of `name` would use (the request's override, else the model's config file), validated and
+   * resolved without the model: version policy, instance groups, parameters (as strings) and every default.
+   * The swap controller reads its probation thresholds here, from the same resolution the load uses.
+   * @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path, `OSPREY_ERR_MODEL_NOT_FOUND`.
+   */
+  async previewConfig(name: string, request: LoadRequest = {}): Promise<ModelConfig> {
+    const entry = this.models.get(name) ?? { name, versions: new Map(), failures: new Map(), busy: Promise.resolve(), loading: false };
+    return this.resolveConfig(name, await this.readSource(entry), request).resolved;
+  }
+
+  private resolveConfig(name: string, source: ModelSource, request: LoadRequest): { file: ModelConfigFile; resolved: ModelConfig } {
+    const where = this.displayPath(source.config?.path ?? `${name}/config`);
+    let file: ModelConfigFile;
+    if (request.config !== undefined) {
+      let raw: unknown;
+      try {
+        raw = typeof request.config === 'string' ? JSON.parse(request.config) : request.config;
+      } catch (err) {
+        throw new OspreyError('OSPREY_ERR_CONFIG', `${name}: the load request's config is not valid JSON (${(err as Error).message})`, { keyPath: 'config' });
+      }
+      file = validateModelConfig(raw, `${name} (load request config)`);
+    } else if (source.config) {
+      file = parseModelConfigText(source.config.text, where);
+    } else {
+      file = {};
+    }
+    if (request.versionPolicy) file = { ...file, versionPolicy: toFileVersionPolicy(request.versionPolicy) };
+    const resolved = resolveModelConfig(file, name, undefined, where); // model-free: completed from the model at load
+    checkRelativePath(resolved.defaultModelFilename, { model: name, keyPath: 'defaultModelFilename' });
+    return { file, resolved };
+  }
+
   /** True when the repository folder has a folder for this model. */
   private async onDisk(name: string): Promise<boolean> {
     if (!this.root) return false;
@@ -529,67 +481,6 @@ export class ModelRepository {
       throw err;
     }
     return dir;
-  }
-
-  private async loadVersion(name: string, version: number, modelPath: string, file: ModelConfigFile, where: string, modelDir: string, loadKey: string): Promise<ModelVersion> {
-    // Engines first (the config is completed from the model), one factory call per instance group.
-    const groups = file.instanceGroup ?? [{}];
-    const intraOp = paramNumber(file.parameters, 'intra_op_thread_count');
-    const engines: EngineInstances[] = [];
-    try {
-      for (const g of groups) {
-        const kind = g.kind ?? 'KIND_AUTO';
-        const eps = kind === 'KIND_CPU' ? ['cpu'] : kind === 'KIND_GPU' ? this.eps.filter((e) => e !== 'cpu') : this.eps;
-        engines.push(
-          await this.factory({
-            modelPath,
-            executionProviders: eps.length > 0 ? eps : ['cuda'],
-            instances: g.count ?? 1,
-            deviceId: g.gpus?.[0] ?? 0,
-            ...(intraOp !== undefined ? { intraOpNumThreads: intraOp } : {}),
-          }),
-        );
-      }
-      const info = engines[0]!.info;
-      const config = resolveModelConfig(file, name, info, where);
-      let detector: Detector | null = null;
-      let detectorError: OspreyError | null = null;
-      try {
-        detector = Detector.fromEngine(engines[0]!.instances[0]!, { maxBatchSize: Math.max(1, config.maxBatchSize) });
-      } catch (err) {
-        detectorError = toOspreyError(err);
-      }
-      const first = info.inputs[0]?.shape[0];
-      const instances = engines.flatMap((e) => e.instances);
-      await this.warmup(config, instances, modelDir);
-      const fixedBatchSize = config.maxBatchSize > 0 && typeof first === 'number' ? first : null;
-      // On a GPU, run a dynamic-batch engine at a few batch sizes only, each tuned once here (see batchBuckets).
-      const onDevice = info.executionProvider !== 'cpu';
-      const batchBuckets = onDevice && fixedBatchSize === null && config.maxBatchSize > 1 ? defaultBatchBuckets(config.maxBatchSize) : undefined;
-      if (batchBuckets) await warmupBatchBuckets(info, instances, batchBuckets);
-      const batcher = new DynamicBatcher({
-        name: `${name}:${version}`,
-        engines: instances,
-        maxBatchSize: config.maxBatchSize,
-        dynamicBatching: config.dynamicBatching,
-        fixedBatchSize,
-        ...(batchBuckets ? { batchBuckets } : {}),
-        observer: this.options.observers?.(name, version),
-      });
-      return new ModelVersion(name, version, config, modelPath, info, batcher, detector, detectorError, engines, loadKey);
-    } catch (err) {
-      await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
-      throw err;
-    }
-  }
-
-  /** Runs `modelWarmup` on every instance (Triton: the model is not READY until warmup succeeds). */
-  private async warmup(config: ModelConfig, instances: readonly Engine[], modelDir: string): Promise<void> {
-    for (const w of config.modelWarmup) {
-      for (const engine of instances) {
-        for (let i = 0; i < w.count; i++) await engine.run(await warmupFeeds(config, w, modelDir, this.allowedTargets));
-      }
-    }
   }
 
   /**
@@ -698,44 +589,9 @@ export class ModelRepository {
   }
 }
 
-function paramNumber(params: ModelConfigFile['parameters'], key: string): number | undefined {
-  const v = params?.[key];
-  if (v === undefined) return undefined;
-  const s = typeof v === 'object' ? v.stringValue : String(v);
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new OspreyError('OSPREY_ERR_CONFIG', `parameters.${key}: '${s}' is not a non-negative integer`, { keyPath: `parameters.${key}` });
-  return n;
-}
-
-/**
- * Builds the feeds of one warmup sample (zero, random or file data). A file is `<model folder>/warmup/<inputDataFile>`,
- * confined to the model folder (src/repository/paths.ts) and read only when it is a regular file of exactly the size
- * the sample's shape implies; a sample over {@link MAX_WARMUP_INPUT_BYTES} is refused before anything is allocated.
- * @throws OspreyError `OSPREY_ERR_CONFIG` (size, shape), `OSPREY_ERR_PATH_NOT_ALLOWED`, `OSPREY_ERR_MODEL_NOT_FOUND_FILE`.
- */
-async function warmupFeeds(config: ModelConfig, w: WarmupConfig, modelDir: string, allowedTargets: readonly string[]): Promise<Record<string, Tensor>> {
-  const feeds: Record<string, Tensor> = {};
-  for (const [name, spec] of Object.entries(w.inputs)) {
-    const keyPath = `modelWarmup.${w.name}.inputs.${name}`;
-    const dims = config.maxBatchSize > 0 ? [w.batchSize, ...spec.dims] : [...spec.dims];
-    const count = elementCount(dims);
-    const want = count * bytesPerElement(spec.dataType);
-    if (!Number.isSafeInteger(want) || want > MAX_WARMUP_INPUT_BYTES) {
-      throw new OspreyError('OSPREY_ERR_CONFIG', `${config.name}: ${keyPath}: [${dims.join(', ')}] is ${want} bytes, over the ${MAX_WARMUP_INPUT_BYTES}-byte limit of a warmup input`, { keyPath });
-    }
-    let data = allocateStorage(spec.dataType, count);
-    if (spec.source === 'random') {
-      const bytes = new Uint8Array(count);
-      for (let off = 0; off < count; off += 65536) crypto.getRandomValues(bytes.subarray(off, Math.min(count, off + 65536)));
-      if (data instanceof Float32Array || data instanceof Float64Array) data.set(bytes);
-      else if (data instanceof Uint8Array || data instanceof Int8Array) data.set(bytes);
-    } else if (typeof spec.source === 'object') {
-      const ctx = { model: config.name, keyPath: `${keyPath}.inputDataFile` };
-      const { path, display } = await resolveInModelFolder(modelDir, join(modelDir, 'warmup'), spec.source.file, ctx, allowedTargets);
-      const bytes = await readBoundedFile(path, display, ctx, { expectedBytes: want });
-      data = storageFromBytes(spec.dataType, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice());
-    }
-    feeds[name] = { type: spec.dataType, dims, data };
-  }
-  return feeds;
+/** The file form of a resolved version policy. */
+function toFileVersionPolicy(p: VersionPolicy): NonNullable<ModelConfigFile['versionPolicy']> {
+  if (p.kind === 'latest') return { latest: { numVersions: p.numVersions } };
+  if (p.kind === 'all') return { all: {} };
+  return { specific: { versions: [...p.versions] } };
 }

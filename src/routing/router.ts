@@ -25,7 +25,7 @@ import type { LetterboxGeometry } from '../core/letterbox.js';
 import { postprocessImage } from '../core/postprocess.js';
 import { DEFAULT_DETECT_OPTIONS, type Detection, type ImageResult, type Tensor } from '../core/types.js';
 import type { IndexEntry, LoadRequest, ModelVersion } from '../repository/repository.js';
-import { SwapController, type SwapPolicy } from '../repository/swap.js';
+import { SwapController, type SwapPolicy } from './swap.js';
 import {
   InferenceService,
   type DetectRequest,
@@ -38,6 +38,7 @@ import { matchDetections } from './agreement.js';
 import { loadAliasFile, type AliasArm, type AliasConfig, type RouteTarget } from './alias.js';
 import { RoutingMetrics } from './metrics.js';
 import { pickByUnit, stickyUnit } from './select.js';
+import type { ModelMetadataJson, ModelStatisticsJson } from '../server/kserve-types.js';
 
 /** Request parameters carried to the routing layer (KServe `parameters`; the sticky key is one of them). */
 export type RequestParameters = Readonly<Record<string, string | number | boolean>>;
@@ -62,7 +63,6 @@ export interface RoutedServiceOptions extends ServiceOptions {
 }
 
 /** A detect answer with the arm that answered. */
-export type RoutedDetectResponse = DetectResponse & { routing_arm?: string };
 
 function copyInferRequest(r: InferRequest): InferRequest {
   return { ...r, inputs: r.inputs.map((i) => ({ ...i, shape: [...i.shape], data: i.data.slice() as typeof i.data })) };
@@ -223,7 +223,7 @@ export class RoutedInferenceService extends InferenceService {
     });
   }
 
-  override modelMetadata(model: string, version?: string): Record<string, unknown> {
+  override modelMetadata(model: string, version?: string): ModelMetadataJson {
     const alias = this.aliasTable.get(model);
     if (!alias) return super.modelMetadata(model, version);
     const t = this.primaryTarget(alias);
@@ -260,7 +260,7 @@ export class RoutedInferenceService extends InferenceService {
     try {
       const r = await super.detect(model, version, request);
       const failed = r.results.some((x) => 'error' in x && isServerSideFailure(x.error.code));
-      this.swaps?.onCall(model, r.model_version, !failed, (performance.now() - t0) / 1000);
+      this.swaps?.onCall(model, r.modelVersion, !failed, (performance.now() - t0) / 1000);
       return r;
     } catch (err) {
       if (isServerSideFailure(toOspreyError(err).code)) this.swaps?.onCall(model, version ?? '', false, (performance.now() - t0) / 1000);
@@ -298,7 +298,7 @@ export class RoutedInferenceService extends InferenceService {
     return { ...res, modelName: model, parameters: { ...res.parameters, [ROUTING_ARM_PARAMETER]: arm.name } };
   }
 
-  override async detect(model: string, version: string | undefined, request: DetectRequest): Promise<RoutedDetectResponse> {
+  override async detect(model: string, version: string | undefined, request: DetectRequest): Promise<DetectResponse> {
     const alias = this.aliasTable.get(model);
     if (!alias) return this.plainDetect(model, version, request);
     const arm = this.armFor(alias, request.parameters, version);
@@ -312,10 +312,10 @@ export class RoutedInferenceService extends InferenceService {
       throw err;
     }
     const dets = detectionsOfResults(res.results);
-    this.routingMetrics.recordCall({ alias: model, arm: arm.name, role: 'primary', model: arm.model, version: res.model_version, ok: true, seconds: (performance.now() - t0) / 1000, detectionsPerImage: dets.map((d) => d.length) });
+    this.routingMetrics.recordCall({ alias: model, arm: arm.name, role: 'primary', model: arm.model, version: res.modelVersion, ok: true, seconds: (performance.now() - t0) / 1000, detectionsPerImage: dets.map((d) => d.length) });
     // Encoded images are not consumed by the primary, so the shadow can reuse them.
     if (shadow) this.startShadow(alias, arm, shadow, () => super.detect(shadow.model, shadow.version || undefined, request), (r) => detectionsOfResults(r.results), dets);
-    return { ...res, model_name: model, routing_arm: arm.name };
+    return { ...res, modelName: model, routingArm: arm.name };
   }
 
   private drawShadow(alias: AliasConfig): (RouteTarget & { fraction: number }) | null {
@@ -324,7 +324,7 @@ export class RoutedInferenceService extends InferenceService {
   }
 
   /** Runs the shadow call; never throws, never delays the client. */
-  private startShadow<R extends { modelVersion?: string; model_version?: string }>(
+  private startShadow<R extends { modelVersion: string }>(
     alias: AliasConfig,
     primaryArm: AliasArm,
     shadow: RouteTarget,
@@ -337,7 +337,7 @@ export class RoutedInferenceService extends InferenceService {
       try {
         const r = await run();
         const seconds = (performance.now() - t0) / 1000;
-        const version = r.modelVersion ?? r.model_version ?? shadow.version;
+        const version = r.modelVersion || shadow.version;
         const dets = detectionsOf(r);
         this.routingMetrics.recordCall({ alias: alias.name, arm: shadow.name, role: 'shadow', model: shadow.model, version, ok: true, seconds, ...(dets ? { detectionsPerImage: dets.map((d) => d.length) } : {}) });
         if (dets && primaryDetections && dets.length === primaryDetections.length) {
@@ -366,7 +366,7 @@ export class RoutedInferenceService extends InferenceService {
   }
 
   /** Per-arm statistics of an alias in Triton's shape: `name` = the alias, `version` = the arm name. */
-  private aliasStats(alias: string, arm?: string): Record<string, unknown>[] {
+  private aliasStats(alias: string, arm?: string): ModelStatisticsJson[] {
     const zero = { count: 0, ns: 0 };
     return this.routingMetrics
       .snapshot(alias)
@@ -392,7 +392,7 @@ export class RoutedInferenceService extends InferenceService {
       }));
   }
 
-  override stats(model?: string, version?: string): { model_stats: Record<string, unknown>[] } {
+  override stats(model?: string, version?: string): { model_stats: ModelStatisticsJson[] } {
     if (model !== undefined && this.aliasTable.has(model)) return { model_stats: this.aliasStats(model, version) };
     const base = super.stats(model, version);
     if (model === undefined) for (const name of this.aliasTable.keys()) base.model_stats.push(...this.aliasStats(name));

@@ -275,13 +275,14 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
       if (q.agnostic !== undefined) options.agnostic = q.agnostic === 'true' || q.agnostic === '1';
       const priority = queryNumber(q, 'priority');
       const timeout = queryNumber(q, 'timeout');
-      return service.detect(req.params.model, req.params.version, {
+      const res = await service.detect(req.params.model, req.params.version, {
         images,
         options,
         ...(priority !== undefined ? { priority } : {}),
         ...(timeout !== undefined ? { timeoutMicroseconds: timeout } : {}),
         parameters: Object.fromEntries(Object.entries(q).filter((e): e is [string, string] => typeof e[1] === 'string')),
       });
+      return { model_name: res.modelName, model_version: res.modelVersion, ...(res.routingArm !== undefined ? { routing_arm: res.routingArm } : {}), results: res.results };
     });
   }
 

@@ -56,7 +56,7 @@ const invalid = (msg: string, details: Record<string, unknown> = {}) => new Ospr
  * @throws OspreyError `OSPREY_ERR_MALFORMED_REQUEST` (not JSON, header length out of range, binary sizes that do not
  *   add up to the body, data and binary_data_size both or neither), `OSPREY_ERR_INVALID_TENSOR` (unknown datatype,
  *   shape not a list of non-negative integers, element count ≠ shape, non-numeric data, FP16 as JSON),
- *   `OSPREY_ERR_NOT_IMPLEMENTED` (shared-memory tensors), `OSPREY_ERR_INVALID_ARGUMENT` (bad priority/timeout).
+ *   `OSPREY_ERR_NOT_IMPLEMENTED` (shared-memory tensors). `priority`/`timeout` are checked by the service.
  */
 export function decodeInferRequest(body: Buffer, headerLength: string | undefined): { request: InferRequest; binaryOutputs: boolean } {
   let jsonBytes: Buffer = body;
@@ -134,16 +134,9 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
       return { name: o.name, ...(typeof b === 'boolean' ? { binary: b } : {}) };
     });
   }
-  const num = (k: string): number | undefined => {
-    const v = params[k];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter '${k}' must be a non-negative integer, got ${JSON.stringify(v)}`);
-    }
-    return v;
-  };
-  const priority = num('priority');
-  const timeout = num('timeout');
+  // Schedule parameters are passed as sent: the service validates them, once, for every protocol.
+  const priority = params.priority as number | undefined;
+  const timeout = params.timeout as number | undefined;
   const request: InferRequest = {
     ...(typeof req.id === 'string' ? { id: req.id } : {}),
     inputs,

@@ -15,6 +15,7 @@ import { toTritonConfigJson } from '../repository/config.js';
 import { toKserveDatatype, type KserveDatatype } from '../repository/datatypes.js';
 import type { IndexEntry, LoadRequest, ModelRepository, ModelVersion } from '../repository/repository.js';
 import { OSPREY_VERSION } from '../version.js';
+import type { ModelMetadataJson, ModelStatisticsJson } from './kserve-types.js';
 
 /** KServe v2 extensions this server implements (advertised by `GET /v2`). */
 export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'schedule_policy', 'statistics', 'osprey_detect'] as const;
@@ -87,10 +88,12 @@ export interface DetectRequest {
 }
 
 export interface DetectResponse {
-  model_name: string;
-  model_version: string;
+  modelName: string;
+  modelVersion: string;
   /** One per image, in request order (`osprey detect --json` entries: detections in source pixels, or an error). */
   results: ImageResult[];
+  /** The alias arm that answered (the routing layer sets it). */
+  routingArm?: string;
 }
 
 /** Triton's `{count, ns}` statistic. */
@@ -215,7 +218,7 @@ export class InferenceService {
   }
 
   /** `GET /v2/models/{m}[/versions/{v}]`: KServe model metadata (−1 marks a variable dimension). */
-  modelMetadata(model: string, version?: string): Record<string, unknown> {
+  modelMetadata(model: string, version?: string): ModelMetadataJson {
     const mv = this.resolve(model, version);
     const c = mv.config;
     const shape = (dims: number[]) => (c.maxBatchSize > 0 ? [-1, ...dims] : dims);
@@ -398,7 +401,7 @@ export class InferenceService {
           }
         }),
       );
-      return { model_name: model, model_version: label, results };
+      return { modelName: model, modelVersion: label, results };
     } finally {
       for (const r of releases) r();
       mv.release();
@@ -410,7 +413,7 @@ export class InferenceService {
    * and `batch_stats`; durations in ns) plus an `osprey` block (queue, instances, rejections by code).
    * @throws OspreyError `OSPREY_ERR_MODEL_NOT_FOUND` for an unknown model/version.
    */
-  stats(model?: string, version?: string): { model_stats: Record<string, unknown>[] } {
+  stats(model?: string, version?: string): { model_stats: ModelStatisticsJson[] } {
     let versions: ModelVersion[];
     if (model === undefined) versions = this.repository.allVersions();
     else if (version !== undefined && version !== '') versions = [this.repository.get(model, version)];
@@ -588,12 +591,18 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function checkSchedule(priority: number | undefined, timeout: number | undefined): void {
-  if (priority !== undefined && (!Number.isInteger(priority) || priority < 0)) {
-    throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter 'priority' must be a non-negative integer (1 = highest, 0 = default), got ${priority}`);
+/**
+ * The one check of Triton's schedule-policy request parameters, for every protocol (HTTP JSON parameters, HTTP query,
+ * gRPC `int64_param`): the decoders pass the values as sent. The priority's range is the batcher's to check (it
+ * depends on the model's `priorityLevels`).
+ * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` naming the parameter and the value.
+ */
+export function checkSchedule(priority: unknown, timeout: unknown): void {
+  if (priority !== undefined && (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0)) {
+    throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter 'priority' must be a non-negative integer (1 = highest, 0 = default), got ${JSON.stringify(priority)}`);
   }
-  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0)) {
-    throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter 'timeout' must be a non-negative integer of microseconds, got ${timeout}`);
+  if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0)) {
+    throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter 'timeout' must be a non-negative integer of microseconds, got ${JSON.stringify(timeout)}`);
   }
 }
 

@@ -34,7 +34,6 @@ import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { OspreyError, type ErrorCode } from '../core/errors.js';
 import { redactText, redactUrl, secretsOf } from '../core/redact.js';
-import type { Detection } from '../core/types.js';
 import type { CameraConfig } from './config.js';
 import { isFileSource, validateRulesInFrame } from './config.js';
 import { FfmpegFrameSource, type SourceExit, type SourceFrame, type SourceInfo } from './frame-source.js';
@@ -518,4 +517,3 @@ function safeFileUrlToPath(url: string): string {
   }
 }
 
-export type { Detection };

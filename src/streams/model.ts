@@ -9,7 +9,8 @@ import { resolveDetectionModelSpec, type DetectionModelSpec } from '../core/mode
 import type { DetectOptions } from '../core/types.js';
 import { createOrtEngine, type EnginePool } from '../engine/ort-engine.js';
 import { resolveModelConfig } from '../repository/config.js';
-import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets } from '../scheduler/dynamic-batcher.js';
+import { warmupBatchBuckets } from '../engine/warmup.js';
+import { DynamicBatcher, defaultBatchBuckets } from '../scheduler/dynamic-batcher.js';
 import { BatcherFrameInferer } from './inferer.js';
 
 export interface StreamsModelOptions {

@@ -183,9 +183,10 @@ describe('shadow', () => {
     assert.match(text, /osprey_route_shadow_agreement_ratio\{alias="det",arm="int8"\} 0\.\d+|osprey_route_shadow_agreement_ratio\{alias="det",arm="int8"\} 1/);
     assert.match(text, /osprey_route_detections_per_image_count\{alias="det",arm="fp32",role="primary"\} 1/);
     // The HTTP stats endpoint's data (service.stats) carries the same per-arm numbers.
-    const stats = s.service.stats('det').model_stats as Array<{ version: string; osprey: { routing: { agreement?: number; detections_per_image: number } } }>;
-    assert.equal(stats.find((m) => m.version === 'int8')!.osprey.routing.agreement, shadow.agreement);
-    assert.equal(stats.find((m) => m.version === 'fp32')!.osprey.routing.detections_per_image, primary.detectionsPerImage);
+    const stats = s.service.stats('det').model_stats;
+    const routing = (v: string) => stats.find((m) => m.version === v)!.osprey!.routing as { agreement?: number; detections_per_image: number };
+    assert.equal(routing('int8').agreement, shadow.agreement);
+    assert.equal(routing('fp32').detections_per_image, primary.detectionsPerImage);
   });
 
   test('detect on an alias (encoded image, source pixels): the primary answers, the shadow is compared', async () => {
@@ -193,8 +194,8 @@ describe('shadow', () => {
     const bytes = await readFile(BUS_JPG);
     const res = await s.service.detect('det', undefined, { images: [{ name: 'bus.jpg', bytes }], parameters: { routing_key: 'cam-1' } });
     const direct = await s.service.detect('yolov8n', undefined, { images: [{ name: 'bus.jpg', bytes }] });
-    assert.equal(res.model_name, 'det');
-    assert.equal(res.routing_arm, 'fp32');
+    assert.equal(res.modelName, 'det');
+    assert.equal(res.routingArm, 'fp32');
     assert.deepEqual(res.results, direct.results);
     await s.service.drainShadows();
     const shadow = s.service.routingMetrics.snapshot('det').find((a) => a.role === 'shadow')!;

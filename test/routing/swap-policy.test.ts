@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { isOspreyError } from '../../src/core/errors.js';
 import { ModelRepository } from '../../src/repository/repository.js';
-import { SwapController } from '../../src/repository/swap.js';
+import { SwapController } from '../../src/routing/swap.js';
 import { RoutingMetrics } from '../../src/routing/metrics.js';
 import { addVersion, makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../grpc/fixtures.js';
 

@@ -7,27 +7,15 @@
  * Every method may throw an {@link OspreyError}; its code picks the gRPC status (`OspreyError.grpcStatus`).
  */
 import type { Tensor } from '../../core/types.js';
+import type { DurationJson, ModelMetadataJson, ModelStatisticsJson, TensorMetadataJson } from '../kserve-types.js';
 import type { DecodedInferRequest, ParameterValue } from './codec.js';
+
+export type { DurationJson, ModelMetadataJson, ModelStatisticsJson, TensorMetadataJson };
 
 export interface ServerMetadataJson {
   name: string;
   version: string;
   extensions: string[];
-}
-
-export interface TensorMetadataJson {
-  name: string;
-  datatype: string;
-  /** -1 marks a variable dimension. */
-  shape: number[];
-}
-
-export interface ModelMetadataJson {
-  name: string;
-  versions: string[];
-  platform: string;
-  inputs: TensorMetadataJson[];
-  outputs: TensorMetadataJson[];
 }
 
 export interface RepositoryIndexEntry {
@@ -36,22 +24,6 @@ export interface RepositoryIndexEntry {
   /** `UNAVAILABLE` | `LOADING` | `READY` | `UNLOADING`. */
   state?: string;
   reason?: string;
-}
-
-export interface DurationJson {
-  count: number;
-  ns: number;
-}
-
-/** Triton's per-model statistics (`GET /v2/models/{m}/stats` → `model_stats[]`). */
-export interface ModelStatisticsJson {
-  name: string;
-  version: string;
-  last_inference: number;
-  inference_count: number;
-  execution_count: number;
-  inference_stats: Record<string, DurationJson>;
-  batch_stats: Array<{ batch_size: number; compute_input: DurationJson; compute_infer: DurationJson; compute_output: DurationJson }>;
 }
 
 /** An answered inference. */

@@ -7,17 +7,8 @@ import { OspreyError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
 import { fromKserveDatatype } from '../../repository/datatypes.js';
 import type { InferenceService } from '../service.js';
-import type { InferResult, KserveBackend, ModelMetadataJson, ModelStatisticsJson } from './backend.js';
+import type { InferResult, KserveBackend } from './backend.js';
 import type { DecodedInferRequest, ParameterValue } from './codec.js';
-
-function intParameter(params: Record<string, ParameterValue>, key: string): number | undefined {
-  const v = params[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `parameter '${key}' must be a non-negative integer (int64_param), got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
 
 /** The gRPC port over an inference service. */
 export function serviceBackend(service: InferenceService): KserveBackend {
@@ -34,15 +25,16 @@ export function serviceBackend(service: InferenceService): KserveBackend {
         throw err;
       }
     },
-    modelMetadata: (name, version) => service.modelMetadata(name, version || undefined) as unknown as ModelMetadataJson,
+    modelMetadata: (name, version) => service.modelMetadata(name, version || undefined),
     modelConfig: (name, version) => service.modelConfig(name, version || undefined),
-    modelStatistics: (name, version) => service.stats(name || undefined, version || undefined).model_stats as unknown as ModelStatisticsJson[],
+    modelStatistics: (name, version) => service.stats(name || undefined, version || undefined).model_stats,
     repositoryIndex: (readyOnly) => service.repositoryIndex(readyOnly),
     loadModel: (name, options) => service.loadModel(name, { ...(options.config !== undefined ? { config: options.config } : {}), ...(options.files ? { files: options.files } : {}) }),
     unloadModel: (name) => service.unloadModel(name),
     async infer(request: DecodedInferRequest): Promise<InferResult> {
-      const priority = intParameter(request.parameters, 'priority');
-      const timeout = intParameter(request.parameters, 'timeout');
+      // Passed as sent: the service validates schedule parameters, once, for every protocol.
+      const priority = request.parameters.priority as number | undefined;
+      const timeout = request.parameters.timeout as number | undefined;
       const res = await service.infer(request.modelName, request.modelVersion || undefined, {
         ...(request.id ? { id: request.id } : {}),
         inputs: request.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: i.shape, data: i.tensor.data, type: i.tensor.type })),

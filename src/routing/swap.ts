@@ -25,12 +25,9 @@
  * A rollback needs the previous version's folder in the repository; a version pushed with a load request
  * (`file:<v>/<name>`) replaces the pushed folder, so its predecessor cannot be rolled back to (logged as such).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { OspreyError, toOspreyError } from '../core/errors.js';
-import type { RoutingMetrics } from '../routing/metrics.js';
-import { parseModelConfigText, type ModelConfigFile } from './config.js';
-import type { LoadRequest, ModelRepository } from './repository.js';
+import type { RoutingMetrics } from './metrics.js';
+import type { LoadRequest, ModelRepository } from '../repository/repository.js';
 
 /** Probation thresholds (see the module doc for the config keys). */
 export interface SwapPolicy {
@@ -168,21 +165,14 @@ export class SwapController {
     this.probations.set(name, p);
   }
 
-  /** The config `parameters` a load will use (the request's config override, else the model's config file). */
-  private async parametersFor(name: string, request: LoadRequest): Promise<Record<string, string>> {
-    let file: ModelConfigFile;
-    if (request.config !== undefined) {
-      try {
-        file = (typeof request.config === 'string' ? JSON.parse(request.config) : request.config) as ModelConfigFile;
-      } catch {
-        return {}; // the repository reports the bad JSON
-      }
-    } else {
-      file = await this.configFile(name);
+  /** The config `parameters` a load will use (resolved by the repository, as the load itself resolves them). */
+  private async parametersFor(name: string, request: LoadRequest): Promise<Readonly<Record<string, string>>> {
+    try {
+      return (await this.repo.previewConfig(name, request)).parameters;
+    } catch (err) {
+      if (err instanceof OspreyError && err.code === 'OSPREY_ERR_CONFIG' && String(err.details.keyPath ?? '').startsWith('parameters.')) throw err;
+      return {}; // the load itself reports a bad or missing config, with its context
     }
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(file?.parameters ?? {})) out[k] = typeof v === 'object' && v !== null ? String((v as { stringValue?: unknown }).stringValue) : String(v);
-    return out;
   }
 
   /** Unloads a model (ends its probation). */
@@ -230,16 +220,6 @@ export class SwapController {
     }
   }
 
-  private async configFile(name: string): Promise<ModelConfigFile> {
-    if (!this.repo.root) return {};
-    for (const f of ['config.json', 'config.yaml', 'config.yml']) {
-      const path = join(this.repo.root, name, f);
-      const text = await readFile(path, 'utf8').catch(() => null);
-      if (text !== null) return parseModelConfigText(text, path);
-    }
-    return {};
-  }
-
   private rollback(model: string, p: Probation, reason: 'error_rate' | 'latency', why: string): void {
     const s = p.status;
     s.state = 'rolling_back';
@@ -250,8 +230,7 @@ export class SwapController {
     p.hold = (async () => {
       try {
         if (this.closed) throw new OspreyError('OSPREY_ERR_SHUTTING_DOWN', 'the server is shutting down');
-        const file = await this.configFile(model);
-        await this.repo.load(model, { config: { ...file, versionPolicy: { specific: { versions: [s.fromVersion] } } } as Record<string, unknown> });
+        await this.repo.load(model, { versionPolicy: { kind: 'specific', versions: [s.fromVersion] } });
         s.state = 'rolled_back';
         this.opts.metrics.rollbacks.inc({ model, reason });
         this.opts.metrics.swaps.inc({ model, outcome: 'rolled_back' });
