@@ -4,6 +4,9 @@
  * a real camera manager over an unreachable RTSP source (model-free: sources and supervision only).
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AccessPolicy, bearerRestriction } from '../../src/server/auth.js';
 import { parseStreamsConfig } from '../../src/streams/config.js';
@@ -13,11 +16,16 @@ const TOKEN = 'streams-token-0123456789abcdef';
 
 describe('streams control routes need the bearer token when one is configured', () => {
   let rt: StreamsRuntime;
+  let dir: string;
   before(async () => {
-    const config = parseStreamsConfig({ cameras: [{ id: 'cam1', url: 'rtsp://127.0.0.1:9/none', reconnect: { initialDelayMs: 60_000 } }] });
+    dir = await mkdtemp(join(tmpdir(), 'osprey-streams-auth-'));
+    const config = parseStreamsConfig({ events: { database: join(dir, 'events.db'), snapshots: join(dir, 'snapshots') }, cameras: [{ id: 'cam1', url: 'rtsp://127.0.0.1:9/none', reconnect: { initialDelayMs: 60_000 } }] }, dir);
     rt = await startStreamsRuntime({ config, model: null, host: '127.0.0.1', port: 0, accessPolicy: new AccessPolicy([bearerRestriction([TOKEN], ['camera-control'])]) });
   });
-  after(() => rt?.close());
+  after(async () => {
+    await rt?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('GET routes stay open; restart without or with a wrong token → 401 OSPREY_ERR_UNAUTHENTICATED; with the token it runs', async () => {
     assert.equal((await fetch(`${rt.url}/api/cameras`)).status, 200);
