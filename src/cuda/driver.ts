@@ -83,7 +83,7 @@ export class CudaDriver {
         'int cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int sharedBytes, void *stream, void **params, void **extra)',
       cuStreamBeginCapture_v2: 'int cuStreamBeginCapture_v2(void *stream, int mode)',
       cuStreamEndCapture: 'int cuStreamEndCapture(void *stream, _Out_ void **graph)',
-      cuGraphInstantiateWithFlags: 'int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, unsigned long long flags)',
+      cuGraphInstantiateWithFlags: 'int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, uint64_t flags)',
       cuGraphLaunch: 'int cuGraphLaunch(void *exec, void *stream)',
       cuGraphExecDestroy: 'int cuGraphExecDestroy(void *exec)',
       cuGraphDestroy: 'int cuGraphDestroy(void *graph)',
