@@ -60,7 +60,15 @@ export class GpuEngine implements Engine {
   static async load(enginePath: string, options: GpuEngineOptions = {}): Promise<GpuEngine> {
     const ext = import.meta.url.slice(import.meta.url.lastIndexOf('.')); // .ts (tsx), .js (dist), .mjs (bundle)
     const url = new URL(`./gpu-worker${ext}`, import.meta.url);
-    const worker = new Worker(url, { workerData: { enginePath, deviceId: options.deviceId ?? 0, warmupRuns: options.warmupRuns ?? 1 } });
+    const workerData = { enginePath, deviceId: options.deviceId ?? 0, warmupRuns: options.warmupRuns ?? 1 };
+    // under tsx the worker is a .ts file: register tsx in the worker first (as ort-engine.ts does)
+    const worker =
+      ext === '.ts'
+        ? new Worker(
+            `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); }).catch((e) => { setImmediate(() => { throw e; }); });`,
+            { eval: true, workerData },
+          )
+        : new Worker(url, { workerData });
     const ready = await new Promise<{ plan: EnginePlan } & GpuEngineLoadInfo>((resolve, reject) => {
       worker.once('message', (m: { type: string; info?: { plan: EnginePlan } & GpuEngineLoadInfo; code?: string; message?: string }) => {
         if (m.type === 'ready') resolve(m.info!);
