@@ -211,3 +211,26 @@ test('batch 3: the arena laid out per image scales with the batch (each image eq
     assert.deepEqual(Array.from(all.subarray(n * per, (n + 1) * per)), Array.from(one));
   }
 });
+
+test('yolov8n: the plan\'s [B, K, 6] rows equal those of the ONNX engine Osprey builds for ONNX Runtime (uint8 prefix + top-K suffix)', async () => {
+  const { uint8Input, topKOutput } = await import('../../src/onnx/passes/index.js');
+  const ort = await import('onnxruntime-node');
+  const { encodeOnnxModel } = await import('../../src/onnx/index.js');
+  const model = readOnnxModel(YOLO_PATH);
+  const built = topKOutput(uint8Input(model), { k: 50 });
+  const { batch } = await loadBatch([IMAGES[0]!], 'uint8-nhwc');
+  const images = batch.data as Uint8Array;
+  const s = await ort.InferenceSession.create(encodeOnnxModel(built), { intraOpNumThreads: 2 });
+  const out = (await s.run({ images: new ort.Tensor('uint8', images, [1, 640, 640, 3]) })).output0!;
+  await s.release();
+  assert.deepEqual(out.dims, [1, 50, 6]);
+  const { plan, weightData } = compilePlan(model, { precision: 'float32', k: 50 });
+  assert.deepEqual([plan.input.name, plan.output.name, plan.output.k], ['images', 'output0', 50]);
+  assert.equal(plan.metadata.osprey_postprocess, 'topk');
+  const mine = executePlan(plan, weightData, images, 1).detections;
+  const theirs = out.data as Float32Array;
+  // same anchors in the same order while scores are distinct; boxes and scores equal to float rounding
+  for (let r = 0; r < 20; r++) {
+    for (let q = 0; q < 6; q++) assert.ok(Math.abs(mine[r * 6 + q]! - theirs[r * 6 + q]!) < 2e-3, `row ${r} col ${q}: ${mine[r * 6 + q]} vs ${theirs[r * 6 + q]}`);
+  }
+});
