@@ -120,6 +120,10 @@ export const ERROR_CATALOGUE = {
 
   // ---- gpu ----
   OSPREY_ERR_GPU_INSTALL: { meaning: 'Installing the GPU execution-provider libraries failed', http: 500, grpc: G.INTERNAL, solve: 'See the message for the library and the reason' },
+  OSPREY_ERR_CUDA_LIBRARY: { meaning: 'A CUDA library Osprey\'s GPU engine needs (libcuda, NVRTC, cuDNN) was not found or could not be loaded', http: 503, grpc: G.UNAVAILABLE, solve: 'Run `osprey doctor`: it lists what was found where, and the fix for each missing library' },
+  OSPREY_ERR_CUDA: { meaning: 'A CUDA driver, NVRTC or cuDNN call failed', http: 500, grpc: G.INTERNAL, solve: 'The message names the call and its status (e.g. CUDA_ERROR_OUT_OF_MEMORY); check the GPU with nvidia-smi' },
+  OSPREY_ERR_GPU_COMPILE: { meaning: 'The GPU engine builder cannot lower, fuse or plan the model', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'The message names the node and the unsupported feature; use the ONNX Runtime engine (--ep cuda) for this model' },
+  OSPREY_ERR_ENGINE_INCOMPATIBLE: { meaning: 'A GPU engine file was built for another GPU architecture, driver or library version, or is damaged', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'Rebuild the engine on this machine: osprey build --engine cuda' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { explainExecutionProviderFailure, probeExecutionProviderLibraries } from '../engine/execution-providers.js';
 import { DataType, encodeOnnxModel, makeNode, makeValueInfo, type OnnxModel } from '../onnx/index.js';
 import { onnxRuntimeVersion } from '../version.js';
+import { formatGpuEngineReport, gpuEngineReport, type GpuEngineReport } from './cuda-libraries.js';
 import { providerLibraryPath } from './providers.js';
 import { findSharedLibrary, listGpus, missingSharedLibraries, type GpuInfo } from './system.js';
 
@@ -55,6 +56,8 @@ export interface DoctorReport {
   platform: string;
   gpus: GpuInfo[];
   executionProviders: ExecutionProviderStatus[];
+  /** Osprey's own GPU engine: CUDA libraries found, versions, devices (see gpu/cuda-libraries.ts). */
+  gpuEngine?: GpuEngineReport;
 }
 
 /** A one-node ONNX model (Identity on a float [1]) to open a session with, without any model file. */
@@ -123,7 +126,8 @@ export async function doctor(): Promise<DoctorReport> {
     const extra = stat.missingLibraries.length > 1 ? ` (ldd: ${stat.missingLibraries.join(', ')} not found)` : '';
     executionProviders.push({ ...stat, loadable: false, reason: `${failure}${extra}` });
   }
-  return { onnxRuntimeVersion: onnxRuntimeVersion(), platform: `${process.platform}-${process.arch}`, gpus, executionProviders };
+  const gpuEngine = await gpuEngineReport();
+  return { onnxRuntimeVersion: onnxRuntimeVersion(), platform: `${process.platform}-${process.arch}`, gpus, executionProviders, gpuEngine };
 }
 
 /** The report as text (what `osprey doctor` prints and what startup logs on fallback). */
@@ -137,5 +141,6 @@ export function formatDoctorReport(r: DoctorReport): string {
   }
   lines.push('Execution providers:');
   for (const ep of r.executionProviders) lines.push(`  ${ep.loadable ? 'ok  ' : 'no  '} ${ep.reason}`);
+  if (r.gpuEngine) lines.push(formatGpuEngineReport(r.gpuEngine));
   return lines.join('\n');
 }

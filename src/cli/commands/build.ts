@@ -35,6 +35,7 @@ interface BuildCliOptions {
   checkData?: string;
   targetEp: string;
   check?: string;
+  engine: string;
   json?: boolean;
   progress?: boolean;
 }
@@ -99,6 +100,7 @@ export function register(program: Command): void {
     .option('--activation-type <t>', 'uint8 (asymmetric, default: fastest on x86 CPU) | int8 (symmetric)', 'uint8')
     .option('--check-data <dir>', 'images for the broken-model check (default: calibration images, else a synthetic image)')
     .option('--target-ep <ep>', 'execution provider the engine is built for (recorded in the manifest)', 'cpu')
+    .option('--engine <engine>', 'onnx (ONNX Runtime engine directory, default) | cuda (Osprey\'s own GPU engine for the GPU in hand: FP16 NHWC, fused, autotuned)', 'onnx')
     .option('--check <model>', 'only run the broken-model check on MODEL (exit 2 with OSPREY_ERR_BROKEN_MODEL when broken)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bars')
@@ -118,6 +120,14 @@ export function register(program: Command): void {
         return;
       }
       if (!o.model) throw new OspreyError('OSPREY_ERR_USAGE', 'osprey build needs --model PATH (or --check MODEL)');
+      if (oneOf('--engine', o.engine, ['onnx', 'cuda'] as const) === 'cuda') {
+        // Osprey's GPU engine: the builder lives in src/compile + src/engine/gpu-build.ts
+        if (!o.out) throw new OspreyError('OSPREY_ERR_USAGE', 'osprey build --engine cuda needs --out DIR');
+        const { buildGpuEngine } = await import('../../engine/gpu-build.js');
+        const r = await buildGpuEngine({ model: o.model, out: o.out, maxBatch: int('--max-batch', o.maxBatch)!, ...(o.topk !== undefined ? { topk: int('--topk', o.topk)! } : {}), log: (l) => process.stderr.write(`build: ${l}\n`) });
+        process.stdout.write(o.json ? JSON.stringify(r.manifest, null, 2) + '\n' : `${r.enginePath}\n`);
+        return;
+      }
       const result = await buildEngine({
         model: o.model,
         ...(o.out !== undefined ? { out: o.out } : {}),
