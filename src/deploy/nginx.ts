@@ -16,9 +16,11 @@
  *   `Connection` header; nginx's `keepalive_timeout` (60 s) is below Osprey's 65 s (`HTTP_TIMEOUT_DEFAULTS`), so
  *   nginx closes an idle connection before the replica does.
  * - gRPC: `grpc_pass` over an HTTP/2 listener, `grpc_next_upstream error timeout non_idempotent` retries calls whose
- *   replica refused or dropped the connection. A draining replica answers gRPC calls with status UNAVAILABLE inside
- *   an HTTP 200 response, which nginx cannot see: gRPC clients retry UNAVAILABLE themselves (a grpc service config
- *   `retryPolicy`, docs/operations.md), as gRPC's own load-balancing guidance says.
+ *   replica refused the connection. nginx streams gRPC request bodies to the upstream unbuffered, so a call whose
+ *   replica died after its body was sent cannot be re-sent by nginx: its 502 is turned into a gRPC trailers-only
+ *   response with status UNAVAILABLE (`error_page` → `@grpc_unavailable`), which gRPC clients retry. A draining
+ *   replica answers new calls UNAVAILABLE itself. So gRPC clients need a retry policy on UNAVAILABLE (a grpc service
+ *   config `retryPolicy`, docs/operations.md) — without it they see those calls fail; HTTP clients need nothing.
  * - one client address: every request reaches the replicas from nginx's address, so each replica must allow more
  *   connections per address than nginx opens: start replicas with `--max-connections-per-ip` above
  *   `worker_processes × worker_connections` (the local setup passes 4096).
@@ -170,6 +172,15 @@ export function renderNginxConfig(o: NginxOptions): string {
       `      grpc_send_timeout ${readTimeout};`,
       '      grpc_next_upstream error timeout non_idempotent;',
       `      grpc_next_upstream_tries ${tries};`,
+      '      # nginx forwards gRPC request bodies unbuffered: a call whose replica died after its body was sent',
+      '      # cannot be re-sent by nginx. Its 502 becomes a gRPC trailers-only UNAVAILABLE, which clients retry.',
+      '      error_page 502 503 504 = @grpc_unavailable;',
+      '    }',
+      '    location @grpc_unavailable {',
+      '      default_type application/grpc;',
+      '      add_header grpc-status 14 always;',
+      '      add_header grpc-message "osprey replica unavailable (retry)" always;',
+      '      return 204;',
       '    }',
       '  }',
     );
