@@ -18,7 +18,6 @@
  *   PodDisruptionBudget, and an HPA on Osprey's in-flight requests and queue delay through prometheus-adapter
  *   ({@link prometheusAdapterRules}).
  */
-import { DEFAULT_DRAIN_TIMEOUT_MS } from '../server/server.js';
 import { METRIC } from '../metrics/names.js';
 import { DEFAULT_ALERT_THRESHOLDS, ruleFile, type AlertThresholds } from './prometheus.js';
 
@@ -69,13 +68,19 @@ export interface KubernetesOptions {
   resources?: { cpu: string; memory: string; memoryLimit: string };
 }
 
+/**
+ * `osprey serve`'s default drain timeout, seconds (src/server/server.ts DEFAULT_DRAIN_TIMEOUT_MS; not imported, so
+ * planning does not load the server; test/deploy/files.test.ts checks they agree).
+ */
+export const SERVE_DRAIN_TIMEOUT_SECONDS = 25;
+
 export const DEFAULT_KUBERNETES_OPTIONS = Object.freeze({
   name: 'osprey',
   image: 'ghcr.io/osprey/osprey:0.1.0',
   replicas: 2,
   gpuResource: 'nvidia.com/gpu',
   gpusPerReplica: 1,
-  drainTimeoutSeconds: DEFAULT_DRAIN_TIMEOUT_MS / 1000,
+  drainTimeoutSeconds: SERVE_DRAIN_TIMEOUT_SECONDS,
   preStopSleepSeconds: 5,
   startupTimeoutSeconds: 1200,
   resources: { cpu: '4', memory: '8Gi', memoryLimit: '16Gi' },
@@ -342,7 +347,7 @@ export function checkManifests(manifests: readonly Manifest[]): string[] {
       }
       const sleep = c.lifecycle?.preStop?.exec?.command?.[0] === 'sleep' ? Number(c.lifecycle.preStop.exec.command[1]) : (c.lifecycle?.preStop?.sleep?.seconds ?? 0);
       const drainFlag = (c.args ?? []).indexOf('--drain-timeout-ms');
-      const drainSeconds = drainFlag >= 0 ? Number(c.args[drainFlag + 1]) / 1000 : DEFAULT_DRAIN_TIMEOUT_MS / 1000;
+      const drainSeconds = drainFlag >= 0 ? Number(c.args[drainFlag + 1]) / 1000 : SERVE_DRAIN_TIMEOUT_SECONDS;
       const g = grace ?? 30;
       if (!(g > sleep + drainSeconds)) at(m, 'spec.template.spec.terminationGracePeriodSeconds', `${g} s is not above preStop ${sleep} s + drain ${drainSeconds} s: the kubelet would SIGKILL a drain in progress`);
       const mounts: any[] = c.volumeMounts ?? [];

@@ -149,6 +149,12 @@ describe('Kubernetes manifests (structural: no cluster here)', () => {
     docs = parseAllDocuments(await read('deploy/kubernetes/base/osprey.yaml')).map((d) => d.toJS() as Manifest);
   });
 
+  it('the drain timeout the manifests assume is osprey serve\'s default', async () => {
+    const { DEFAULT_DRAIN_TIMEOUT_MS } = await import('../../src/server/server.js');
+    const { SERVE_DRAIN_TIMEOUT_SECONDS } = await import('../../src/deploy/kubernetes.js');
+    assert.equal(SERVE_DRAIN_TIMEOUT_SECONDS * 1000, DEFAULT_DRAIN_TIMEOUT_MS);
+  });
+
   it('parse, and pass the structural checks', () => {
     assert.deepEqual(docs.map((d) => d.kind), ['PersistentVolumeClaim', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'ServiceMonitor', 'PrometheusRule']);
     assert.deepEqual(checkManifests(docs), []);
