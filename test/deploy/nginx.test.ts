@@ -17,6 +17,12 @@ import { freePort, startNginx, startReplica, tempDir, tinyRepository, which, typ
 const REPLICAS = 3;
 const HTTP_CONCURRENCY = 6;
 const GRPC_CONCURRENCY = 2;
+/**
+ * nginx's passive health check skips a failed replica for fail_timeout. A rolling restart moves to the next replica
+ * only once the restarted one is ready AND fail_timeout has passed (docs/operations.md): otherwise nginx can hold
+ * every replica as failed at once and answer 502 "no live upstreams" without trying any.
+ */
+const FAIL_TIMEOUT_SECONDS = 2;
 const haveNginx = which('nginx') !== null;
 
 interface LogLine {
@@ -70,6 +76,7 @@ describe('nginx in front of 3 osprey serve replicas (HTTP + gRPC)', { skip: have
       httpListen,
       grpcListen,
       workerProcesses: 1,
+      failTimeout: `${FAIL_TIMEOUT_SECONDS}s`,
       standalone: { prefix, accessLog: true },
     });
     const confPath = join(prefix, 'nginx.conf');
@@ -162,7 +169,8 @@ describe('nginx in front of 3 osprey serve replicas (HTTP + gRPC)', { skip: have
     assert.ok(retried.every((l) => l.status === 200), 'every request nginx re-sent succeeded');
   });
 
-  it('rolling restart with SIGTERM (drain), one replica at a time: zero client errors', async (t) => {
+  it('rolling restart with SIGTERM (drain), one replica at a time (next once ready + fail_timeout): zero client errors', async (t) => {
+    await sleep(FAIL_TIMEOUT_SECONDS * 1000 + 500); // the replica restarted by the previous test is live again for nginx
     const load: Load = startLoad({ httpBase: lbHttp, httpConcurrency: HTTP_CONCURRENCY, grpc: client, grpcConcurrency: GRPC_CONCURRENCY, phase: 'rolling' });
     const t0 = Date.now();
     await sleep(500);
@@ -170,7 +178,7 @@ describe('nginx in front of 3 osprey serve replicas (HTTP + gRPC)', { skip: have
     for (let i = 0; i < REPLICAS; i++) {
       exits.push(await replicas[i]!.stop('SIGTERM'));
       replicas[i] = await start(i);
-      await sleep(300);
+      await sleep(FAIL_TIMEOUT_SECONDS * 1000 + 500);
     }
     const samples = await load.stop();
     const ms = Date.now() - t0;
