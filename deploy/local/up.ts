@@ -5,6 +5,7 @@
  *   npx tsx deploy/local/up.ts --model ../shared/data/models/yolov8n.onnx [--replicas 3] [--dir osprey-local]
  *   npx tsx deploy/local/up.ts --model-repository models/ --replicas 2 -- --ep cuda,cpu   (after --: more serve flags)
  *
+ * `--scrape-interval` (default 15s) is Prometheus' scrape and rule evaluation interval.
  * Ports (defaults): replicas HTTP 8000 + 10·i and gRPC 8001 + 10·i, nginx HTTP 8080 and gRPC 8081, Prometheus 9090.
  * Everything listens on 127.0.0.1. Ctrl-C (or SIGTERM) stops it all: replicas drain first (SIGTERM), then nginx
  * and Prometheus. nginx and Prometheus come from Debian's packages (bash scripts/setup.sh); without them the
@@ -35,6 +36,7 @@ const { values: o } = parseArgs({
     'lb-http-port': { type: 'string', default: '8080' },
     'lb-grpc-port': { type: 'string', default: '8081' },
     'prometheus-port': { type: 'string', default: '9090' },
+    'scrape-interval': { type: 'string', default: '15s' },
   },
 });
 const fail = (msg: string): never => {
@@ -50,6 +52,7 @@ const int = (name: string, v: string | undefined) => {
 const replicas = int('replicas', o.replicas);
 const base = int('http-port', o['http-port']);
 const dir = resolve(o.dir!);
+if (!/^[0-9]+(ms|s|m)$/.test(o['scrape-interval']!)) fail(`--scrape-interval must be a Prometheus duration like 15s, got '${o['scrape-interval']}'`);
 const which = (bin: string) => ['/usr/sbin', '/usr/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, bin)).find((p) => spawnSync('test', ['-x', p]).status === 0);
 
 const children: Array<{ name: string; child: ChildProcess; stop: NodeJS.Signals }> = [];
@@ -104,7 +107,7 @@ const prometheus = which('prometheus');
 const promAddr = `127.0.0.1:${int('prometheus-port', o['prometheus-port'])}`;
 if (prometheus) {
   const config = join(dir, 'prometheus.yml');
-  await writeFile(config, toYaml(prometheusConfig({ targets: ports.map((p, i) => ({ address: `127.0.0.1:${p.httpPort}`, labels: { replica: `r${i}` } })), ruleFiles: [join(ROOT, 'deploy/prometheus/osprey-rules.yml')] })));
+  await writeFile(config, toYaml(prometheusConfig({ targets: ports.map((p, i) => ({ address: `127.0.0.1:${p.httpPort}`, labels: { replica: `r${i}` } })), ruleFiles: [join(ROOT, 'deploy/prometheus/osprey-rules.yml')], scrapeInterval: o['scrape-interval']! })));
   launch('prometheus', prometheus, [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=${promAddr}`, '--log.level=warn'], 'SIGTERM');
 } else process.stderr.write('deploy/local/up: prometheus is not installed (bash scripts/setup.sh): no monitoring\n');
 

@@ -37,7 +37,7 @@ it('deploy/local/up.ts brings up replicas + nginx + Prometheus, and Ctrl-C stops
   const repo = await tinyRepository(join(tmp.path, "models"), 1000);
   const base = await baseForReplicas();
   const [lb, lbGrpc, prom] = [await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'deploy/local/up.ts'), '--model-repository', repo, '--replicas', '2', '--dir', join(tmp.path, 'run'), '--http-port', String(base), '--lb-http-port', String(lb), '--lb-grpc-port', String(lbGrpc), '--prometheus-port', String(prom)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'deploy/local/up.ts'), '--model-repository', repo, '--replicas', '2', '--dir', join(tmp.path, 'run'), '--http-port', String(base), '--lb-http-port', String(lb), '--lb-grpc-port', String(lbGrpc), '--prometheus-port', String(prom), '--scrape-interval', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d: Buffer) => (log += d));
   child.stderr.on('data', (d: Buffer) => (log += d));
@@ -70,7 +70,9 @@ it('deploy/local/up.ts brings up replicas + nginx + Prometheus, and Ctrl-C stops
   t.diagnostic(`up after ${Math.round(performance.now() - t0)} ms`);
   child.kill("SIGINT");
   const tStop = performance.now();
-  const code = await Promise.race([exited, sleep(30_000).then(() => 'still running after 30 s')]);
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise<string>((r) => (timer = setTimeout(() => r('still running after 30 s'), 30_000)))]);
+  clearTimeout(timer);
   t.diagnostic(`stopped in ${Math.round(performance.now() - tStop)} ms`);
   assert.equal(code, 0, log);
   for (const port of [base, base + 1, base + 10, base + 11, lb, lbGrpc, prom]) assert.ok(await portFree(port), `port ${port} released`);
