@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh machine: Debian packages (ffmpeg, chromium, an RTSP server for tests), then `npm ci`
+# One-time set-up on a fresh machine: Debian packages (ffmpeg, chromium, an RTSP server, nginx, Prometheus for tests), then `npm ci`
 # (which builds Osprey through the `prepare` script). Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,9 @@ APT_PACKAGES=(ffmpeg chromium fonts-dejavu-core
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # streams tests: a real MQTT broker for the MQTT event sink
-  mosquitto)
+  mosquitto
+  # deploy tests (test/deploy): nginx in front of replicas, Prometheus + promtool (Debian's prometheus package)
+  nginx prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -48,6 +48,21 @@ export const METRIC = {
   instanceUtilization: 'osprey_instance_utilization_ratio',
   /** Gauge: 1 per loaded model version (label `state`). */
   modelState: 'osprey_model_state',
+  /**
+   * Counter: requests finished, by `outcome` = `success` | `client_error` (the catalogue's 4xx codes: the request
+   * was wrong) | `server_error` (5xx: the server failed it). All three series exist from a version's first request
+   * (at 0), so an error ratio is 0 rather than absent while nothing fails.
+   */
+  requestsTotal: 'osprey_requests_total',
+  /**
+   * Gauge 0/1 per model the repository knows (loaded or not): 1 while the model has a READY version. A model that
+   * failed to load shows 0 here (it has no `osprey_model_state` series at all).
+   */
+  modelReady: 'osprey_model_ready',
+  /** Gauge 0/1: the server answers `GET /v2/health/ready` with 200 (0 while loading or draining). */
+  serverReady: 'osprey_server_ready',
+  /** Gauge: inference and repository requests in flight in the HTTP and gRPC front ends (what a drain waits for). */
+  inFlightRequests: 'osprey_inflight_requests',
 
   // ---- GPU (nvidia-smi; absent without a GPU) ----
   /** Gauge 0..1 (Triton's name). */
@@ -61,3 +76,47 @@ export const METRIC = {
   /** Gauge °C (not in Triton; DCGM's DCGM_FI_DEV_GPU_TEMP). */
   gpuTemperature: 'osprey_gpu_temperature_celsius',
 } as const;
+
+/**
+ * Metrics other modules register on the server's registry, named here so rules and dashboards have one list
+ * (test/deploy checks each against the module that registers it).
+ */
+export const ROUTING_METRIC = {
+  /** Counter: model version swaps, label `outcome` = switched | failed | confirmed | rolled_back | rollback_failed (src/routing/metrics.ts). */
+  modelSwaps: 'osprey_model_swaps_total',
+  /** Counter: automatic rollbacks during probation, label `reason` = error_rate | latency. */
+  modelRollbacks: 'osprey_model_rollbacks_total',
+  /** Counter: requests routed through an alias (labels alias, arm, role, outcome). */
+  routeRequests: 'osprey_route_requests_total',
+} as const;
+
+/** The camera pipeline's metrics (src/streams/manager.ts STREAM_METRIC), for rules and dashboards. */
+export const STREAM_METRIC_NAMES = {
+  /** Counter: frames per camera and `stage` (decoded, sampled, dropped, processed). */
+  frames: 'osprey_stream_frames_total',
+  /** Gauge 0/1: the camera's current `state` (starting, streaming, starved, stalled, reconnecting, failed, stopped). */
+  state: 'osprey_stream_camera_state',
+  /** Gauge: processed frames per second per camera. */
+  fps: 'osprey_stream_fps',
+  /** Gauge: frames per second arriving from the source. */
+  decodedFps: 'osprey_stream_decoded_fps',
+  /** Histogram seconds: frame arrival to detections ready. */
+  frameLatency: 'osprey_stream_frame_latency_seconds',
+} as const;
+
+/**
+ * NVIDIA DCGM exporter (dcgm-exporter's default counters) ↔ Osprey's own GPU metrics. On Kubernetes with the GPU
+ * Operator, dcgm-exporter is already there: the recording rules in deploy/prometheus read either source into one
+ * `gpu:*` series per GPU (joined on the GPU UUID), so panels and alerts work with either or both. Units differ:
+ * `scale` turns the DCGM figure into Osprey's unit.
+ */
+export const DCGM_MAPPING = [
+  { dcgm: 'DCGM_FI_DEV_GPU_UTIL', dcgmUnit: 'percent 0..100', osprey: METRIC.gpuUtilization, ospreyUnit: 'ratio 0..1', scale: 0.01 },
+  { dcgm: 'DCGM_FI_DEV_FB_USED', dcgmUnit: 'MiB', osprey: METRIC.gpuMemoryUsedBytes, ospreyUnit: 'bytes', scale: 1048576 },
+  { dcgm: 'DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE', dcgmUnit: 'MiB', osprey: METRIC.gpuMemoryTotalBytes, ospreyUnit: 'bytes', scale: 1048576 },
+  { dcgm: 'DCGM_FI_DEV_GPU_TEMP', dcgmUnit: '°C', osprey: METRIC.gpuTemperature, ospreyUnit: '°C', scale: 1 },
+  { dcgm: 'DCGM_FI_DEV_POWER_USAGE', dcgmUnit: 'W', osprey: METRIC.gpuPowerUsage, ospreyUnit: 'W', scale: 1 },
+] as const;
+
+/** The label dcgm-exporter puts the GPU UUID in (Osprey's is `gpu_uuid`). */
+export const DCGM_UUID_LABEL = 'UUID';

@@ -6,6 +6,7 @@
  * One registry per server (not prom-client's global one), so several servers can live in one process (tests).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { queryGpus, type GpuReading } from './gpu.js';
 import { METRIC } from './names.js';
@@ -19,6 +20,22 @@ export interface MetricsSource {
     pendingRequests: number;
     instances: Array<{ busyNs: number }>;
   }>;
+  /** Every model the repository knows, loaded or not, with whether it has a READY version (`osprey_model_ready`). */
+  models?(): Promise<Array<{ model: string; ready: boolean }>>;
+  /** What `GET /v2/health/ready` answers (`osprey_server_ready`). */
+  ready?(): boolean;
+  /** Requests a graceful shutdown would wait for (`osprey_inflight_requests`). */
+  inFlightRequests?(): number;
+}
+
+/** `osprey_requests_total`'s `outcome` label values. */
+export const REQUEST_OUTCOMES = ['success', 'client_error', 'server_error'] as const;
+export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
+
+/** A failure's outcome from the catalogue's HTTP status: 4xx = the client's request was wrong, else the server's. */
+export function failureOutcome(reason: string | undefined): RequestOutcome {
+  const entry = reason !== undefined ? ERROR_CATALOGUE[reason as ErrorCode] : undefined;
+  return entry && entry.http >= 400 && entry.http < 500 ? 'client_error' : 'server_error';
 }
 
 type MV = { model: string; version: string };
@@ -51,6 +68,8 @@ export class ServerMetrics {
   private readonly computeSeconds: Histogram<'model' | 'version' | 'phase'>;
   private readonly images: Counter<'model' | 'version'>;
   private readonly detections: Counter<'model' | 'version'>;
+  private readonly requests: Counter<'model' | 'version' | 'outcome'>;
+  private readonly requestsSeen = new Set<string>();
   private readonly lastBusy = new Map<string, { busyNs: number; at: number }>();
   private gpuProbe: Promise<GpuReading[] | null> | undefined;
 
@@ -72,6 +91,7 @@ export class ServerMetrics {
     this.computeSeconds = new Histogram({ name: METRIC.computeDuration, help: 'Compute time per execution by phase (input, infer, output), seconds', labelNames: [...mv, 'phase'], buckets: LATENCY_BUCKETS, registers: r });
     this.images = new Counter({ name: METRIC.imagesTotal, help: 'Images received by the detect route', labelNames: mv, registers: r });
     this.detections = new Counter({ name: METRIC.detectionsTotal, help: 'Detections returned by the detect route', labelNames: mv, registers: r });
+    this.requests = new Counter({ name: METRIC.requestsTotal, help: 'Requests finished, by outcome (success, client_error = 4xx, server_error = 5xx)', labelNames: [...mv, 'outcome'], registers: r });
 
     const self = this;
     new Gauge({
@@ -125,6 +145,36 @@ export class ServerMetrics {
       collect() {
         this.reset();
         for (const v of self.source?.versions() ?? []) this.set({ model: v.model, version: String(v.version), state: v.state }, 1);
+      },
+    });
+
+    new Gauge({
+      name: METRIC.modelReady,
+      help: 'Models the repository knows: 1 while the model has a READY version, 0 otherwise (failed to load, unloaded, loading)',
+      labelNames: ['model'],
+      registers: r,
+      async collect() {
+        const models = (await self.source?.models?.()) ?? [];
+        this.reset();
+        for (const m of models) this.set({ model: m.model }, m.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: METRIC.serverReady,
+      help: 'What GET /v2/health/ready answers: 1 ready, 0 not ready (loading or draining)',
+      registers: r,
+      collect() {
+        const src = self.source;
+        if (src?.ready) this.set(src.ready() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: METRIC.inFlightRequests,
+      help: 'Inference and repository requests in flight (HTTP and gRPC); what a graceful shutdown waits for',
+      registers: r,
+      collect() {
+        const src = self.source;
+        if (src?.inFlightRequests) this.set(src.inFlightRequests());
       },
     });
 
@@ -206,6 +256,13 @@ export class ServerMetrics {
     const l: MV = { model, version };
     if (ok) this.success.inc(l);
     else this.failure.inc({ ...l, reason: reason ?? 'OSPREY_ERR_INTERNAL' });
+    const key = `${model}\u0000${version}`;
+    if (!this.requestsSeen.has(key)) {
+      // Every outcome exists from the first request on, at 0: ratios are 0, not absent, while nothing fails.
+      this.requestsSeen.add(key);
+      for (const outcome of REQUEST_OUTCOMES) this.requests.inc({ ...l, outcome }, 0);
+    }
+    this.requests.inc({ ...l, outcome: ok ? 'success' : failureOutcome(reason) });
     this.requestUs.inc(l, seconds * 1e6);
     this.requestSeconds.observe(l, seconds);
   }

@@ -165,6 +165,13 @@ export class InferenceService {
           const s = v.batcher.stats();
           return { model: v.model, version: v.version, state: v.state, pendingRequests: s.pendingRequests, instances: s.instances };
         }),
+      models: async () => {
+        const byModel = new Map<string, boolean>();
+        for (const row of await this.repository.index()) byModel.set(row.name, (byModel.get(row.name) ?? false) || row.state === 'READY');
+        return [...byModel].map(([model, ready]) => ({ model, ready }));
+      },
+      ready: () => this.isReady(),
+      inFlightRequests: () => this.inFlightRequests,
     });
   }
 
