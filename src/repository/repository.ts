@@ -23,7 +23,7 @@ import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { Tensor } from '../core/types.js';
 import { Detector } from '../engine/detector.js';
 import type { Engine, EngineInfo, RunOptions } from '../engine/engine.js';
-import { DEFAULT_EXECUTION_PROVIDERS } from '../engine/execution-providers.js';
+import { defaultExecutionProviders } from '../engine/execution-providers.js';
 import { createOrtEngine, type OrtEngineOptions } from '../engine/ort-engine.js';
 import { DynamicBatcher, defaultBatchBuckets, warmupBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
@@ -116,7 +116,7 @@ export class ModelVersion {
 export type ObserverFactory = (model: string, version: number) => BatcherObserver | undefined;
 
 export interface RepositoryOptions {
-  /** Execution providers for `KIND_AUTO` instance groups. Default ['cuda', 'cpu']. */
+  /** Execution providers for `KIND_AUTO` instance groups. Default: `defaultExecutionProviders()` (cuda,cpu where an NVIDIA GPU is present, else cpu). */
   executionProviders?: readonly string[];
   /** Engine factory. Default {@link ortEngineFactory}. */
   engineFactory?: EngineFactory;
@@ -183,7 +183,7 @@ export class ModelRepository {
     private readonly options: RepositoryOptions,
   ) {
     this.factory = options.engineFactory ?? ortEngineFactory;
-    this.eps = options.executionProviders ?? DEFAULT_EXECUTION_PROVIDERS;
+    this.eps = options.executionProviders ?? defaultExecutionProviders();
   }
 
   /**
@@ -404,7 +404,9 @@ export class ModelRepository {
     try {
       for (const g of groups) {
         const kind = g.kind ?? 'KIND_AUTO';
-        const eps = kind === 'KIND_CPU' ? ['cpu'] : kind === 'KIND_GPU' ? this.eps.filter((e) => e !== 'cpu') : this.eps;
+        // KIND_GPU asks for a GPU explicitly: tried (and its failure explained) even where the default list is CPU-only
+        const gpuEps = this.eps.filter((e) => e !== 'cpu');
+        const eps = kind === 'KIND_CPU' ? ['cpu'] : kind === 'KIND_GPU' ? (gpuEps.length ? gpuEps : ['cuda']) : this.eps;
         engines.push(
           await this.factory({
             modelPath,
