@@ -309,6 +309,22 @@ export function register(program: Command): void {
     });
 
   bench
+    .command('profile')
+    .description("Where ONNX Runtime's CPU EP spends a model's time, per operator type and node (ORT's profiler), and the op counts of the graph it actually runs (trtexec --dumpProfile)")
+    .requiredOption('--model <path>', 'an .onnx file or an engine directory')
+    .option('--runs <n>', 'profiled runs (after 3 warm-up runs)', '20')
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (default: ORT decides)')
+    .option('--json <file>', 'write the result as JSON')
+    .action(async (o: { model: string; runs: string; intraOpThreads?: string; json?: string }) => {
+      const { profileModel, formatProfile } = await import('../../bench/ort-profile.js');
+      const { commandLine } = await import('../../bench/system.js');
+      const threads = parseNumber(o.intraOpThreads, '--intra-op-threads');
+      const r = await profileModel({ model: o.model, runs: parseIntList(o.runs, '--runs')[0]!, ...(threads !== undefined ? { intraOpNumThreads: threads } : {}), command: commandLine() });
+      process.stdout.write(formatProfile(r));
+      if (o.json) await writeOut(o.json, JSON.stringify(r, null, 1) + '\n');
+    });
+
+  bench
     .command('report')
     .description('An HTML page showing bench result files side by side (tables + latency-vs-throughput plots)')
     .argument('<results...>', 'bench result JSON files')
