@@ -15,7 +15,7 @@
  * Why uint8 activations on CPU: MLAS's int8 GEMM kernels on x86 (AVX2 `vpmaddubsw`, AVX512-VNNI `vpdpbusd`)
  * multiply unsigned 8-bit activations by signed 8-bit weights (U8S8); S8S8 activations are shifted to uint8
  * inside the kernel. U8S8 is the native form, and asymmetric uint8 spends no code on the negative side of
- * post-SiLU/Sigmoid tensors (SiLU ≥ -0.28). Measured in bench/int8-speed.ts.
+ * post-SiLU/Sigmoid tensors (SiLU ≥ -0.28). Measured with the int8-cpu-speed suite (bench/suites/int8-cpu-speed.ts) and docs/build.md.
  */
 import { OspreyError } from '../core/errors.js';
 import { removeUnusedNodes } from '../onnx/graph.js';

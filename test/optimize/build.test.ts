@@ -1,7 +1,7 @@
 /**
  * `osprey build` on the real yolov8n (../shared/data): INT8 QDQ with calibration on a few real images, cache reuse,
  * the broken-model check, repository versions, and each bad input with its error code. The full mAP table is a
- * benchmark (bench/int8-map.ts), not a test.
+ * benchmark (the int8-accuracy suite, bench/suites/int8-accuracy.ts), not a test.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

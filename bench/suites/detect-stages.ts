@@ -2,8 +2,8 @@
  * Per-stage times of the detector pipeline on one image, and the main thread's event-loop delay while inference
  * runs in the engine's worker thread versus the same inference run on the main thread.
  *
- *   npx tsx bench/detect-stages.ts [--iterations 30] [--image ../shared/data/images/bus.jpg]
- *     [--model ../shared/data/models/yolov8n.onnx] [--ep cpu] [--out bench/results/detect-stages-cpu.json]
+ *   npx tsx bench/run.ts detect-stages [--iterations 30] [--image ../shared/data/images/bus.jpg]
+ *     [--model ../shared/data/models/yolov8n.onnx] [--ep cpu] [--out bench/results/<device>/detect-stages.json]
  *
  * Stages (each timed separately, N iterations after one warm-up):
  *   decode       encoded bytes (already in memory) → RGB pixels (sharp, EXIF applied)
@@ -17,22 +17,23 @@
  * through the worker engine and once through an ORT session created on the main thread; the ratio is printed.
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { benchEnvironment } from '../src/bench/system.js';
-import { computeLetterbox } from '../src/core/letterbox.js';
-import { postprocessImage } from '../src/core/postprocess.js';
-import { DEFAULT_DETECT_OPTIONS } from '../src/core/types.js';
-import { Detector } from '../src/engine/detector.js';
-import type { OrtEngineInfo } from '../src/engine/ort-engine.js';
-import { decodeImage } from '../src/image/decode.js';
-import { allocateBatch, letterboxInto } from '../src/image/letterbox.js';
+import { benchEnvironment } from '../../src/bench/system.js';
+import { dataDir, resultsDir } from '../lib.js';
+import { computeLetterbox } from '../../src/core/letterbox.js';
+import { postprocessImage } from '../../src/core/postprocess.js';
+import { DEFAULT_DETECT_OPTIONS } from '../../src/core/types.js';
+import { Detector } from '../../src/engine/detector.js';
+import type { OrtEngineInfo } from '../../src/engine/ort-engine.js';
+import { decodeImage } from '../../src/image/decode.js';
+import { allocateBatch, letterboxInto } from '../../src/image/letterbox.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
+const root = resolve(here, '../..');
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,10 +41,10 @@ function arg(name: string, dflt: string): string {
 }
 
 const iterations = Number(arg('iterations', '30'));
-const imagePath = resolve(arg('image', resolve(root, '..', 'shared', 'data', 'images', 'bus.jpg')));
-const modelPath = resolve(arg('model', resolve(root, '..', 'shared', 'data', 'models', 'yolov8n.onnx')));
+const imagePath = resolve(arg('image', join(dataDir(), 'images', 'bus.jpg')));
+const modelPath = resolve(arg('model', join(dataDir(), 'models', 'yolov8n.onnx')));
 const ep = arg('ep', 'cpu');
-const outPath = resolve(arg('out', resolve(root, 'bench', 'results', `detect-stages-${ep}.json`)));
+const outPath = resolve(arg('out', join(resultsDir('cpu'), `detect-stages${ep === 'cpu' ? '' : '-' + ep}.json`)));
 
 interface Stats {
   mean: number;
@@ -85,7 +86,7 @@ async function loopDelayDuring(n: number, run: () => Promise<unknown>): Promise<
 }
 
 async function main(): Promise<void> {
-  const command = `npx tsx bench/detect-stages.ts ${process.argv.slice(2).join(' ')}`.trim();
+  const command = `npx tsx bench/run.ts detect-stages ${process.argv.slice(2).join(' ')}`.trim();
   const env = await benchEnvironment(ep, command);
   const bytes = readFileSync(imagePath);
   const det = await Detector.create({ modelPath, executionProviders: [ep], warmup: 2 });

@@ -1,13 +1,13 @@
 /**
  * How many file-backed 768×432 camera streams at 5 fps this machine keeps up with (yolov8n), and whether memory
- * stays flat. Not a test: prints ratios measured in one run and writes bench/results/streams-capacity-cpu.json.
+ * stays flat. Not a test: prints ratios measured in one run and writes bench/results/<device>/streams-capacity.json (or --out FILE).
  *
  * Each step runs N cameras reading the shared MP4s in real time (ffmpeg `-re`, looping), all submitting into one
  * dynamic batcher (cross-camera batching), with a full-frame zone rule so every detected object makes events
  * (frame-to-event latency). A step "keeps up" when < 1% of sampled frames are dropped and the processed rate is
  * ≥ 97% of N × fps. Then a soak run at the largest N that kept up (at least 1) samples RSS every 5 s.
  *
- * Run: npx tsx bench/streams-capacity.ts [--engine DIR|--model PATH] [--streams 1,2,4,6,8] [--fps 5]
+ * Run: npx tsx bench/run.ts streams-capacity [--engine DIR|--model PATH] [--streams 1,2,4,6,8] [--fps 5]
  *        [--step-seconds 30] [--soak-seconds 180] [--warmup-seconds 5]
  * Without --engine/--model it builds yolov8n INT8 (QDQ, uint8 NHWC input, dynamic batch ≤ 8, entropy calibration on
  * 32 images of coco-val-dev) with `osprey build`'s buildEngine into .cache/streams-bench/.
@@ -17,14 +17,15 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
-import { percentileSorted } from '../src/bench/stats.js';
-import { parseStreamsConfig } from '../src/streams/config.js';
-import { startStreamsRuntime, type StreamsRuntime } from '../src/streams/runtime.js';
-import { OSPREY_VERSION, onnxRuntimeVersion } from '../src/version.js';
+import { percentileSorted } from '../../src/bench/stats.js';
+import { parseStreamsConfig } from '../../src/streams/config.js';
+import { startStreamsRuntime, type StreamsRuntime } from '../../src/streams/runtime.js';
+import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
+import { dataDir, resultsDir } from '../lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
-const data = resolve(root, '../shared/data');
+const root = resolve(here, '../..');
+const data = dataDir();
 const argv = process.argv.slice(2);
 const arg = (name: string, def: string): string => {
   const i = argv.indexOf(name);
@@ -42,7 +43,7 @@ async function resolveModel(): Promise<{ path: string; precision: string; note: 
   let dir = argv.includes('--engine') ? resolve(arg('--engine', '')) : join(root, '.cache/streams-bench/yolov8n-int8');
   if (!existsSync(join(dir, '1/model.onnx'))) {
     process.stderr.write(`building yolov8n INT8 into ${dir} …\n`);
-    const { buildEngine } = await import('../src/optimize/build.js');
+    const { buildEngine } = await import('../../src/optimize/build.js');
     mkdirSync(dirname(dir), { recursive: true });
     await buildEngine({
       model: join(data, 'models/yolov8n.onnx'),
@@ -207,7 +208,7 @@ if (soakSeconds > 0) {
 }
 const result = {
   benchmark: 'streams-capacity',
-  command: `npx tsx bench/streams-capacity.ts ${argv.join(' ')}`.trim(),
+  command: `npx tsx bench/run.ts streams-capacity ${argv.join(' ')}`.trim(),
   started,
   device: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), loadavgStart: loadStart.map((x) => round(x)), loadavgEnd: loadavg().map((x) => round(x)) },
   versions: { osprey: OSPREY_VERSION, onnxruntime: onnxRuntimeVersion(), node: process.version },
@@ -218,7 +219,7 @@ const result = {
   sustainedStreams: sustained,
   soak,
 };
-mkdirSync(join(root, 'bench/results'), { recursive: true });
-const out = join(root, 'bench/results/streams-capacity-cpu.json');
+const out = resolve(arg('--out', join(resultsDir('cpu'), 'streams-capacity.json')));
+mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
 process.stdout.write(`sustained ${sustained} streams × ${fps} fps (${model.precision}); wrote ${out}\n`);

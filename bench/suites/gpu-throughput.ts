@@ -3,7 +3,7 @@
  * machine, beside the PyTorch reference measured in the same run (`torch_yolov8.py bench`, JSON lines passed with
  * --pytorch). Not a test.
  *
- *   node --import tsx bench/gpu/run.ts --model yolov8n=PATH [--model yolov8s=PATH] --pytorch torch.jsonl \
+ *   npx tsx bench/run.ts gpu-throughput [--model yolov8n=PATH] [--model yolov8s=PATH] [--pytorch torch.jsonl | --torch-script torch_yolov8.py] \
  *        --images DIR --out results.json [--ep cuda] [--batches 1,8,32,64] [--instances 1,2,4] [--duration-ms 2000]
  *
  * Variants built in-process with Osprey's graph passes (src/onnx/passes), all with a dynamic batch axis:
@@ -15,9 +15,10 @@
  * Every row is "frames on the host in, detections on the host out": host NMS runs on the main thread for every image.
  * Inputs are real letterboxed images (cycled), not zeros.
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createOrtEngine, type EnginePool } from '../../src/engine/ort-engine.js';
 import { Detector } from '../../src/engine/detector.js';
@@ -32,12 +33,15 @@ import { dynamicBatch, fp16, topKOutput, uint8Input } from '../../src/onnx/passe
 import { summarizeLatencies } from '../../src/bench/stats.js';
 import { listGpus } from '../../src/gpu/system.js';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
+import { dataDir } from '../lib.js';
 
 type Variant = 'plain-fp32' | 'plain-fp16' | 'raw-uint8-fp16' | 'e2e-fp32' | 'e2e-fp16';
 
 interface Args {
   models: Array<{ name: string; path: string }>;
   pytorch?: string;
+  /** ../shared/tools/torch_yolov8.py: run its `bench` in this command when no --pytorch file is given. */
+  torchScript?: string;
   images: string;
   out: string;
   ep: string;
@@ -72,6 +76,7 @@ function parseArgs(argv: string[]): Args {
       const [name, path] = v.split('=');
       a.models.push({ name: name!, path: path! });
     } else if (k === '--pytorch') a.pytorch = v;
+    else if (k === '--torch-script') a.torchScript = v;
     else if (k === '--images') a.images = v;
     else if (k === '--out') a.out = v;
     else if (k === '--ep') a.ep = v;
@@ -256,6 +261,19 @@ async function latencyBatch1(modelPath: string, ep: string, imagePath: string, d
 async function main(): Promise<void> {
   const args = parseArgs(process.argv);
   const work = mkdtempSync(join(tmpdir(), 'osprey-gpu-bench-'));
+  // PyTorch in the same command (docs/gpu.md): torch_yolov8.py bench per model scale, unless a --pytorch file is given
+  const script = args.torchScript ?? process.env.OSPREY_TORCH_YOLOV8 ?? join(dataDir(), '..', 'tools', 'torch_yolov8.py');
+  if (!args.pytorch && existsSync(script)) {
+    const lines: string[] = [];
+    for (const m of args.models) {
+      const scale = /yolov8([nsmlx])/.exec(m.name)?.[1] ?? 'n';
+      const r = spawnSync('python3', [script, 'bench', '--scale', scale, '--batch', args.batches.join(','), '--precision', 'fp16'], { encoding: 'utf8', cwd: dirname(script), maxBuffer: 64 * 1024 * 1024 });
+      if (r.status !== 0) process.stderr.write(`gpu-throughput: ${script} bench --scale ${scale} failed (${r.status}): ${(r.stderr ?? '').slice(-500)}\n`);
+      lines.push(...(r.stdout ?? '').split('\n').filter((l) => l.startsWith('{')));
+    }
+    args.pytorch = join(dirname(args.out), `pytorch-${args.models.map((m) => m.name).join('-')}.jsonl`);
+    writeFileSync(args.pytorch, lines.join('\n') + '\n');
+  }
   const torchRows: Array<Record<string, unknown>> = args.pytorch
     ? readFileSync(args.pytorch, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
@@ -266,7 +284,7 @@ async function main(): Promise<void> {
   const gpus = listGpus();
   const save = () => {
     const result = {
-      benchmark: 'bench/gpu/run.ts',
+      benchmark: 'gpu-throughput',
       command: process.argv.slice(1).join(' '),
       createdAt: new Date().toISOString(),
       device: gpus[0] ?? null,

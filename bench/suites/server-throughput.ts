@@ -14,7 +14,7 @@
  * ready-probe latency p99 (target < 10 ms). The load generator shares the machine with the server (on a real
  * deployment clients are elsewhere), so the ratio is a lower bound.
  *
- *   npx tsx bench/server-throughput.ts [--batch 4] [--instances 1] [--seconds 15] [--rounds 3] [--delay-us 2000] [--input fp32|uint8] [--intra-op N] [--out bench/results/server-throughput-cpu.json]
+ *   npx tsx bench/run.ts server-throughput [--batch 4] [--instances 1] [--seconds 15] [--rounds 3] [--delay-us 2000] [--input fp32|uint8] [--intra-op N] [--out bench/results/<device>/server-throughput.json]
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,16 +23,17 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { percentile as percentileOf, round } from '../src/bench/stats.js';
+import { percentile as percentileOf, round } from '../../src/bench/stats.js';
 
 const percentile = (xs: number[], q: number): number => (xs.length > 0 ? percentileOf(xs, q) : Number.NaN);
-import { benchEnvironment } from '../src/bench/system.js';
-import type { Tensor } from '../src/core/types.js';
-import { decodeImage } from '../src/image/decode.js';
-import { allocateBatch, letterboxImageInto } from '../src/image/letterbox.js';
-import { dynamicBatch, readOnnxModel, topKOutput, uint8Input, writeOnnxModel } from '../src/onnx/index.js';
-import { ortEngineFactory } from '../src/repository/repository.js';
-import { startServer } from '../src/server/server.js';
+import { benchEnvironment } from '../../src/bench/system.js';
+import type { Tensor } from '../../src/core/types.js';
+import { decodeImage } from '../../src/image/decode.js';
+import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
+import { dynamicBatch, readOnnxModel, topKOutput, uint8Input, writeOnnxModel } from '../../src/onnx/index.js';
+import { ortEngineFactory } from '../../src/repository/repository.js';
+import { startServer } from '../../src/server/server.js';
+import { dataDir, resultsDir } from '../lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -47,9 +48,9 @@ const { values: args } = parseArgs({
     input: { type: 'string', default: 'fp32' },
     /** 'raw': the model's [B,84,8400] output; 'topk': Osprey's top-K suffix ([B,300,6]), as `osprey build` makes. */
     output: { type: 'string', default: 'raw' },
-    model: { type: 'string', default: join(here, '../../shared/data/models/yolov8n.onnx') },
-    image: { type: 'string', default: join(here, '../../shared/data/images/bus.jpg') },
-    out: { type: 'string', default: join(here, 'results/server-throughput-cpu.json') },
+    model: { type: 'string', default: join(dataDir(), 'models/yolov8n.onnx') },
+    image: { type: 'string', default: join(dataDir(), 'images/bus.jpg') },
+    out: { type: 'string', default: join(resultsDir('cpu'), 'server-throughput.json') },
   },
 });
 const B = Number(args.batch);
@@ -229,7 +230,7 @@ async function server(label: string): Promise<number> {
   return ips;
 }
 
-const env = await benchEnvironment('cpu', `npx tsx bench/server-throughput.ts ${process.argv.slice(2).join(' ')}`.trim());
+const env = await benchEnvironment('cpu', `npx tsx bench/run.ts server-throughput ${process.argv.slice(2).join(' ')}`.trim());
 const roundsN = Number(args.rounds);
 const rounds: Array<{ engine: number; server: number; ratio: number }> = [];
 for (let r = 1; r <= roundsN; r++) {

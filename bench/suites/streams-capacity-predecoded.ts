@@ -8,7 +8,7 @@
  * flight; a frame arriving when both slots are taken is dropped (drop-oldest queues behave the same in count). A step
  * "keeps up" when < 1% of frames are dropped. Not a test.
  *
- *   node --import tsx bench/gpu/streams-capacity.ts --model yolov8s.onnx --images DIR --out FILE \
+ *   npx tsx bench/run.ts streams-capacity-predecoded --model yolov8s.onnx --images DIR [--out FILE] \
  *        [--streams 64,128,192,256] [--fps 10] [--seconds 10] [--instances 4] [--max-batch 32] [--queue-delay-us 4000]
  *        [--buckets 1,2,4,8,16,32 | --no-buckets]
  */
@@ -178,8 +178,8 @@ async function main(): Promise<void> {
   await Promise.all(pools.map((e) => e.close()));
   const best = steps.filter((s) => s.keepsUp).sort((a, b) => b.streams - a.streams)[0];
   const result = {
-    benchmark: 'bench/gpu/streams-capacity.ts',
-    command: `node --import tsx bench/gpu/streams-capacity.ts ${argv.join(' ')}`,
+    benchmark: 'streams-capacity-predecoded',
+    command: `npx tsx bench/run.ts streams-capacity-predecoded ${argv.join(' ')}`,
     createdAt: new Date().toISOString(),
     device: listGpus()[0] ?? null,
     cpu: cpus()[0]?.model,

@@ -4,27 +4,28 @@
  * that ORT inserts, so values are still rounded to float16 at every tensor boundary, as on a GPU) and compares
  * with FP32: raw output (boxes rows, class-score rows) and final detections (conf 0.25, IoU 0.7 host NMS).
  *
- *   npx tsx bench/onnx-passes-fp16.ts [--images N]
+ *   npx tsx bench/run.ts onnx-passes-fp16 [--images N]
  *
- * Writes bench/results/onnx-passes-fp16-cpu.json.
+ * Writes bench/results/<device>/onnx-passes-fp16.json (or --out FILE). Run: npx tsx bench/run.ts onnx-passes-fp16
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { decodeImage } from '../src/image/decode.js';
-import { allocateBatch, letterboxImageInto } from '../src/image/letterbox.js';
-import { detectOutputLayout } from '../src/core/decode.js';
-import { postprocessImage } from '../src/core/postprocess.js';
-import { DEFAULT_DETECT_OPTIONS, type Detection } from '../src/core/types.js';
-import type { LetterboxGeometry } from '../src/core/letterbox.js';
-import { encodeOnnxModel, readOnnxModel } from '../src/onnx/index.js';
-import { fp16, type Fp16Options } from '../src/onnx/passes/index.js';
-import { iouOfBoxes } from '../src/core/nms.js';
+import { decodeImage } from '../../src/image/decode.js';
+import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
+import { detectOutputLayout } from '../../src/core/decode.js';
+import { postprocessImage } from '../../src/core/postprocess.js';
+import { DEFAULT_DETECT_OPTIONS, type Detection } from '../../src/core/types.js';
+import type { LetterboxGeometry } from '../../src/core/letterbox.js';
+import { encodeOnnxModel, readOnnxModel } from '../../src/onnx/index.js';
+import { fp16, type Fp16Options } from '../../src/onnx/passes/index.js';
+import { iouOfBoxes } from '../../src/core/nms.js';
+import { argValue, dataDir, resultsDir } from '../lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SHARED = resolve(here, '../../shared/data');
+const SHARED = dataDir();
 const argImages = process.argv.indexOf('--images');
 const COUNT = argImages > 0 ? Number(process.argv[argImages + 1]) : 10;
 const images = [
@@ -134,13 +135,13 @@ async function main(): Promise<void> {
         `detections ${matched}/${row.detections.reference} matched (missing ${missing}, extra ${extra}), IoU min ${minIoU.toFixed(4)} mean ${row.detections.meanIoU.toFixed(5)}, max |Δscore| ${detScoreDiff.toFixed(4)}`,
     );
   }
-  const outPath = join(here, 'results/onnx-passes-fp16-cpu.json');
+  const outPath = resolve(argValue(process.argv, '--out', join(resultsDir('cpu'), 'onnx-passes-fp16.json')));
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(
     outPath,
     JSON.stringify(
       {
-        command: `npx tsx bench/onnx-passes-fp16.ts --images ${COUNT}`,
+        command: `npx tsx bench/run.ts onnx-passes-fp16 --images ${COUNT}`,
         device: cpus()[0]?.model ?? 'unknown',
         cpuCount: cpus().length,
         onnxruntimeNode: (await import('onnxruntime-node/package.json', { with: { type: 'json' } })).default.version,

@@ -6,27 +6,28 @@
  * which the host must produce — not counted here, so the ratio is conservative for the fused engine).
  * Variants are measured round-robin (rounds interleaved) so they share the machine's load.
  *
- *   npx tsx bench/onnx-passes.ts [--rounds N]
+ *   npx tsx bench/run.ts onnx-passes [--rounds N]
  *
- * Writes bench/results/onnx-passes-cpu.json.
+ * Writes bench/results/<device>/onnx-passes.json (or --out FILE). Run: npx tsx bench/run.ts onnx-passes
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { decodeImage } from '../src/image/decode.js';
-import { allocateBatch, letterboxImageInto, type BatchBuffer } from '../src/image/letterbox.js';
-import { resolveDetectionModelSpec, type DetectionModelSpec } from '../src/core/model-spec.js';
-import { postprocessImage } from '../src/core/postprocess.js';
-import { DEFAULT_DETECT_OPTIONS } from '../src/core/types.js';
-import type { LetterboxGeometry } from '../src/core/letterbox.js';
-import { encodeOnnxModel, readModelMetadata, readOnnxModel, type OnnxModel } from '../src/onnx/index.js';
-import { dynamicBatch, topKOutput, uint8Input } from '../src/onnx/passes/index.js';
-import { OSPREY_VERSION, onnxRuntimeVersion } from '../src/version.js';
+import { decodeImage } from '../../src/image/decode.js';
+import { allocateBatch, letterboxImageInto, type BatchBuffer } from '../../src/image/letterbox.js';
+import { resolveDetectionModelSpec, type DetectionModelSpec } from '../../src/core/model-spec.js';
+import { postprocessImage } from '../../src/core/postprocess.js';
+import { DEFAULT_DETECT_OPTIONS } from '../../src/core/types.js';
+import type { LetterboxGeometry } from '../../src/core/letterbox.js';
+import { encodeOnnxModel, readModelMetadata, readOnnxModel, type OnnxModel } from '../../src/onnx/index.js';
+import { dynamicBatch, topKOutput, uint8Input } from '../../src/onnx/passes/index.js';
+import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
+import { argValue, dataDir, resultsDir } from '../lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SHARED = resolve(here, '../../shared/data');
+const SHARED = dataDir();
 const argRounds = process.argv.indexOf('--rounds');
 const ROUNDS = argRounds > 0 ? Number(process.argv[argRounds + 1]) : 5;
 const BATCHES = [1, 4];
@@ -118,13 +119,13 @@ async function main(): Promise<void> {
     console.log(`${r.variant.padEnd(56)} ${r.batches.map((b) => `B=${b.batch}: ${b.imagesPerSecond.toFixed(2)} img/s (median ${b.medianBatchMs} ms/batch)`).join('  ')}  output ${(r.outputBytesPerImage! / 1024).toFixed(1)} KiB/image`);
   }
   for (const r of ratios) console.log(`ratio ${r.variant}: ${Object.entries(r.vsPlain).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
-  const outPath = join(here, 'results/onnx-passes-cpu.json');
+  const outPath = resolve(argValue(process.argv, '--out', join(resultsDir('cpu'), 'onnx-passes.json')));
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(
     outPath,
     JSON.stringify(
       {
-        command: `npx tsx bench/onnx-passes.ts --rounds ${ROUNDS}`,
+        command: `npx tsx bench/run.ts onnx-passes --rounds ${ROUNDS}`,
         device: cpus()[0]?.model ?? 'unknown',
         cpuCount: cpus().length,
         executionProvider: 'cpu (intraOpNumThreads 2)',

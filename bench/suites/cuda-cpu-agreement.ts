@@ -2,7 +2,7 @@
  * Detections from the CUDA execution provider against the CPU execution provider, FP32, on the same images
  * (issue 7: "detections from CUDA FP32 match CPU FP32 on the coco-val-dev images"). Run on the GPU machine:
  *
- *   node --import tsx bench/gpu/compare-ep.ts --model yolov8n.onnx --images coco-val-dev/images --out compare.json
+ *   npx tsx bench/run.ts cuda-cpu-agreement [--model yolov8n.onnx] [--images coco-val-dev/images] [--out FILE]
  *
  * Matching: for every CPU detection, the CUDA detection of the same class with the highest IoU; a pair counts as
  * matched at IoU ≥ 0.9. Reports per image counts, unmatched detections on each side, worst IoU and largest score
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     return { image: f.split('/').pop(), cpu: a.length, cuda: b.length, matched: m };
   });
   const result = {
-    benchmark: 'bench/gpu/compare-ep.ts',
+    benchmark: 'cuda-cpu-agreement',
     createdAt: new Date().toISOString(),
     device: listGpus()[0] ?? null,
     versions: { osprey: OSPREY_VERSION, onnxRuntime: onnxRuntimeVersion(), node: process.version },

@@ -7,23 +7,23 @@
  * Split (deterministic, by COCO image id): the dev images sorted by id; every 4th one (index % 4 == 0) is the
  * calibration split, the rest the validation split.
  *
- * Run: npx tsx bench/int8-map.ts [--activation-type uint8|int8] [--runs N]
- * Writes bench/results/int8-map.json.
+ * Run: npx tsx bench/run.ts int8-accuracy [--activation-type uint8|int8] [--runs N]
+ * Writes bench/results/<device>/int8-accuracy[-int8].json (or --out FILE).
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildEngine } from '../src/optimize/build.js';
-import type { CalibrationMethod } from '../src/optimize/calibration.js';
-import { createBuildSession, runSession } from '../src/optimize/session.js';
-import { prepareAllImages } from '../src/optimize/images.js';
-import { loadCocoDataset } from '../src/val/dataset.js';
-import { validateModel } from '../src/val/runner.js';
-import { OSPREY_VERSION, onnxRuntimeVersion } from '../src/version.js';
+import { buildEngine } from '../../src/optimize/build.js';
+import type { CalibrationMethod } from '../../src/optimize/calibration.js';
+import { createBuildSession, runSession } from '../../src/optimize/session.js';
+import { prepareAllImages } from '../../src/optimize/images.js';
+import { loadCocoDataset } from '../../src/val/dataset.js';
+import { validateModel } from '../../src/val/runner.js';
+import { OSPREY_VERSION, onnxRuntimeVersion } from '../../src/version.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const data = resolve(here, '../../shared/data');
+const data = dataDir();
 const modelPath = join(data, 'models/yolov8n.onnx');
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(name);
@@ -63,6 +63,7 @@ async function throughput(paths: string[]): Promise<number[]> {
   });
 }
 import { readFileSync } from 'node:fs';
+import { dataDir, resultsDir } from '../lib.js';
 const require_ = (p: string) => readFileSync(p);
 
 const rows: Array<Record<string, unknown>> = [];
@@ -122,8 +123,8 @@ for (const row of rows) if (!row.refused) {
   k++;
 }
 const result = {
-  benchmark: 'int8-map',
-  command: `npx tsx bench/int8-map.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  benchmark: 'int8-accuracy',
+  command: `npx tsx bench/run.ts int8-accuracy ${process.argv.slice(2).join(' ')}`.trim(),
   device: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
   versions: { osprey: OSPREY_VERSION, onnxRuntime: onnxRuntimeVersion(), node: process.version },
   createdAt: new Date().toISOString(),
@@ -134,7 +135,9 @@ const result = {
   int8: rows,
   throughputMethod: `median of ${runs} interleaved batch-1 runs of one letterboxed image, ORT CPU EP, default threads`,
 };
-writeFileSync(join(here, 'results', `int8-map${activationType === 'uint8' ? '' : '-' + activationType}.json`), JSON.stringify(result, null, 2) + '\n');
+const outPath = resolve(arg('--out', join(resultsDir('cpu'), `int8-accuracy${activationType === 'uint8' ? '' : '-' + activationType}.json`)));
+mkdirSync(dirname(outPath), { recursive: true });
+writeFileSync(outPath, JSON.stringify(result, null, 2) + '\n');
 console.log(`FP32 mAP50-95 ${(fp32.map50_95 * 100).toFixed(2)}  ${tp[0]!.toFixed(2)} img/s`);
 for (const r of rows) {
   if (r.refused) console.log(`${String(r.method).padEnd(10)} auto=${r.autoExclude}  REFUSED ${r.refused}`);
