@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// Entry point: the compiled CLI lives in dist/ (built by `npm ci` through the `prepare` script).
-import { main } from '../dist/src/cli/main.js';
-main(process.argv).catch((err) => {
-  process.stderr.write(`osprey: ${err && err.stack ? err.stack : String(err)}\n`);
-  process.exit(2);
-});
+// Entry point: the compiled CLI lives in dist/ (built by `npm ci` through the `prepare` script). The same CLI runs
+// as `node dist/src/cli/main.js …`.
+import { runCli } from '../dist/src/cli/main.js';
+void runCli(process.argv);

@@ -24,6 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# onnxruntime-node's postinstall only downloads the CUDA execution-provider libraries from NuGet (hundreds of MB,
+# unused on a CPU machine; `osprey gpu install` fetches them sha256-checked where a GPU is). npm 11 skips it through
+# package.json "allowScripts"; this variable, which the script itself reads, skips it with npm versions without that.
+export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund

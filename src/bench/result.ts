@@ -203,6 +203,9 @@ function bad(file: string, why: string): OspreyError {
 export function parseBenchResult(json: unknown, file: string): AnyBenchResult {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad(file, 'not a JSON object');
   const o = json as Record<string, unknown>;
+  if (o.kind === 'osprey-bench-engine-comparison') {
+    throw bad(file, 'an interleaved engine comparison (osprey bench engine with several --model) holds several models; osprey plan takes one model: run osprey bench engine with that one --model (osprey bench report reads comparisons)');
+  }
   if (o.kind !== 'osprey-bench-engine' && o.kind !== 'osprey-bench-server' && o.kind !== 'osprey-bench-search') {
     throw bad(file, `not an osprey bench result (kind ${JSON.stringify(o.kind)}; expected osprey-bench-engine, -server or -search)`);
   }

@@ -3,6 +3,7 @@
  * (nvidia-smi, when present), host RSS, file sha256.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { OSPREY_VERSION, onnxRuntimeVersion } from '../version.js';
 import type { BenchEnvironment } from './result.js';
@@ -102,4 +103,57 @@ export class MemorySampler {
 export function commandLine(argv: readonly string[] = process.argv): string {
   const args = argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
   return ['osprey', ...args].join(' ');
+}
+
+/** CPU time of the whole machine and of this process at one instant (see {@link HostCpuSampler}). */
+export interface CpuReading {
+  /** /proc/stat aggregate `cpu` line: busy (user+nice+system+irq+softirq), steal and total ticks; null without /proc/stat. */
+  host: { busy: number; steal: number; total: number } | null;
+  /** This process's CPU time (all threads), µs. */
+  ownMicros: number;
+  wallMs: number;
+}
+
+/**
+ * What the rest of the machine did during a measurement: CPU used by other processes, in cores, from Linux's
+ * /proc/stat (all CPUs) minus this process's own CPU time (`process.cpuUsage`, worker threads included). A bench
+ * states it beside its figures, because on a shared machine it is what moves them.
+ */
+export class HostCpuSampler {
+  private readonly cores = Math.max(1, os.cpus().length);
+
+  /** Reads the counters now. */
+  read(): CpuReading {
+    const u = process.cpuUsage();
+    return { host: readProcStat(), ownMicros: u.user + u.system, wallMs: performance.now() };
+  }
+
+  /**
+   * Cores used by other processes and stolen by the hypervisor between `before` and now; null without /proc/stat.
+   * @example sampler.since(before) // { otherProcessesCores: 0.84, stealCores: 0.02, ownCores: 1.9 }
+   */
+  since(before: CpuReading): { otherProcessesCores: number; stealCores: number; ownCores: number } | null {
+    const now = this.read();
+    if (!before.host || !now.host) return null;
+    const dTotal = now.host.total - before.host.total;
+    const dWallS = (now.wallMs - before.wallMs) / 1000;
+    if (dTotal <= 0 || dWallS <= 0) return null;
+    const busyCores = (this.cores * (now.host.busy - before.host.busy)) / dTotal;
+    const stealCores = (this.cores * (now.host.steal - before.host.steal)) / dTotal;
+    const ownCores = (now.ownMicros - before.ownMicros) / 1e6 / dWallS;
+    return { otherProcessesCores: Math.max(0, busyCores - ownCores), stealCores, ownCores };
+  }
+}
+
+function readProcStat(): CpuReading['host'] {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const v = line.trim().split(/\s+/).slice(1).map(Number); // user nice system idle iowait irq softirq steal guest guest_nice
+    if (v.length < 8 || v.some((x) => !Number.isFinite(x))) return null;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = v as [number, number, number, number, number, number, number, number];
+    // guest time is already counted in user/nice
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
+  } catch {
+    return null;
+  }
 }

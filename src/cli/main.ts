@@ -3,7 +3,12 @@
  * `register(program)`; add new ones to COMMANDS below.
  *
  * Exit codes: 0 success, 1 some inputs failed (the rest were done) or a gate failed, 2 usage or model error.
+ *
+ * Entry points: `osprey` (`bin/osprey.js`, what `npx osprey` runs) and this module run directly
+ * (`node dist/src/cli/main.js …`); both call {@link runCli}.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { OspreyError } from '../core/errors.js';
 import { OSPREY_VERSION } from '../version.js';
@@ -50,3 +55,27 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
 }
+
+/**
+ * Runs the CLI on `argv` and sets the exit code; an unexpected error (not an OspreyError) is printed with its stack
+ * and exits 2. What `bin/osprey.js` and `node dist/src/cli/main.js` call.
+ */
+export function runCli(argv: string[] = process.argv): Promise<void> {
+  return main(argv).catch((err: unknown) => {
+    process.stderr.write(`osprey: ${err instanceof Error && err.stack ? err.stack : String(err)}\n`);
+    process.exit(2);
+  });
+}
+
+/** True when this file is the script node was started with (not when imported). */
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) void runCli();

@@ -6,16 +6,78 @@
  * provider libraries next to `libonnxruntime.so.1` with the same dynamic loader (`process.dlopen`) and read the
  * loader's own message, e.g. "libcublasLt.so.13: cannot open shared object file".
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 /** Execution providers Osprey knows how to ask onnxruntime-node for. */
 export const KNOWN_EXECUTION_PROVIDERS = ['cuda', 'tensorrt', 'cpu', 'webgpu'] as const;
 
-/** Default order: CUDA when its libraries load, else CPU. */
-export const DEFAULT_EXECUTION_PROVIDERS: readonly string[] = ['cuda', 'cpu'];
+/** The order tried where an NVIDIA GPU is present: CUDA first, CPU as the fallback. */
+export const GPU_EXECUTION_PROVIDERS: readonly string[] = Object.freeze(['cuda', 'cpu']);
+/** The order used where no NVIDIA GPU is present. */
+export const CPU_EXECUTION_PROVIDERS: readonly string[] = Object.freeze(['cpu']);
+
+/** Where {@link detectNvidiaGpu} looks (injectable so tests can point it at a directory tree of their own). */
+export interface GpuProbeOptions {
+  /** Filesystem root the device paths are read under. Default `/`. */
+  root?: string;
+  /** Environment (`CUDA_VISIBLE_DEVICES`, `PATH`). Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What {@link detectNvidiaGpu} found, and from which evidence. */
+export interface GpuPresence {
+  present: boolean;
+  /** e.g. `/dev/nvidia0`, `/proc/driver/nvidia/gpus (1 GPU)`, `nvidia-smi on PATH (/usr/bin/nvidia-smi)`, `CUDA_VISIBLE_DEVICES=-1`, `no /dev/nvidia*, /proc/driver/nvidia/gpus or nvidia-smi`. */
+  evidence: string;
+}
+
+/**
+ * Whether this machine has an NVIDIA GPU the CUDA execution provider could use, without loading any library or
+ * starting a process (cheap enough for every command's defaults): a GPU device node (`/dev/nvidia0`, `/dev/nvidia1`,
+ * …, what the driver and container runtimes create), the driver's `/proc/driver/nvidia/gpus/*` entries, or, where
+ * neither exists (WSL2 exposes `/dev/dxg` instead), `nvidia-smi` on `PATH`. `CUDA_VISIBLE_DEVICES` set to an empty
+ * value or `-1` hides every GPU, as it does for CUDA itself.
+ * @example detectNvidiaGpu() // { present: false, evidence: 'no /dev/nvidia[0-9]*, /proc/driver/nvidia/gpus or nvidia-smi on PATH' } on a CPU-only VM
+ */
+export function detectNvidiaGpu(options: GpuProbeOptions = {}): GpuPresence {
+  const root = options.root ?? '/';
+  const env = options.env ?? process.env;
+  const visible = env.CUDA_VISIBLE_DEVICES;
+  if (visible !== undefined && (visible.trim() === '' || visible.trim() === '-1')) return { present: false, evidence: `CUDA_VISIBLE_DEVICES=${visible}` };
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(join(root, dir));
+    } catch {
+      return [];
+    }
+  };
+  const node = list('dev').find((f) => /^nvidia\d+$/.test(f));
+  if (node) return { present: true, evidence: `/dev/${node}` };
+  const gpus = list('proc/driver/nvidia/gpus');
+  if (gpus.length > 0) return { present: true, evidence: `/proc/driver/nvidia/gpus (${gpus.length} GPU${gpus.length === 1 ? '' : 's'})` };
+  for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    const exe = join(dir, process.platform === 'win32' ? 'nvidia-smi.exe' : 'nvidia-smi');
+    if (existsSync(options.root ? join(root, exe) : exe)) return { present: true, evidence: `nvidia-smi on PATH (${exe})` };
+  }
+  return { present: false, evidence: 'no /dev/nvidia[0-9]*, /proc/driver/nvidia/gpus or nvidia-smi on PATH' };
+}
+
+let cachedDefault: readonly string[] | undefined;
+
+/**
+ * The execution providers tried when none are given: `['cuda', 'cpu']` where an NVIDIA GPU is present
+ * ({@link detectNvidiaGpu}), else `['cpu']` — so a CPU-only machine never tries (and never warns about) CUDA, while
+ * a GPU machine without the CUDA provider libraries still says why CUDA did not load. An explicit list (`--ep cuda`)
+ * is always tried as given, and each provider that fails is reported with its reason.
+ * @example defaultExecutionProviders() // ['cpu'] on a CPU-only VM; ['cuda', 'cpu'] on a GPU machine
+ */
+export function defaultExecutionProviders(): readonly string[] {
+  cachedDefault ??= detectNvidiaGpu().present ? GPU_EXECUTION_PROVIDERS : CPU_EXECUTION_PROVIDERS;
+  return cachedDefault;
+}
 
 /** Normalizes user spellings (`CUDA`, `CUDAExecutionProvider`, `trt`) to ORT-node names. */
 export function normalizeExecutionProvider(name: string): string {

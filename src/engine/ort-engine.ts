@@ -12,7 +12,7 @@ import type { Worker } from 'node:worker_threads';
 import { OspreyError, type ErrorCode, ERROR_CATALOGUE } from '../core/errors.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { Engine, EngineFactory, EngineInfo, ExecutionProviderFallback, RunOptions } from './engine.js';
-import { DEFAULT_EXECUTION_PROVIDERS, normalizeExecutionProvider } from './execution-providers.js';
+import { defaultExecutionProviders, normalizeExecutionProvider } from './execution-providers.js';
 import type { MainToWorker, OrtWorkerData, WorkerReadyInfo, WorkerToMain } from './worker-protocol.js';
 import { siblingModuleUrl, spawnModuleWorker } from '../util/worker-spawn.js';
 import { InstancePool } from './instance-pool.js';
@@ -355,7 +355,7 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
   if (!Number.isInteger(count) || count < 1) {
     throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `instances must be a positive integer, got ${count}`);
   }
-  const eps = (options.executionProviders ?? DEFAULT_EXECUTION_PROVIDERS).map(normalizeExecutionProvider).filter(Boolean);
+  const eps = (options.executionProviders ?? defaultExecutionProviders()).map(normalizeExecutionProvider).filter(Boolean);
   if (eps.length === 0) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', 'executionProviders is empty');
   if (options.maxShapeSessions !== undefined && (!Number.isInteger(options.maxShapeSessions) || options.maxShapeSessions < 1)) {
     throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `maxShapeSessions must be a positive integer, got ${options.maxShapeSessions}`);

@@ -7,7 +7,7 @@
  *
  * Shape-specialised sessions (device EPs only): the CUDA EP re-plans every cuDNN convolution whenever the input shape
  * of a session differs from its previous run — about 1.5 s per change for yolov8n on an H100, while a run at an
- * unchanged shape takes 4–14 ms (bench/results/gpu/shape-switch-yolov8n-h100.json). A dynamic batcher that sends
+ * unchanged shape takes 4–14 ms (bench/results/nvidia-h100/shape-switch-yolov8n.json). A dynamic batcher that sends
  * batch 32, then 8, then 32 to one session would pay that every run. So on a device EP this worker opens one session
  * per distinct input shape it is asked to run (up to `maxShapeSessions`; the first shape takes the original session),
  * and each keeps its shape for good: the same idea as TensorRT's optimization profiles. Shapes beyond the limit run

@@ -29,7 +29,8 @@ import { calibrationPreprocessing, collectStatistics } from './calibrate.js';
 import { assertNotBroken, checkModel, type CheckResult } from './check.js';
 import { listImageFiles, prepareAllImages, prepareImages } from './images.js';
 import { detectionSpecOf, graphInputSpecs, graphOutputSpecs, setModelMetadata, sha256Hex } from './model-info.js';
-import { calibrationTensorNames, DEFAULT_QUANTIZED_OP_TYPES, quantizeQdq, type QdqReport } from './qdq.js';
+import { calibrationTensorNames, DEFAULT_QUANTIZED_OP_TYPES, fuseUint8InputQuantize, quantizeQdq, UINT8_IMAGE_PARAMS, type QdqReport } from './qdq.js';
+import { fastDfl } from './dfl.js';
 import type { ActivationType } from './quant-params.js';
 import { analyzeSensitivity, type SensitivityReport } from './sensitivity.js';
 
@@ -318,14 +319,31 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
       if (options.autoExclude) autoExcluded = sensitivity.proposedNodes;
       extraFiles.set('sensitivity.json', Buffer.from(JSON.stringify(sensitivity, null, 2)));
     }
+    // The image input is uint8 pixels / 255 (calibration pre-processing): uint8 with scale 1/255, zero point 0
+    // represents it exactly, and lets fuseUint8InputQuantize feed the uint8 frames straight to the first Conv.
+    const fixedParams = activationType === 'uint8' ? new Map([[spec.inputName, UINT8_IMAGE_PARAMS]]) : undefined;
     const qdq: QdqReport = quantizeQdq((model = cloneOnnxModel(model)), ranges, {
       activationType,
       excludeNodes: [...ex.nodes, ...autoExcluded],
       excludeOpTypes: ex.opTypes,
+      quantizeHeadConvs: true,
+      shareConcatParams: true,
+      ...(fixedParams ? { fixedParams } : {}),
     });
     passes.push({
       name: 'quantizeQdq',
-      options: { method, ...(method === 'percentile' ? { percentile } : {}), activationType, weights: 'int8 symmetric per-channel (axis 0)', excludeNodes: ex.nodes, excludeOpTypes: ex.opTypes, autoExclude: !!options.autoExclude },
+      options: {
+        method,
+        ...(method === 'percentile' ? { percentile } : {}),
+        activationType,
+        weights: 'int8 symmetric per-channel (axis 0)',
+        excludeNodes: ex.nodes,
+        excludeOpTypes: ex.opTypes,
+        autoExclude: !!options.autoExclude,
+        fp32: 'output tail (box decode, DFL, class Sigmoid, final Concats); prediction convs quantized',
+        shareConcatParams: true,
+        ...(fixedParams ? { inputParams: { tensor: spec.inputName, scale: UINT8_IMAGE_PARAMS.scale, zeroPoint: 0 } } : {}),
+      },
       notes: [`${qdq.quantizedNodes.length} nodes quantized, ${qdq.quantizedTensors} activation tensors, ${qdq.quantizedWeights} weights`],
     });
     log(`quantizeQdq (${method}, ${activationType}): ${qdq.quantizedNodes.length} nodes quantized, ${qdq.skippedNodes.length} kept in FP32`);
@@ -352,6 +370,13 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     model = uint8Input(model, { log: (l) => notes.push(l) });
     passes.push({ name: 'uint8Input', options: {}, notes });
     log(`uint8Input: ${notes.join('; ')}`);
+    if (precision === 'int8') {
+      const fuseNotes: string[] = [];
+      if (fuseUint8InputQuantize(model, (l) => fuseNotes.push(l)) > 0) {
+        passes.push({ name: 'fuseUint8InputQuantize', options: {}, notes: fuseNotes });
+        log(fuseNotes.join('; '));
+      }
+    }
   }
   if (options.topk !== undefined || options.nmsInGraph) {
     const notes: string[] = [];
@@ -367,6 +392,17 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     model = fp16(model, { log: (l) => notes.push(l) });
     passes.push({ name: 'fp16', options: { keepIO: true, keepOutputTail: true }, notes });
     log(`fp16: ${notes.length} note(s)`);
+  }
+
+  // CPU EP: the DFL softmax along the innermost axis (measured on ORT's CPU EP only; GPU engines keep the export's form)
+  if (targetEp === 'cpu') {
+    const notes: string[] = [];
+    const before = model;
+    model = fastDfl(model, { log: (l) => notes.push(l) });
+    if (model !== before) {
+      passes.push({ name: 'fastDfl', options: {}, notes });
+      log(notes.join('; '));
+    }
   }
 
   // ---- metadata ----

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve as resolvePath } from 'node:path';
 import { OspreyError, toOspreyError, type ErrorCode } from '../core/errors.js';
 import type { EngineFactory } from '../engine/engine.js';
-import { DEFAULT_EXECUTION_PROVIDERS } from '../engine/execution-providers.js';
+import { defaultExecutionProviders } from '../engine/execution-providers.js';
 import { createOrtInstances } from '../engine/ort-engine.js';
 import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type VersionPolicy } from './config.js';
@@ -45,7 +45,7 @@ export interface IndexEntry {
 export type ObserverFactory = (model: string, version: number) => BatcherObserver | undefined;
 
 export interface RepositoryOptions {
-  /** Execution providers for `KIND_AUTO` instance groups. Default ['cuda', 'cpu']. */
+  /** Execution providers for `KIND_AUTO` instance groups. Default: `defaultExecutionProviders()` (cuda,cpu where an NVIDIA GPU is present, else cpu). */
   executionProviders?: readonly string[];
   /** The backend. Default ONNX Runtime ({@link createOrtInstances}). */
   engineFactory?: EngineFactory;
@@ -132,7 +132,7 @@ export class ModelRepository {
     private readonly allowedTargets: readonly string[] = [],
   ) {
     this.factory = options.engineFactory ?? createOrtInstances;
-    this.eps = options.executionProviders ?? DEFAULT_EXECUTION_PROVIDERS;
+    this.eps = options.executionProviders ?? defaultExecutionProviders();
   }
 
   /**

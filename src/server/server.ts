@@ -38,7 +38,7 @@ export interface ServeOptions {
   grpcPort?: number | null;
   /** Separate metrics port (also serves /metrics); null/undefined = only on the HTTP port. */
   metricsPort?: number | null;
-  /** Execution providers for KIND_AUTO instance groups. Default ['cuda', 'cpu']. */
+  /** Execution providers for KIND_AUTO instance groups. Default: `defaultExecutionProviders()` (cuda,cpu where an NVIDIA GPU is present, else cpu). */
   executionProviders?: readonly string[];
   /** Body limit, bytes. Default {@link DEFAULT_MAX_BODY_BYTES}. */
   maxBodyBytes?: number;

@@ -1,7 +1,7 @@
 /**
  * fp16 on the real yolov8n: detections within the stated tolerance of FP32 (matched boxes IoU ≥ 0.99, same
  * classes, same count, |Δscore| ≤ 0.02 — measured over 10 images: min IoU 0.9968, max |Δscore| 0.0048, see
- * bench/results/onnx-passes-fp16-cpu.json). Plus the rewrite contract on a small model.
+ * bench/results/cpu-2core-amd-epyc/onnx-passes-fp16.json). Plus the rewrite contract on a small model.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * `osprey build` on the real yolov8n (../shared/data): INT8 QDQ with calibration on a few real images, cache reuse,
  * the broken-model check, repository versions, and each bad input with its error code. The full mAP table is a
- * benchmark (bench/int8-map.ts), not a test.
+ * benchmark (the int8-accuracy suite, bench/suites/int8-accuracy.ts), not a test.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -64,7 +64,7 @@ test('int8 build: QDQ engine directory with config, manifest, calibration cache 
   const m = JSON.parse(readFileSync(join(v, 'manifest.json'), 'utf8'));
   assert.equal(m.precision, 'int8');
   assert.equal(m.source.sha256, createHash('sha256').update(readFileSync(MODEL)).digest('hex'));
-  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq', 'uint8Input']);
+  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq', 'uint8Input', 'fuseUint8InputQuantize', 'fastDfl']);
   assert.equal(m.calibration.method, 'minmax');
   assert.equal(m.calibration.imageCount, 8);
   assert.equal(m.calibration.cacheSha256, createHash('sha256').update(readFileSync(join(v, 'calibration-cache.json'))).digest('hex'));
@@ -83,6 +83,14 @@ test('int8 build: QDQ engine directory with config, manifest, calibration cache 
   const wq = q.graph.initializer.find((t) => t.name === wdq.input[0])!;
   assert.equal(wq.data_type, 3, 'weights are INT8');
   assert.equal(q.graph.initializer.find((t) => t.name === wdq.input[1])!.dims[0], wq.dims[0], 'one scale per output channel');
+  // CPU EP choices (docs/build.md, "What stays FP32"): uint8 frames straight into the first DequantizeLinear, the
+  // prediction convs quantized, the DFL softmax on the innermost axis, the output tail in float
+  assert.equal(q.graph.node.some((n) => n.op_type === 'Cast' || n.op_type === 'Div' && n.name === 'osprey/pre/Div'), false, 'no float round trip of the pixels');
+  assert.ok(q.graph.node.some((n) => n.op_type === 'DequantizeLinear' && n.input[0] === 'osprey/pre/Transpose_out'));
+  const predictionConvs = q.graph.node.filter((n) => n.op_type === 'Conv' && /\/model\.22\/cv[23]\.\d\/cv[23]\.\d\.2\/Conv$/.test(n.name ?? ''));
+  assert.equal(predictionConvs.length, 6);
+  for (const c of predictionConvs) assert.match(c.input[1]!, /_DequantizeLinear_Output$/, `${c.name} has int8 weights`);
+  assert.equal(q.graph.node.find((n) => n.op_type === 'Softmax')!.attribute.find((a) => a.name === 'axis')!.i, -1);
   // TensorRT calibration table
   const table = parseTensorRtCalibrationTable(readFileSync(join(v, 'calibration.cache'), 'utf8'));
   assert.match(table.header, /^TRT-\d+-MinMaxCalibration$/);
@@ -197,7 +205,7 @@ test('--repository writes the next version (1, then 2) that the model repository
   const a = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n' });
   const b = await buildEngine({ model: MODEL, repository: repo, name: 'yolov8n', precision: 'fp16' });
   assert.deepEqual([a.version, b.version], [1, 2]);
-  assert.deepEqual(a.manifest.passes.map((p) => p.name), ['uint8Input']);
+  assert.deepEqual(a.manifest.passes.map((p) => p.name), ['uint8Input', 'fastDfl']);
   assert.deepEqual(b.manifest.passes.map((p) => p.name), ['uint8Input', 'fp16']);
   assert.deepEqual(readdirSync(join(repo, 'yolov8n')).sort(), ['1', '2', 'config.json']);
   // a top-K engine has another output shape than config.json declares: refused before anything is written
@@ -219,7 +227,7 @@ test('--repository writes the next version (1, then 2) that the model repository
 test('top-K suffix engine: [batch, K, 6] output, config filled in from it', async () => {
   const out = join(work, 'topk');
   const r = await buildEngine({ model: MODEL, out, topk: 300, maxBatch: 2 });
-  assert.deepEqual(r.manifest.passes.map((p) => p.name), ['dynamicBatch', 'uint8Input', 'topKOutput']);
+  assert.deepEqual(r.manifest.passes.map((p) => p.name), ['dynamicBatch', 'uint8Input', 'topKOutput', 'fastDfl']);
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(config.maxBatchSize, 2);
   assert.deepEqual(config.output[0].dims, [300, 6]);

@@ -2,7 +2,7 @@
  * `osprey val` on the real YOLOv8n (FP32) and the known-broken INT8 model from ../shared/data, through the real
  * Detector pipeline (sharp letterbox → ONNX Runtime in a worker thread → NMS). CPU execution provider.
  *
- * The full 63-image dev subset figure is measured by hand (README, docs/val.md, bench/results/val-yolov8n-cpu.json);
+ * The full 63-image dev subset figure is measured by hand (README, docs/val.md, bench/results/cpu-2core-amd-epyc/val-yolov8n.json);
  * these tests use deterministic subsets (the first N images by id) to stay inside the area's time budget.
  */
 import { test } from 'node:test';

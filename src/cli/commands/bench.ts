@@ -42,7 +42,8 @@ function progressBar(total: number, label: string): cliProgress.SingleBar {
 }
 
 interface EngineOpts {
-  model: string;
+  model: string[];
+  rounds: string;
   ep: string;
   batch: string;
   instances: string;
@@ -95,23 +96,61 @@ interface SearchOpts {
   plot?: string;
 }
 
+/** `osprey bench engine` with several --model: the interleaved comparison. */
+async function compareEngines(o: EngineOpts): Promise<void> {
+  const { runEngineComparison, formatComparisonResult, comparisonEngineResults } = await import('../../bench/engine-compare.js');
+  const { commandLine } = await import('../../bench/system.js');
+  const threads = parseNumber(o.intraOpThreads, '--intra-op-threads');
+  const rounds = parseIntList(o.rounds, '--rounds');
+  if (rounds.length !== 1) throw new OspreyError('OSPREY_ERR_USAGE', `--rounds takes one number, got ${o.rounds}`, {});
+  const letters = o.model.map((_, k) => String.fromCharCode(65 + k));
+  const result = await runEngineComparison({
+    models: o.model,
+    executionProviders: o.ep.split(',').map((s) => s.trim()).filter(Boolean),
+    batchSizes: parseIntList(o.batch, '--batch'),
+    instanceCounts: parseIntList(o.instances, '--instances'),
+    rounds: rounds[0]!,
+    warmupMs: parseNumber(o.warmupMs, '--warmup-ms')!,
+    durationMs: parseNumber(o.durationMs, '--duration-ms')!,
+    ...(o.image ? { image: o.image } : {}),
+    ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
+    command: commandLine(),
+    onWindow: (w, cfg) =>
+      process.stderr.write(
+        `batch ${cfg.batchSize} × ${cfg.instances}, round ${w.round + 1}: ${letters[w.engine]} ${w.imagesPerSecond.toFixed(2)} images/s` +
+          (w.otherProcessesCores !== null ? ` (other processes ${w.otherProcessesCores.toFixed(2)} cores)` : '') + '\n',
+      ),
+  });
+  process.stdout.write(formatComparisonResult(result));
+  if (o.json) await writeOut(o.json, JSON.stringify(result, null, 1) + '\n');
+  if (o.plot) {
+    const { plotResults } = await import('../../bench/plot.js');
+    await writeOut(o.plot, plotResults(comparisonEngineResults(result).map((r) => ({ name: `${r.model.name} (${r.model.precision ?? ''})`, result: r })), `interleaved comparison on ${result.environment.device}`));
+  }
+}
+
 export function register(program: Command): void {
   const bench = program.command('bench').description('Measure engines (trtexec-like), servers (perf_analyzer-like), search server configurations (Model Analyzer-like)');
 
   bench
     .command('engine')
-    .description('Throughput, latency percentiles and pre/infer/post split of the detector per batch size × instance count')
-    .requiredOption('--model <path>', 'an .onnx file or an engine directory (osprey build output / repository model folder)')
+    .description(
+      'Throughput, latency percentiles and pre/infer/post split of the detector per batch size × instance count; ' +
+        'with several --model, an interleaved comparison (alternating rounds, ratios to the first model with min/median/max over rounds)',
+    )
+    .requiredOption('--model <path>', 'an .onnx file or an engine directory (osprey build output / repository model folder); repeat to compare engines', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--rounds <n>', 'comparison (several --model): rounds, each measuring every engine once after its own warm-up', '10')
     .option('--ep <list>', 'execution providers in order, e.g. cuda,cpu', 'cpu')
     .option('--batch <list>', 'batch sizes, e.g. 1,8,32 (a fixed-batch model accepts only its own)', '1')
     .option('--instances <list>', 'instance counts (sessions, one worker thread each), e.g. 1,2,4', '1')
-    .option('--warmup-ms <ms>', 'unmeasured warm-up per configuration', '1000')
-    .option('--duration-ms <ms>', 'measured time per configuration (the run stops on duration)', '5000')
+    .option('--warmup-ms <ms>', 'unmeasured warm-up per configuration (comparison: per engine per round)', '1000')
+    .option('--duration-ms <ms>', 'measured time per configuration, the run stops on duration (comparison: per engine per round)', '5000')
     .option('--image <file>', 'image decoded + letterboxed on every iteration (default: a synthetic 1280×720 JPEG)')
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads per session (default: ORT decides)')
     .option('--json <file>', 'write the result as JSON')
     .option('--plot <file>', 'write a latency-vs-throughput SVG')
     .action(async (o: EngineOpts) => {
+      if (o.model.length > 1) return compareEngines(o);
       const { runEngineBench } = await import('../../bench/engine-bench.js');
       const { formatEngineResult } = await import('../../bench/format.js');
       const { commandLine } = await import('../../bench/system.js');
@@ -120,7 +159,7 @@ export function register(program: Command): void {
       const threads = parseNumber(o.intraOpThreads, '--intra-op-threads');
       let bar: cliProgress.SingleBar | undefined;
       const result = await runEngineBench({
-        model: o.model,
+        model: o.model[0]!,
         executionProviders: o.ep.split(',').map((s) => s.trim()).filter(Boolean),
         batchSizes,
         instanceCounts,
@@ -270,6 +309,22 @@ export function register(program: Command): void {
     });
 
   bench
+    .command('profile')
+    .description("Where ONNX Runtime's CPU EP spends a model's time, per operator type and node (ORT's profiler), and the op counts of the graph it actually runs (trtexec --dumpProfile)")
+    .requiredOption('--model <path>', 'an .onnx file or an engine directory')
+    .option('--runs <n>', 'profiled runs (after 3 warm-up runs)', '20')
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (default: ORT decides)')
+    .option('--json <file>', 'write the result as JSON')
+    .action(async (o: { model: string; runs: string; intraOpThreads?: string; json?: string }) => {
+      const { profileModel, formatProfile } = await import('../../bench/ort-profile.js');
+      const { commandLine } = await import('../../bench/system.js');
+      const threads = parseNumber(o.intraOpThreads, '--intra-op-threads');
+      const r = await profileModel({ model: o.model, runs: parseIntList(o.runs, '--runs')[0]!, ...(threads !== undefined ? { intraOpNumThreads: threads } : {}), command: commandLine() });
+      process.stdout.write(formatProfile(r));
+      if (o.json) await writeOut(o.json, JSON.stringify(r, null, 1) + '\n');
+    });
+
+  bench
     .command('report')
     .description('An HTML page showing bench result files side by side (tables + latency-vs-throughput plots)')
     .argument('<results...>', 'bench result JSON files')
@@ -277,10 +332,10 @@ export function register(program: Command): void {
     .option('--title <text>', 'page title', 'Osprey bench results')
     .option('--plot <file>', 'also write the combined latency-vs-throughput SVG')
     .action(async (files: string[], o: { out: string; title: string; plot?: string }) => {
-      const { loadBenchFile } = await import('../../bench/load.js');
+      const { loadBenchResults } = await import('../../bench/load.js');
       const { renderReportHtml } = await import('../../bench/report.js');
       const results = [];
-      for (const f of files) results.push({ name: basename(f), result: await loadBenchFile(f) });
+      for (const f of files) results.push(...(await loadBenchResults(f, basename(f))));
       await writeOut(o.out, renderReportHtml(results, o.title));
       if (o.plot) {
         const { plotResults } = await import('../../bench/plot.js');

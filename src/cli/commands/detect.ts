@@ -8,7 +8,7 @@
 import { basename, extname, join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ImageResult } from '../../core/types.js';
-import { DEFAULT_EXECUTION_PROVIDERS } from '../../engine/execution-providers.js';
+import { defaultExecutionProviders } from '../../engine/execution-providers.js';
 import { DEFAULT_MAX_PIXELS } from '../../image/limits.js';
 
 // sharp, the engine and cli-progress are imported when the command runs, so other commands start without them.
@@ -23,7 +23,7 @@ export interface DetectCliOptions {
   maxDet: number;
   imgsz?: number;
   classes?: number[];
-  ep: string[];
+  ep?: string[];
   labels?: string;
   save?: string;
   json?: boolean;
@@ -126,7 +126,7 @@ export async function runDetect(inputs: string[], opts: DetectCliOptions): Promi
   const entries = await listImages(inputs);
   const detector = await Detector.create({
     modelPath: opts.model,
-    executionProviders: opts.ep,
+    ...(opts.ep ? { executionProviders: opts.ep } : {}),
     instances: opts.instances,
     ...(opts.imgsz !== undefined ? { imgsz: opts.imgsz } : {}),
     ...(opts.labels !== undefined ? { labelsPath: opts.labels } : {}),
@@ -206,7 +206,7 @@ export function register(program: Command): void {
     .option('--imgsz <pixels>', 'input size for models with a dynamic height/width (must match a fixed one)', parsePositiveInt('--imgsz'))
     .option('--classes <ids>', 'keep only these class ids, e.g. 0,2', parseClasses)
     .option('--agnostic-nms', 'class-agnostic NMS')
-    .option('--ep <providers>', 'execution providers to try, in order', parseList, [...DEFAULT_EXECUTION_PROVIDERS])
+    .option('--ep <providers>', 'execution providers to try, in order (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', parseList)
     .option('--labels <file>', 'class names, one per line (when the model metadata has none)')
     .option('--save <dir>', 'write annotated copies (boxes, labels, scores) into this directory')
     .option('--json', 'print one JSON array with one entry per image')

@@ -84,7 +84,7 @@ export function register(program: Command): void {
     .option('--grpc-port <port>', 'gRPC port (KServe v2 GRPCInferenceService)', port, 8001)
     .option('--metrics-port <port>', "also serve /metrics on this port (Triton's 8002)", port)
     .option('--host <addr>', 'listen address', '0.0.0.0')
-    .option('--ep <list>', 'execution providers for KIND_AUTO instance groups, in order (default cuda,cpu)', list)
+    .option('--ep <list>', 'execution providers for KIND_AUTO instance groups, in order (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', list)
     .option('--max-body-bytes <n>', 'request body limit in bytes (413 over it)', positiveInt)
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error, silent)', 'info')
     .option('--cameras <file>', 'also run the camera pipelines of this cameras.yaml in this process, batched with API requests (dashboard at /dashboard/; see docs/streams.md)')

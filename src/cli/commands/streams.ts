@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .option('--model <path>', 'detection model (.onnx); overrides `model:` in the config')
     .option('--host <addr>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'HTTP port: API, dashboard (/dashboard/), /metrics', port, 8080)
-    .option('--ep <list>', 'execution providers in order (default cuda,cpu)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--ep <list>', 'execution providers in order (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--instances <n>', 'engine instances (worker threads)', positiveInt)
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', positiveInt)
     .option('--max-queue-delay-us <n>', 'dynamic batching max queue delay in microseconds (default 2000)', nonNegativeInt)

@@ -82,7 +82,7 @@ export function register(program: Command): void {
     .requiredOption('-d, --data <path>', 'COCO annotations .json (images in --images or images/ beside it), or a YOLO data.yaml / dataset folder')
     .option('--images <dir>', 'images folder for COCO annotations')
     .option('--split <key>', 'data.yaml key of the image set (YOLO datasets)', 'val')
-    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu (default: cuda then cpu)', collect)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', collect)
     .option('--max-drop <gate>', 'largest allowed mAP50-95 drop against the first model: relative (2%) or absolute mAP points (1.0pt)', DEFAULT_GATE_TEXT)
     .option('--conf <threshold>', `confidence threshold (default ${VAL_DEFAULTS.conf}, Ultralytics val)`)
     .option('--iou <threshold>', `NMS IoU threshold (default ${VAL_DEFAULTS.iou})`)

@@ -7,7 +7,7 @@
  * float16. Where a float16 value meets a float32 reader (or the reverse) one shared `Cast` is inserted.
  * Inputs that the ONNX spec types as float32 only (Resize `roi`/`scales`, Upsample `scales`) stay float32.
  *
- * Kept in float32 (defaults measured on yolov8n, see docs/onnx-passes.md and bench/onnx-passes-fp16.ts):
+ * Kept in float32 (defaults measured on yolov8n, see docs/onnx-passes.md and bench/suites/onnx-passes-fp16.ts):
  * - ops in {@link DEFAULT_FP16_KEEP_OPS};
  * - the output tail (`keepOutputTail`, default true): every node from which a graph output is reached
  *   without passing a Conv/ConvTranspose/MatMul/Gemm — in YOLO exports the box decode (anchors, strides,

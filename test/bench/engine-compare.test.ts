@@ -1,0 +1,101 @@
+/**
+ * `osprey bench engine --model A --model B`: the interleaved comparison on the real yolov8n FP32 and its
+ * dynamically quantized INT8 file (CPU EP, ~3 s), its pure helpers, the host CPU sampler, and its bad inputs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { comparisonEngineResults, formatComparisonResult, roundOrder, runEngineComparison, summarizeRatios } from '../../src/bench/engine-compare.js';
+import { loadBenchFile, loadBenchResults } from '../../src/bench/load.js';
+import { parseBenchResult } from '../../src/bench/result.js';
+import { HostCpuSampler } from '../../src/bench/system.js';
+import { isOspreyError } from '../../src/core/errors.js';
+
+const data = (p: string) => fileURLToPath(new URL(`../../../shared/data/${p}`, import.meta.url));
+const FP32 = data('models/yolov8n.onnx');
+const INT8 = data('models/yolov8n_int8_dynamic.onnx');
+const BUS = data('images/bus.jpg');
+
+test('roundOrder alternates ABBA; summarizeRatios gives min / median / max / mean', () => {
+  assert.deepEqual(roundOrder(0, 2), [0, 1]);
+  assert.deepEqual(roundOrder(1, 2), [1, 0]);
+  assert.deepEqual(roundOrder(2, 3), [0, 1, 2]);
+  assert.deepEqual(roundOrder(3, 3), [2, 1, 0]);
+  const s = summarizeRatios([2.1, 1.9, 2.4, 2.0]);
+  assert.deepEqual([s.min, s.median, s.max, s.mean], [1.9, 2.05, 2.4, 2.1]);
+  assert.deepEqual(s.perRound, [2.1, 1.9, 2.4, 2]);
+  assert.throws(() => summarizeRatios([]), RangeError);
+});
+
+test('HostCpuSampler: this process busy on one core for 300 ms shows ≈ 1 own core; other processes are ≥ 0', () => {
+  const sampler = new HostCpuSampler();
+  const before = sampler.read();
+  const end = performance.now() + 300;
+  let x = 0;
+  while (performance.now() < end) x += Math.sqrt(x + 1);
+  const u = sampler.since(before);
+  assert.ok(x > 0);
+  assert.ok(u, '/proc/stat is readable on Linux');
+  assert.ok(u.ownCores > 0.6 && u.ownCores < 1.3, `own ${u.ownCores}`);
+  assert.ok(u.otherProcessesCores >= 0 && u.stealCores >= 0);
+});
+
+test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios and per-engine figures agree', async () => {
+  const r = await runEngineComparison({ models: [FP32, INT8], batchSizes: [1], instanceCounts: [1], rounds: 2, warmupMs: 100, durationMs: 500, image: BUS, command: 'test' });
+  assert.equal(r.kind, 'osprey-bench-engine-comparison');
+  assert.deepEqual(r.engines.map((e) => e.name), ['yolov8n', 'yolov8n_int8_dynamic']);
+  assert.deepEqual(r.engines.map((e) => e.precision), ['fp32', 'int8']);
+  assert.ok(r.engines.every((e) => e.executionProvider === 'cpu' && /^[0-9a-f]{64}$/.test(e.sha256 ?? '')));
+  const c = r.configurations[0]!;
+  assert.equal(c.windows.length, 4);
+  assert.deepEqual(c.windows.map((w) => [w.round, w.engine]), [[0, 0], [0, 1], [1, 1], [1, 0]], 'ABBA');
+  for (const w of c.windows) {
+    assert.ok(w.batches >= 1 && w.images === w.batches);
+    assert.ok(w.durationMs >= 500, 'a window ends after the last batch it started');
+    assert.ok(Math.abs(w.imagesPerSecond - (w.images * 1000) / w.durationMs) < 0.01 * w.imagesPerSecond + 0.01);
+    assert.ok(w.inferenceMeanMs > 0 && w.medianLatencyMs >= w.inferenceMeanMs * 0.5);
+    assert.ok(w.otherProcessesCores !== null && w.otherProcessesCores >= 0);
+  }
+  const ratio = c.ratios[0]!;
+  assert.equal(ratio.engine, 1);
+  assert.equal(ratio.label, 'yolov8n_int8_dynamic / yolov8n');
+  for (let k = 0; k < 2; k++) {
+    const a = c.windows.find((w) => w.round === k && w.engine === 0)!;
+    const b = c.windows.find((w) => w.round === k && w.engine === 1)!;
+    assert.ok(Math.abs(ratio.throughputRatio.perRound[k]! - b.imagesPerSecond / a.imagesPerSecond) < 1e-3);
+  }
+  const t = ratio.throughputRatio;
+  assert.ok(t.min <= t.median && t.median <= t.max);
+  assert.equal(c.perEngine.length, 2);
+  for (let k = 0; k < 2; k++) {
+    const e = c.perEngine[k]!;
+    const ws = c.windows.filter((w) => w.engine === k);
+    assert.equal(e.batches, ws.reduce((s, w) => s + w.batches, 0));
+    assert.equal(e.latencyMs.count, e.batches);
+  }
+  // each engine reads back as a valid single-engine result; the text table has the ratio line
+  for (const e of comparisonEngineResults(r)) parseBenchResult(JSON.parse(JSON.stringify(e)), 'in-memory');
+  assert.match(formatComparisonResult(r), /yolov8n_int8_dynamic \/ yolov8n: throughput ×\d+\.\d\d median \(min \d+\.\d\d, max \d+\.\d\d\) over 2 rounds/);
+  // a comparison file: the report reads each engine, plan refuses it with a clear reason
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-compare-'));
+  try {
+    const f = join(dir, 'cmp.json');
+    writeFileSync(f, JSON.stringify(r));
+    const loaded = await loadBenchResults(f, 'cmp.json');
+    assert.deepEqual(loaded.map((l) => l.name), ['cmp.json: yolov8n', 'cmp.json: yolov8n_int8_dynamic']);
+    await assert.rejects(loadBenchFile(f), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_BENCH_FILE') && /several models/.test((e as Error).message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('comparison: one model, zero rounds, zero duration → OSPREY_ERR_USAGE; a missing model → OSPREY_ERR_MODEL_NOT_FOUND_FILE', async () => {
+  const base = { models: [FP32, INT8], batchSizes: [1], instanceCounts: [1], rounds: 1, warmupMs: 0, durationMs: 100, command: 'test' };
+  for (const bad of [{ models: [FP32] }, { rounds: 0 }, { durationMs: 0 }, { batchSizes: [4] }]) {
+    await assert.rejects(runEngineComparison({ ...base, ...bad }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'), JSON.stringify(bad));
+  }
+  await assert.rejects(runEngineComparison({ ...base, models: [FP32, data('models/absent.onnx')] }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));
+});

@@ -1,0 +1,117 @@
+/**
+ * The INT8 graph choices that make ONNX Runtime's CPU EP fast, on the real yolov8n calibrated on 2 real images:
+ * the uint8 input fused into the first QLinearConv bit-exactly, Concat inputs sharing their output's scale, the
+ * prediction convs quantized while the output tail stays FP32, and the DFL rewrite keeping outputs equal.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import { cloneOnnxModel, encodeOnnxModel, readOnnxModel, uint8Input } from '../../src/onnx/index.js';
+import type { OnnxModel, TensorProto } from '../../src/onnx/index.js';
+import { tensorToNumbers } from '../../src/onnx/tensor.js';
+import { collectStatistics } from '../../src/optimize/calibrate.js';
+import { rangesFromStatistics } from '../../src/optimize/calibration-cache.js';
+import type { TensorRange } from '../../src/optimize/calibration.js';
+import { prepareAllImages } from '../../src/optimize/images.js';
+import { calibrationTensorNames, fuseUint8InputQuantize, headNodes, quantizeQdq, UINT8_IMAGE_PARAMS } from '../../src/optimize/qdq.js';
+import { createBuildSession, outputAsFloat32, runSession } from '../../src/optimize/session.js';
+
+const data = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
+const MODEL = join(data, 'models/yolov8n.onnx');
+const BUS = join(data, 'images/bus.jpg');
+
+let source: OnnxModel;
+let ranges: Map<string, TensorRange>;
+
+before(async () => {
+  source = readOnnxModel(MODEL);
+  const files = readdirSync(join(data, 'coco-val-dev/images')).filter((f) => f.endsWith('.jpg')).sort().slice(0, 2).map((f) => join(data, 'coco-val-dev/images', f));
+  const imgs = await prepareAllImages(files, { height: 640, width: 640, format: 'float32-nchw' });
+  const { statistics } = await collectStatistics(source, 'images', calibrationTensorNames(source), imgs);
+  ranges = rangesFromStatistics(statistics, 'minmax');
+});
+
+function initializer(m: OnnxModel, name: string): TensorProto {
+  const t = m.graph.initializer.find((x) => x.name === name);
+  assert.ok(t, name);
+  return t;
+}
+
+test('fuseUint8InputQuantize: uint8 frames go straight to the first DequantizeLinear, outputs bit-identical to the unfused graph', async () => {
+  const q = cloneOnnxModel(source);
+  quantizeQdq(q, ranges, { fixedParams: new Map([['images', UINT8_IMAGE_PARAMS]]) });
+  const unfused = uint8Input(q);
+  const fused = cloneOnnxModel(unfused);
+  assert.equal(fuseUint8InputQuantize(fused), 1);
+  const ops = (m: OnnxModel) => m.graph.node.map((n) => n.op_type);
+  assert.equal(ops(fused).filter((o) => o === 'QuantizeLinear').length, ops(unfused).filter((o) => o === 'QuantizeLinear').length - 1);
+  assert.equal(fused.graph.node.some((n) => n.name === 'osprey/pre/Cast' || n.name === 'osprey/pre/Div'), false, 'no Cast/Div over the pixels');
+  const dq = fused.graph.node.find((n) => n.op_type === 'DequantizeLinear' && n.input[0] === 'osprey/pre/Transpose_out')!;
+  assert.ok(dq, 'the uint8 NCHW transpose feeds a DequantizeLinear');
+  assert.equal(tensorToNumbers(initializer(fused, dq.input[1]!))[0], Math.fround(1 / 255));
+  assert.equal(fuseUint8InputQuantize(fused), 0, 'nothing left to fuse');
+  const [img] = await prepareAllImages([BUS], { height: 640, width: 640, format: 'uint8-nhwc' });
+  const a = await createBuildSession(encodeOnnxModel(unfused));
+  const b = await createBuildSession(encodeOnnxModel(fused));
+  try {
+    const ya = outputAsFloat32((await runSession(a, 'images', img!.data, img!.dims)).output0!);
+    const yb = outputAsFloat32((await runSession(b, 'images', img!.data, img!.dims)).output0!);
+    assert.equal(ya.length, 1 * 84 * 8400);
+    let diff = 0;
+    for (let i = 0; i < ya.length; i++) diff = Math.max(diff, Math.abs(ya[i]! - yb[i]!));
+    assert.equal(diff, 0);
+  } finally {
+    await a.release();
+    await b.release();
+  }
+});
+
+test('a calibrated input range is replaced by fixedParams (exact 1/255, zero point 0)', () => {
+  const q = cloneOnnxModel(source);
+  quantizeQdq(q, ranges, { fixedParams: new Map([['images', UINT8_IMAGE_PARAMS]]) });
+  assert.equal(tensorToNumbers(initializer(q, 'images_scale'))[0], Math.fround(1 / 255));
+  assert.equal(tensorToNumbers(initializer(q, 'images_zero_point'))[0], 0);
+});
+
+test('shareConcatParams: every quantized Concat reads inputs with its own scale and zero point', () => {
+  const plain = cloneOnnxModel(source);
+  quantizeQdq(plain, ranges, {});
+  const shared = cloneOnnxModel(source);
+  quantizeQdq(shared, ranges, { shareConcatParams: true });
+  const paramsOf = (m: OnnxModel, dqOut: string): [number, number] => {
+    const dq = m.graph.node.find((n) => n.output[0] === dqOut)!;
+    return [tensorToNumbers(initializer(m, dq.input[1]!))[0]!, tensorToNumbers(initializer(m, dq.input[2]!))[0]!];
+  };
+  const concats = (m: OnnxModel) => m.graph.node.filter((n) => n.op_type === 'Concat' && n.input.every((i) => i.endsWith('_DequantizeLinear_Output')));
+  let differing = 0;
+  for (const c of concats(plain)) {
+    const outDq = `${c.output[0]}_DequantizeLinear_Output`;
+    if (!plain.graph.node.some((n) => n.output[0] === outDq)) continue;
+    const out = paramsOf(plain, outDq);
+    if (c.input.some((i) => paramsOf(plain, i).join() !== out.join())) differing++;
+  }
+  assert.ok(differing >= 5, `without sharing, ${differing} Concats requantize some input`);
+  const checked = concats(shared).filter((c) => shared.graph.node.some((n) => n.output[0] === `${c.output[0]}_DequantizeLinear_Output`));
+  assert.ok(checked.length >= 10, `${checked.length} quantized Concats`);
+  for (const c of checked) {
+    const out = paramsOf(shared, `${c.output[0]}_DequantizeLinear_Output`);
+    for (const i of c.input) assert.deepEqual(paramsOf(shared, i), out, `${c.name}: ${i}`);
+  }
+});
+
+test('quantizeHeadConvs: the six prediction convs get int8 weights, the output tail (DFL, Sigmoid, decode) stays FP32', () => {
+  const head = headNodes(source);
+  const border = head.borderConvs.map((n) => n.name!);
+  assert.equal(border.length, 6);
+  const q = cloneOnnxModel(source);
+  const r = quantizeQdq(q, ranges, { quantizeHeadConvs: true });
+  for (const b of border) assert.ok(r.quantizedNodes.includes(b), b);
+  for (const t of head.tail) assert.equal(r.quantizedNodes.includes(t.name!), false, t.name);
+  const q2 = cloneOnnxModel(source);
+  const r2 = quantizeQdq(q2, ranges, {});
+  for (const b of border) assert.equal(r2.quantizedNodes.includes(b), false, `default keeps ${b} FP32`);
+  // graph outputs are never quantized
+  assert.equal(q.graph.node.some((n) => n.op_type === 'QuantizeLinear' && n.input[0] === 'output0'), false);
+});
