@@ -8,7 +8,7 @@
  * GPU panels show "No data" on hosts without a GPU: the series are absent, not zero.
  */
 import { DEFAULT_ALERT_THRESHOLDS } from './prometheus.js';
-import { METRIC, ROUTING_METRIC, STREAM_METRIC_NAMES } from '../metrics/names.js';
+import { METRIC, ROUTING_METRIC, STREAM_METRIC } from '../metrics/names.js';
 
 /** One query of a panel. */
 interface Target {
@@ -210,8 +210,8 @@ function rows(sloSeconds: number, gpuUtilization: number): Array<{ title: string
           type: 'timeseries',
           unit: 'short',
           targets: [
-            { expr: `max by (camera) (${STREAM_METRIC_NAMES.fps}{${job}})`, legendFormat: '{{camera}} processed' },
-            { expr: `max by (camera) (${STREAM_METRIC_NAMES.decodedFps}{${job}})`, legendFormat: '{{camera}} source' },
+            { expr: `max by (camera) (${STREAM_METRIC.fps}{${job}})`, legendFormat: '{{camera}} processed' },
+            { expr: `max by (camera) (${STREAM_METRIC.decodedFps}{${job}})`, legendFormat: '{{camera}} source' },
           ],
         },
         {
@@ -220,7 +220,7 @@ function rows(sloSeconds: number, gpuUtilization: number): Array<{ title: string
           type: 'timeseries',
           unit: 'short',
           targets: [
-            { expr: `sum by (camera) (rate(${STREAM_METRIC_NAMES.frames}{${job}, stage="dropped"}[$__rate_interval]))`, legendFormat: '{{camera}} dropped/s' },
+            { expr: `sum by (camera) (rate(${STREAM_METRIC.frames}{${job}, stage="dropped"}[$__rate_interval]))`, legendFormat: '{{camera}} dropped/s' },
             { expr: 'camera:osprey_stream_frames_dropped:ratio_rate5m', legendFormat: '{{camera}} drop ratio' },
           ],
         },
@@ -229,7 +229,7 @@ function rows(sloSeconds: number, gpuUtilization: number): Array<{ title: string
           description: 'Each camera\'s current state (starting, streaming, starved, stalled, reconnecting, failed, stopped).',
           type: 'state-timeline',
           unit: 'short',
-          targets: [{ expr: `max by (camera, state) (${STREAM_METRIC_NAMES.state}{${job}}) == 1`, legendFormat: '{{camera}} {{state}}' }],
+          targets: [{ expr: `max by (camera, state) (${STREAM_METRIC.state}{${job}}) == 1`, legendFormat: '{{camera}} {{state}}' }],
         },
         {
           title: 'Frame latency p99',
@@ -237,7 +237,7 @@ function rows(sloSeconds: number, gpuUtilization: number): Array<{ title: string
           type: 'timeseries',
           unit: 's',
           w: 24,
-          targets: [{ expr: `histogram_quantile(0.99, sum by (camera, le) (rate(${STREAM_METRIC_NAMES.frameLatency}_bucket{${job}}[5m])))`, legendFormat: '{{camera}}' }],
+          targets: [{ expr: `histogram_quantile(0.99, sum by (camera, le) (rate(${STREAM_METRIC.latency}_bucket{${job}}[5m])))`, legendFormat: '{{camera}}' }],
         },
       ],
     },

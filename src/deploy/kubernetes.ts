@@ -18,7 +18,7 @@
  *   PodDisruptionBudget, and an HPA on Osprey's in-flight requests and queue delay through prometheus-adapter
  *   ({@link prometheusAdapterRules}).
  */
-import { METRIC } from '../metrics/names.js';
+import { DERIVED_METRIC, METRIC } from '../metrics/names.js';
 import { DEFAULT_ALERT_THRESHOLDS, ruleFile, type AlertThresholds } from './prometheus.js';
 
 /** MIG profiles of the H200 (141 GB): slices per GPU (NVIDIA MIG user guide, "Supported MIG profiles"). */
@@ -208,7 +208,7 @@ export function kubernetesManifests(o: KubernetesOptions = {}): Manifest[] {
         maxReplicas: hpa.maxReplicas,
         metrics: [
           { type: 'Pods', pods: { metric: { name: METRIC.inFlightRequests }, target: { type: 'AverageValue', averageValue: String(hpa.targetInFlightPerPod ?? 16) } } },
-          { type: 'Pods', pods: { metric: { name: 'osprey_queue_delay_seconds' }, target: { type: 'AverageValue', averageValue: `${Math.round((hpa.targetQueueDelaySeconds ?? 0.02) * 1000)}m` } } },
+          { type: 'Pods', pods: { metric: { name: DERIVED_METRIC.queueDelay }, target: { type: 'AverageValue', averageValue: `${Math.round((hpa.targetQueueDelaySeconds ?? 0.02) * 1000)}m` } } },
         ],
         behavior: { scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] } },
       },
@@ -249,7 +249,7 @@ export function prometheusAdapterRules(): Record<string, unknown> {
         {
           seriesQuery: `${METRIC.queueDuration}_count{namespace!="",pod!=""}`,
           resources,
-          name: { matches: `^${METRIC.queueDuration}_count$`, as: 'osprey_queue_delay_seconds' },
+          name: { matches: `^${METRIC.queueDuration}_count$`, as: DERIVED_METRIC.queueDelay },
           metricsQuery:
             `sum(rate(${METRIC.queueDuration}_sum{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>) / ` +
             `clamp_min(sum(rate(${METRIC.queueDuration}_count{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>), 1e-9)`,

@@ -10,7 +10,7 @@
  * own nvidia-smi gauges otherwise ({@link DCGM_MAPPING}); `camera:` series are one per camera. Without a GPU the
  * `gpu:` series are absent (not zero), so GPU alerts stay quiet and GPU panels show "no data" on a CPU-only host.
  */
-import { DCGM_MAPPING, DCGM_UUID_LABEL, METRIC, ROUTING_METRIC, STREAM_METRIC_NAMES } from '../metrics/names.js';
+import { DCGM_MAPPING, DCGM_UUID_LABEL, METRIC, ROUTING_METRIC, STREAM_METRIC } from '../metrics/names.js';
 
 /** Every alert threshold, in base units (ratios 0..1, seconds, °C). */
 export interface AlertThresholds {
@@ -135,8 +135,8 @@ export function recordingRules(t: AlertThresholds = DEFAULT_ALERT_THRESHOLDS): R
     {
       record: 'camera:osprey_stream_frames_dropped:ratio_rate5m',
       expr:
-        `sum by (camera) (rate(${STREAM_METRIC_NAMES.frames}${sel('stage="dropped"')}[5m])) / ` +
-        `sum by (camera) (rate(${STREAM_METRIC_NAMES.frames}${sel('stage="sampled"')}[5m]))`,
+        `sum by (camera) (rate(${STREAM_METRIC.frames}${sel('stage="dropped"')}[5m])) / ` +
+        `sum by (camera) (rate(${STREAM_METRIC.frames}${sel('stage="sampled"')}[5m]))`,
     },
   ];
   return { name: 'osprey.recording', rules };
@@ -241,8 +241,8 @@ export function alertingRules(t: AlertThresholds = DEFAULT_ALERT_THRESHOLDS): Ru
     },
     {
       alert: 'OspreyCameraDown',
-      signal: `max by (camera, state) (${STREAM_METRIC_NAMES.state}${job})`,
-      expr: `max by (camera, state) (${STREAM_METRIC_NAMES.state}{job="${t.job}", state=~"${downStates}"}) == 1`,
+      signal: `max by (camera, state) (${STREAM_METRIC.state}${job})`,
+      expr: `max by (camera, state) (${STREAM_METRIC.state}{job="${t.job}", state=~"${downStates}"}) == 1`,
       for: t.cameraDownFor,
       labels: { severity: 'critical' },
       annotations: {

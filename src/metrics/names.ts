@@ -78,31 +78,66 @@ export const METRIC = {
 } as const;
 
 /**
- * Metrics other modules register on the server's registry, named here so rules and dashboards have one list
- * (test/deploy checks each against the module that registers it).
+ * Metrics other modules register on the server's registry (src/routing/metrics.ts), named here so rules and
+ * dashboards have one list.
  */
 export const ROUTING_METRIC = {
-  /** Counter: model version swaps, label `outcome` = switched | failed | confirmed | rolled_back | rollback_failed (src/routing/metrics.ts). */
+  /** Counter: requests routed through an alias (labels alias, arm, role = primary | shadow, outcome = success | failure). */
+  routeRequests: 'osprey_route_requests_total',
+  /** Histogram seconds: latency of routed requests per arm (labels alias, arm, role; a shadow's own call). */
+  routeRequestDuration: 'osprey_route_request_duration_seconds',
+  /** Histogram: detections per image answered by each arm (labels alias, arm, role). */
+  routeDetectionsPerImage: 'osprey_route_detections_per_image',
+  /** Counter: shadow boxes matching a primary box (same class, IoU ≥ threshold; labels alias, arm, primary_arm). */
+  shadowMatchedBoxes: 'osprey_route_shadow_matched_boxes_total',
+  /** Counter: distinct boxes of primary and shadow, |P| + |S| − matched (labels alias, arm, primary_arm). */
+  shadowComparedBoxes: 'osprey_route_shadow_compared_boxes_total',
+  /** Gauge 0..1: shadow agreement with the primary since start, matched / compared boxes (labels alias, arm). */
+  shadowAgreement: 'osprey_route_shadow_agreement_ratio',
+  /** Counter: model version swaps, label `outcome` = switched | failed | confirmed | rolled_back | rollback_failed. */
   modelSwaps: 'osprey_model_swaps_total',
   /** Counter: automatic rollbacks during probation, label `reason` = error_rate | latency. */
   modelRollbacks: 'osprey_model_rollbacks_total',
-  /** Counter: requests routed through an alias (labels alias, arm, role, outcome). */
-  routeRequests: 'osprey_route_requests_total',
 } as const;
 
-/** The camera pipeline's metrics (src/streams/manager.ts STREAM_METRIC), for rules and dashboards. */
-export const STREAM_METRIC_NAMES = {
-  /** Counter: frames per camera and `stage` (decoded, sampled, dropped, processed). */
+/** The camera pipeline's metrics (registered by src/streams/manager.ts), label `camera` on each. */
+export const STREAM_METRIC = {
+  /** Counter: frames per camera and stage (`decoded`, `sampled`, `dropped`, `processed`). */
   frames: 'osprey_stream_frames_total',
-  /** Gauge 0/1: the camera's current `state` (starting, streaming, starved, stalled, reconnecting, failed, stopped). */
+  /** Gauge: 1 for the camera's current state (label `state`: starting, streaming, starved, stalled, reconnecting, failed, stopped), 0 for the others. */
   state: 'osprey_stream_camera_state',
-  /** Gauge: processed frames per second per camera. */
+  /** Counter: state changes (labels `to`, `reason` = the reason code, a closed set). */
+  stateChanges: 'osprey_stream_state_changes_total',
+  /** Gauge: processed frames per second over the camera's sliding window (0 when none). */
   fps: 'osprey_stream_fps',
-  /** Gauge: frames per second arriving from the source. */
+  /** Gauge: frames per second from the source (after ffmpeg's fps filter) over the same window. */
   decodedFps: 'osprey_stream_decoded_fps',
-  /** Histogram seconds: frame arrival to detections ready. */
-  frameLatency: 'osprey_stream_frame_latency_seconds',
+  /** Histogram seconds: frame arrival → detections ready. */
+  latency: 'osprey_stream_frame_latency_seconds',
+  /** Counter: rule events (labels camera, rule). */
+  events: 'osprey_stream_events_total',
+  /** Gauge: webhook outbox rows (labels sink, status). */
+  outbox: 'osprey_stream_webhook_outbox',
 } as const;
+
+/**
+ * Metrics that Osprey does not export itself but that its deployment files derive (prometheus-adapter rules for
+ * the Kubernetes HorizontalPodAutoscaler, src/deploy/kubernetes.ts).
+ */
+export const DERIVED_METRIC = {
+  /** Custom pods metric, seconds: mean queue delay over 2 minutes, from `osprey_queue_duration_seconds_sum / _count`. */
+  queueDelay: 'osprey_queue_delay_seconds',
+} as const;
+
+// ---- Histogram buckets, one definition each ----
+/** Request / compute / queue durations, seconds (0.5 ms … 10 s). */
+export const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+/** Batch elements per execution. */
+export const BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128] as const;
+/** Detections per image. */
+export const DETECTIONS_PER_IMAGE_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 300] as const;
+/** Camera frame arrival → detections ready, seconds (10 ms … 5 s: a stream frame waits for a batch). */
+export const FRAME_LATENCY_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
 /**
  * NVIDIA DCGM exporter (dcgm-exporter's default counters) ↔ Osprey's own GPU metrics. On Kubernetes with the GPU

@@ -9,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { queryGpus, type GpuReading } from './gpu.js';
-import { METRIC } from './names.js';
+import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, METRIC } from './names.js';
 
 /** What the metrics read at scrape time (the repository's loaded versions). */
 export interface MetricsSource {
@@ -40,8 +40,6 @@ export function failureOutcome(reason: string | undefined): RequestOutcome {
 
 type MV = { model: string; version: string };
 
-const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128];
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface ServerMetricsOptions {
   /** Collect process CPU/memory/event-loop metrics (prom-client defaults). Default true. */
@@ -85,10 +83,10 @@ export class ServerMetrics {
     this.inputUs = new Counter({ name: METRIC.computeInputDurationUs, help: 'Cumulative compute input duration in microseconds', labelNames: mv, registers: r });
     this.inferUs = new Counter({ name: METRIC.computeInferDurationUs, help: 'Cumulative compute inference duration in microseconds', labelNames: mv, registers: r });
     this.outputUs = new Counter({ name: METRIC.computeOutputDurationUs, help: 'Cumulative compute output duration in microseconds', labelNames: mv, registers: r });
-    this.batchSize = new Histogram({ name: METRIC.batchSize, help: 'Batch elements per model execution', labelNames: mv, buckets: BATCH_BUCKETS, registers: r });
-    this.queueSeconds = new Histogram({ name: METRIC.queueDuration, help: 'Time a request waited in the scheduler queue, seconds', labelNames: mv, buckets: LATENCY_BUCKETS, registers: r });
-    this.requestSeconds = new Histogram({ name: METRIC.requestDuration, help: 'Request time inside the server, seconds', labelNames: mv, buckets: LATENCY_BUCKETS, registers: r });
-    this.computeSeconds = new Histogram({ name: METRIC.computeDuration, help: 'Compute time per execution by phase (input, infer, output), seconds', labelNames: [...mv, 'phase'], buckets: LATENCY_BUCKETS, registers: r });
+    this.batchSize = new Histogram({ name: METRIC.batchSize, help: 'Batch elements per model execution', labelNames: mv, buckets: [...BATCH_SIZE_BUCKETS], registers: r });
+    this.queueSeconds = new Histogram({ name: METRIC.queueDuration, help: 'Time a request waited in the scheduler queue, seconds', labelNames: mv, buckets: [...LATENCY_BUCKETS_SECONDS], registers: r });
+    this.requestSeconds = new Histogram({ name: METRIC.requestDuration, help: 'Request time inside the server, seconds', labelNames: mv, buckets: [...LATENCY_BUCKETS_SECONDS], registers: r });
+    this.computeSeconds = new Histogram({ name: METRIC.computeDuration, help: 'Compute time per execution by phase (input, infer, output), seconds', labelNames: [...mv, 'phase'], buckets: [...LATENCY_BUCKETS_SECONDS], registers: r });
     this.images = new Counter({ name: METRIC.imagesTotal, help: 'Images received by the detect route', labelNames: mv, registers: r });
     this.detections = new Counter({ name: METRIC.detectionsTotal, help: 'Detections returned by the detect route', labelNames: mv, registers: r });
     this.requests = new Counter({ name: METRIC.requestsTotal, help: 'Requests finished, by outcome (success, client_error = 4xx, server_error = 5xx)', labelNames: [...mv, 'outcome'], registers: r });

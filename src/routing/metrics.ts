@@ -17,8 +17,7 @@
  */
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
 
-const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const DETECTION_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 300];
+import { DETECTIONS_PER_IMAGE_BUCKETS, LATENCY_BUCKETS_SECONDS, ROUTING_METRIC } from '../metrics/names.js';
 
 export type ArmRole = 'primary' | 'shadow';
 
@@ -62,28 +61,28 @@ export class RoutingMetrics {
     const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
     this.requests =
       existing('osprey_route_requests_total') ??
-      new Counter({ name: 'osprey_route_requests_total', help: 'Requests routed through an alias, per arm, role and outcome', labelNames: ['alias', 'arm', 'role', 'outcome'], registers });
+      new Counter({ name: ROUTING_METRIC.routeRequests, help: 'Requests routed through an alias, per arm, role and outcome', labelNames: ['alias', 'arm', 'role', 'outcome'], registers });
     this.duration =
       existing('osprey_route_request_duration_seconds') ??
-      new Histogram({ name: 'osprey_route_request_duration_seconds', help: 'Latency of routed requests per arm (shadow: its own call)', labelNames: ['alias', 'arm', 'role'], buckets: LATENCY_BUCKETS_SECONDS, registers });
+      new Histogram({ name: ROUTING_METRIC.routeRequestDuration, help: 'Latency of routed requests per arm (shadow: its own call)', labelNames: ['alias', 'arm', 'role'], buckets: [...LATENCY_BUCKETS_SECONDS], registers });
     this.detectionsHist =
       existing('osprey_route_detections_per_image') ??
-      new Histogram({ name: 'osprey_route_detections_per_image', help: 'Detections per image answered by each arm', labelNames: ['alias', 'arm', 'role'], buckets: DETECTION_BUCKETS, registers });
+      new Histogram({ name: ROUTING_METRIC.routeDetectionsPerImage, help: 'Detections per image answered by each arm', labelNames: ['alias', 'arm', 'role'], buckets: [...DETECTIONS_PER_IMAGE_BUCKETS], registers });
     this.matched =
       existing('osprey_route_shadow_matched_boxes_total') ??
-      new Counter({ name: 'osprey_route_shadow_matched_boxes_total', help: 'Shadow boxes matching a primary box (same class, IoU >= threshold)', labelNames: ['alias', 'arm', 'primary_arm'], registers });
+      new Counter({ name: ROUTING_METRIC.shadowMatchedBoxes, help: 'Shadow boxes matching a primary box (same class, IoU >= threshold)', labelNames: ['alias', 'arm', 'primary_arm'], registers });
     this.compared =
       existing('osprey_route_shadow_compared_boxes_total') ??
-      new Counter({ name: 'osprey_route_shadow_compared_boxes_total', help: 'Distinct boxes of primary and shadow (|P| + |S| - matched)', labelNames: ['alias', 'arm', 'primary_arm'], registers });
+      new Counter({ name: ROUTING_METRIC.shadowComparedBoxes, help: 'Distinct boxes of primary and shadow (|P| + |S| - matched)', labelNames: ['alias', 'arm', 'primary_arm'], registers });
     this.agreementGauge =
       existing('osprey_route_shadow_agreement_ratio') ??
-      new Gauge({ name: 'osprey_route_shadow_agreement_ratio', help: 'Shadow agreement with the primary since start: matched / compared boxes', labelNames: ['alias', 'arm'], registers });
+      new Gauge({ name: ROUTING_METRIC.shadowAgreement, help: 'Shadow agreement with the primary since start: matched / compared boxes', labelNames: ['alias', 'arm'], registers });
     this.swaps =
       existing('osprey_model_swaps_total') ??
-      new Counter({ name: 'osprey_model_swaps_total', help: 'Model version swaps by outcome (switched, failed, confirmed after probation, rolled_back)', labelNames: ['model', 'outcome'], registers });
+      new Counter({ name: ROUTING_METRIC.modelSwaps, help: 'Model version swaps by outcome (switched, failed, confirmed after probation, rolled_back)', labelNames: ['model', 'outcome'], registers });
     this.rollbacks =
       existing('osprey_model_rollbacks_total') ??
-      new Counter({ name: 'osprey_model_rollbacks_total', help: 'Automatic rollbacks of a new model version during its probation window', labelNames: ['model', 'reason'], registers });
+      new Counter({ name: ROUTING_METRIC.modelRollbacks, help: 'Automatic rollbacks of a new model version during its probation window', labelNames: ['model', 'reason'], registers });
   }
 
   private arm(alias: string, arm: string, role: ArmRole, model: string, version: string): ArmStats {

@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { FRAME_LATENCY_BUCKETS_SECONDS, STREAM_METRIC } from '../metrics/names.js';
 import { OspreyError } from '../core/errors.js';
 import { redactDeep, redactText, redactUrl, secretsOf } from '../core/redact.js';
 import { annotatedJpeg } from './annotate.js';
@@ -21,24 +22,7 @@ import { ByteTracker, type TrackedObject } from './tracker.js';
 import { MqttSink, WebhookSink, type OutboxSink } from './sinks.js';
 
 /** Metric names of the streams runtime (Prometheus base units). */
-export const STREAM_METRIC = {
-  /** Counter: frames per camera and stage (`decoded`, `sampled`, `dropped`, `processed`). */
-  frames: 'osprey_stream_frames_total',
-  /** Gauge: 1 for the camera's current state (label `state`), 0 for the others. */
-  state: 'osprey_stream_camera_state',
-  /** Counter: state changes (labels `to`, `reason` = the reason code, a closed set). */
-  stateChanges: 'osprey_stream_state_changes_total',
-  /** Gauge: processed frames per second over the camera's sliding window (0 when none). */
-  fps: 'osprey_stream_fps',
-  /** Gauge: frames per second from the source (after ffmpeg's fps filter) over the same window. */
-  decodedFps: 'osprey_stream_decoded_fps',
-  /** Histogram seconds: frame arrival → detections ready. */
-  latency: 'osprey_stream_frame_latency_seconds',
-  /** Counter: rule events (labels camera, rule). */
-  events: 'osprey_stream_events_total',
-  /** Gauge: webhook outbox rows (labels sink, status). */
-  outbox: 'osprey_stream_webhook_outbox',
-} as const;
+export { STREAM_METRIC };
 
 
 interface CameraRuntime {
@@ -426,7 +410,7 @@ export class StreamManager extends EventEmitter {
       name: STREAM_METRIC.latency,
       help: 'Frame arrival to detections ready, seconds.',
       labelNames: ['camera'],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: [...FRAME_LATENCY_BUCKETS_SECONDS],
       registers: [registry],
     });
     this.metrics.events = new Counter({ name: STREAM_METRIC.events, help: 'Rule events.', labelNames: ['camera', 'rule'], registers: [registry] });
