@@ -11,7 +11,7 @@ import { Command, CommanderError } from 'commander';
 import sharp from 'sharp';
 import { isOspreyError } from '../../src/core/errors.js';
 import { register, runDetect, type DetectCliOptions } from '../../src/cli/commands/detect.js';
-import { BUS_JPG, MODEL_PATH, REPO_ROOT, SHARED_DATA, tempDir, writeBadInputs, writeUnsupportedLayoutModel, ZIDANE_JPG } from '../image/fixtures.js';
+import { BUS_JPG, MODEL_PATH, REPO_ROOT, SHARED_DATA, tempDir, writeBadInputs, writeUnsupportedLayoutModel, ZIDANE_JPG } from '../support/images.js';
 
 const EP = process.env.OSPREY_TEST_EP ?? 'cpu';
 const ENTRY = 'import("./src/cli/main.ts").then((m) => m.main(["node", "osprey", ...process.argv.slice(1)]))';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isOspreyError } from '../../src/core/errors.js';
 import { arenaIsValid, compilePlan, executePlan, planArena, type EnginePlan } from '../../src/compile/index.js';
 import { readOnnxModel, type OnnxModel } from '../../src/onnx/index.js';
-import { loadBatch, YOLO_PATH, IMAGES } from '../onnx/helpers.js';
+import { loadBatch, YOLO_PATH, IMAGES } from '../support/onnx.js';
 import { c2f, conv, detectHead, frames, relativeError, runOrt, sppf, tinyModel, upsample } from './fixtures.js';
 
 const SIZE = 32;

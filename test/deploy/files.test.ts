@@ -18,7 +18,7 @@ import { alertingRules } from '../../src/deploy/prometheus.js';
 import { DCGM_MAPPING, METRIC, ROUTING_METRIC, STREAM_METRIC } from '../../src/metrics/names.js';
 import { RoutingMetrics } from '../../src/routing/metrics.js';
 import { committedDashboard, committedRules, dashboardExprs, metricNames, ruleExprs } from './promql.js';
-import { REPO_ROOT, tempDir, which } from './processes.js';
+import { REPO_ROOT, tempDir, which } from '../support/processes.js';
 
 const promtool = which('promtool');
 const nginxBin = which('nginx');

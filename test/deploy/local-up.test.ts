@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { sleep } from './load.js';
-import { freePort, REPO_ROOT, tempDir, tinyRepository, which } from './processes.js';
+import { freePort, REPO_ROOT, tempDir, tinyRepository, which } from '../support/processes.js';
 
 const portFree = (port: number) =>
   new Promise<boolean>((resolve) => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { renderNginxConfig } from '../../src/deploy/nginx.js';
 import { grpcClient, sleep, startLoad, summarize, type GrpcClient, type Load } from './load.js';
-import { freePort, startNginx, startReplica, tempDir, tinyRepository, which, type Daemon, type Replica } from './processes.js';
+import { freePort, startNginx, startReplica, tempDir, tinyRepository, which, type Daemon, type Replica } from '../support/processes.js';
 
 const REPLICAS = 3;
 const HTTP_CONCURRENCY = 6;

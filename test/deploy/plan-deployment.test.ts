@@ -13,7 +13,7 @@ import { computePlan } from '../../src/bench/planner.js';
 import { isOspreyError } from '../../src/core/errors.js';
 import { checkManifests, type Manifest } from '../../src/deploy/kubernetes.js';
 import { compareMigProfiles, deploymentFromPlan, parseProfileThroughputs } from '../../src/deploy/plan-deployment.js';
-import { REPO_ROOT, tempDir, which } from './processes.js';
+import { REPO_ROOT, tempDir, which } from '../support/processes.js';
 
 const ENTRY = `import(${JSON.stringify(new URL('../../src/cli/main.ts', import.meta.url).href)}).then((m) => m.main(['node', 'osprey', ...process.argv.slice(1)]))`;
 function osprey(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { alertingRules, prometheusConfig } from '../../src/deploy/prometheus.js';
-import { tinyBrokenModelBytes } from '../grpc/fixtures.js';
-import { MODEL_PATH, SHARED_DATA_DIR } from '../server/fixtures.js';
+import { tinyBrokenModelBytes } from '../support/stack.js';
+import { MODEL_PATH, SHARED_DATA_DIR } from '../support/server.js';
 import { committedDashboard, committedRules, dashboardExprs, isGpuQuery, ruleExprs, substituteGrafanaVariables, type ExtractedQuery } from './promql.js';
 import { sleep, startLoad } from './load.js';
-import { freePort, REPO_ROOT, startPrometheus, startReplica, tempDir, tinyRepository, which, type Daemon, type Replica } from './processes.js';
+import { freePort, REPO_ROOT, startPrometheus, startReplica, tempDir, tinyRepository, which, type Daemon, type Replica } from '../support/processes.js';
 
 const haveAll = which('prometheus') !== null && which('ffmpeg') !== null;
 const haveGpu = which('nvidia-smi') !== null;

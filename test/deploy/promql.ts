@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { REPO_ROOT } from './processes.js';
+import { REPO_ROOT } from '../support/processes.js';
 
 export interface ExtractedQuery {
   /** Where it came from: `dashboard: <panel title> [refId]`, `record: <name>`, `alert: <name>`. */

@@ -13,7 +13,7 @@ import { Detector } from '../../src/engine/detector.js';
 import { readOnnxModel, writeOnnxModel } from '../../src/onnx/model.js';
 import { dynamicBatch } from '../../src/onnx/passes/dynamic-batch.js';
 import { topKOutput, uint8Input } from '../../src/onnx/passes/pre-post.js';
-import { BUS_JPG, MODEL_PATH, REFERENCE_BOXES, tempDir, writeBadInputs, writeUnsupportedLayoutModel, ZIDANE_JPG } from '../image/fixtures.js';
+import { BUS_JPG, MODEL_PATH, REFERENCE_BOXES, tempDir, writeBadInputs, writeUnsupportedLayoutModel, ZIDANE_JPG } from '../support/images.js';
 
 const EP = process.env.OSPREY_TEST_EP ?? 'cpu';
 

@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CPU_EXECUTION_PROVIDERS, defaultExecutionProviders, detectNvidiaGpu, GPU_EXECUTION_PROVIDERS } from '../../src/engine/execution-providers.js';
-import { BUS_JPG, MODEL_PATH, REPO_ROOT } from '../image/fixtures.js';
+import { BUS_JPG, MODEL_PATH, REPO_ROOT } from '../support/images.js';
 
 /** A directory tree standing in for `/` (real files; the probe reads nothing else). */
 function fakeRoot(files: string[]): string {

@@ -11,7 +11,7 @@ import { isOspreyError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/types.js';
 import { explainExecutionProviderFailure, normalizeExecutionProvider, summarizeLoaderMessage } from '../../src/engine/execution-providers.js';
 import { createOrtEngine, type EnginePool } from '../../src/engine/ort-engine.js';
-import { MODEL_PATH, tempDir } from '../image/fixtures.js';
+import { MODEL_PATH, tempDir } from '../support/images.js';
 import { readOnnxModel, writeOnnxModel } from '../../src/onnx/index.js';
 import { dynamicBatch } from '../../src/onnx/passes/index.js';
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { matchDetections } from '../../src/routing/agreement.js';
 import { detectionsOfOutputs } from '../../src/routing/router.js';
-import { busInputs, call, errorCode, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyModelBytes, uint8ModelBytes, type Stack } from './fixtures.js';
+import { busInputs, call, errorCode, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyModelBytes, uint8ModelBytes, type Stack } from '../support/stack.js';
 
 const MAX_RECEIVE = 16 * 1024 * 1024;
 const FP32_SHAPE = [1, 3, 640, 640];

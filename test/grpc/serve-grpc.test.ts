@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
-import { call, makeRepo, rawInfer, SHARED_DATA_DIR, tinyModelBytes, type Stack } from './fixtures.js';
+import { call, makeRepo, rawInfer, SHARED_DATA_DIR, tinyModelBytes, type Stack } from '../support/stack.js';
 
 let server: OspreyServer;
 let client: Stack['client'];

@@ -7,7 +7,7 @@ import type { Detection } from '../../src/core/types.js';
 import { annotate, detectionsToSvg } from '../../src/image/annotate.js';
 import { decodeImage, type DecodedImage } from '../../src/image/decode.js';
 import { listImages } from '../../src/image/list.js';
-import { tempDir } from './fixtures.js';
+import { tempDir } from '../support/images.js';
 
 const grey = (w: number, h: number): DecodedImage => ({ source: 'grey', width: w, height: h, data: new Uint8Array(w * h * 3).fill(50), format: 'raw' });
 

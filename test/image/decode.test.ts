@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { isOspreyError } from '../../src/core/errors.js';
 import { decodeImage, readImageHeader } from '../../src/image/decode.js';
-import { BUS_JPG, forgedPngHeader, tempDir, writeBadInputs, type BadInputs } from './fixtures.js';
+import { BUS_JPG, forgedPngHeader, tempDir, writeBadInputs, type BadInputs } from '../support/images.js';
 
 async function rejectsWithCode(p: Promise<unknown>, code: string, mustMention?: string): Promise<void> {
   await assert.rejects(p, (err: unknown) => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { failureOutcome } from '../../src/metrics/server-metrics.js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
-import { tempDir, tinyRepository } from '../deploy/processes.js';
+import { tempDir, tinyRepository } from '../support/processes.js';
 
 /** The value of one series in a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

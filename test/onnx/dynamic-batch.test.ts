@@ -18,7 +18,7 @@ import {
   type OnnxModel,
 } from '../../src/onnx/index.js';
 import { dynamicBatch } from '../../src/onnx/passes/dynamic-batch.js';
-import { IMAGES, YOLO_PATH, loadBatch, maxAbsDiff, session, slice, whole } from './helpers.js';
+import { IMAGES, YOLO_PATH, loadBatch, maxAbsDiff, session, slice, whole } from '../support/onnx.js';
 
 test('dynamicBatch on yolov8n: B=1 and B=4 equal the original per image (max abs diff reported)', async (t) => {
   const original = readOnnxModel(YOLO_PATH);

@@ -22,7 +22,7 @@ import {
   type OnnxModel,
 } from '../../src/onnx/index.js';
 import { fp16 } from '../../src/onnx/passes/index.js';
-import { IMAGES, YOLO_PATH, loadBatch, session, slice } from './helpers.js';
+import { IMAGES, YOLO_PATH, loadBatch, session, slice } from '../support/onnx.js';
 import { iouOfBoxes } from '../../src/core/nms.js';
 
 

@@ -21,7 +21,7 @@ import {
   type OnnxModel,
 } from '../../src/onnx/index.js';
 import { dynamicBatch, topKOutput, uint8Input } from '../../src/onnx/passes/index.js';
-import { IMAGES, YOLO_PATH, loadBatch, session, slice, whole } from './helpers.js';
+import { IMAGES, YOLO_PATH, loadBatch, session, slice, whole } from '../support/onnx.js';
 import { iouOfBoxes } from '../../src/core/nms.js';
 
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { OspreyError } from '../../src/core/errors.js';
 import { ModelRepository } from '../../src/repository/repository.js';
-import { addModel, MODEL_PATH, SHARED_DATA_DIR, tempDir } from '../server/fixtures.js';
+import { addModel, MODEL_PATH, SHARED_DATA_DIR, tempDir } from '../support/server.js';
 
 let tmp: { path: string; remove: () => Promise<void> };
 let sha: string;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ModelRepository } from '../../src/repository/repository.js';
 import { RoutedInferenceService } from '../../src/routing/router.js';
-import { makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../grpc/fixtures.js';
+import { makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../support/stack.js';
 
 test('bad aliases file (negative weight) → OSPREY_ERR_CONFIG logged with its key path, models still served; a fixed file is picked up by the index', async () => {
   const root = await makeRepo({ tiny: { config: { maxBatchSize: 4 }, versions: { 1: tinyModelBytes(2) } } }, { det: { arms: [{ model: 'tiny', weight: -1 }] } });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { BUS_JPG, busInputs, call, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyBrokenModelBytes, tinyModelBytes, type Stack } from '../grpc/fixtures.js';
+import { BUS_JPG, busInputs, call, makeRepo, MODEL_PATH, rawFloat32, rawInfer, startStack, tinyBrokenModelBytes, tinyModelBytes, type Stack } from '../support/stack.js';
 
 const INT8_MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n_int8_dynamic.onnx', import.meta.url));
 const TINY_CONFIG = { maxBatchSize: 8, versionPolicy: { all: {} } };

@@ -15,7 +15,7 @@ import { isOspreyError } from '../../src/core/errors.js';
 import { ModelRepository } from '../../src/repository/repository.js';
 import { SwapController } from '../../src/routing/swap.js';
 import { RoutingMetrics } from '../../src/routing/metrics.js';
-import { addVersion, makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../grpc/fixtures.js';
+import { addVersion, makeRepo, SHARED_DATA_DIR, tinyModelBytes } from '../support/stack.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 after(async () => {

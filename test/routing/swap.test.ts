@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { addVersion, brokenAtRunModelBytes, busInputs, call, errorCode, makeRepo, MODEL_PATH, rawInfer, startStack, type Stack } from '../grpc/fixtures.js';
+import { addVersion, brokenAtRunModelBytes, busInputs, call, errorCode, makeRepo, MODEL_PATH, rawInfer, startStack, type Stack } from '../support/stack.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

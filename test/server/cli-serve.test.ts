@@ -9,7 +9,7 @@ import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BUS_JPG, MODEL_PATH, tempDir } from './fixtures.js';
+import { BUS_JPG, MODEL_PATH, tempDir } from '../support/server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 let tmp: { path: string; remove: () => Promise<void> };

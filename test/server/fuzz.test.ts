@@ -12,9 +12,9 @@ import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
-import { tinyModelBytes } from '../grpc/fixtures.js';
+import { tinyModelBytes } from '../support/stack.js';
 import { rng } from '../support/rng.js';
-import { addModel, SHARED_DATA_DIR, tempDir } from './fixtures.js';
+import { addModel, SHARED_DATA_DIR, tempDir } from '../support/server.js';
 
 const HTTP_CASES = 2500;
 const DETECT_CASES = 150;

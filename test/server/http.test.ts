@@ -18,7 +18,7 @@ import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
 import { queryGpus } from '../../src/metrics/gpu.js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
-import { addModel, binaryBody, buildVariants, BUS_JPG, json, readBinaryResponse, SHARED_DATA_DIR, tempDir, ZIDANE_JPG } from './fixtures.js';
+import { addModel, binaryBody, buildVariants, BUS_JPG, json, readBinaryResponse, SHARED_DATA_DIR, tempDir, ZIDANE_JPG } from '../support/server.js';
 
 const MAX_BODY = 8 * 1024 * 1024;
 setFlagsFromString('--expose-gc');

@@ -20,8 +20,8 @@ import { readBoundedFile } from '../../src/repository/paths.js';
 import { AccessPolicy, bearerRestriction, parseTritonRestriction, readBearerTokens } from '../../src/server/auth.js';
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
 import { startServer, type OspreyServer, type ServeOptions } from '../../src/server/server.js';
-import { errorCode, tinyModelBytes } from '../grpc/fixtures.js';
-import { addModel, BUS_JPG, json, MODEL_PATH, SHARED_DATA_DIR, tempDir } from './fixtures.js';
+import { errorCode, tinyModelBytes } from '../support/stack.js';
+import { addModel, BUS_JPG, json, MODEL_PATH, SHARED_DATA_DIR, tempDir } from '../support/server.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const TINY = tinyModelBytes(2);

@@ -3,28 +3,18 @@
  * /usr/bin/python3) and small waiting utilities.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const VIDEOS = resolve(here, '../../../shared/data/videos');
+export { freePort, waitFor } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { VIDEOS_DIR as VIDEOS } from '../support/data.js';
+export { VIDEOS_DIR as VIDEOS, MODEL_PATH as MODEL } from '../support/data.js';
 export const CAR_VIDEO = resolve(VIDEOS, 'car-detection.mp4');
 export const PERSON_VIDEO = resolve(VIDEOS, 'one-by-one-person-detection.mp4');
-export const MODEL = resolve(here, '../../../shared/data/models/yolov8n.onnx');
 export const FIXTURES = resolve(here, '../fixtures/streams');
 
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 export interface RtspServer {
   port: number;
@@ -82,12 +72,3 @@ export async function startRtspServer(mounts: Record<string, string>, port?: num
   };
 }
 
-/** Polls `cond` every 50 ms until it is true; rejects with `what` after `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

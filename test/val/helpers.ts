@@ -4,16 +4,10 @@
  */
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const SHARED = resolve(here, '../../../shared/data');
-export const COCO_DEV_JSON = join(SHARED, 'coco-val-dev/instances_val2017_subset.json');
-export const COCO_DEV_IMAGES = join(SHARED, 'coco-val-dev/images');
-export const YOLOV8N = join(SHARED, 'models/yolov8n.onnx');
-export const BROKEN_INT8 = join(SHARED, 'models/yolov8n_int8_static_qoperator_broken.onnx');
-export const REPO = resolve(here, '../..');
+import { COCO_DEV_IMAGES, COCO_DEV_JSON } from '../support/data.js';
+export { BROKEN_INT8_MODEL_PATH as BROKEN_INT8, COCO_DEV_IMAGES, COCO_DEV_JSON, MODEL_PATH as YOLOV8N, REPO_ROOT as REPO, SHARED_DATA_DIR as SHARED } from '../support/data.js';
 
 export interface CocoJson {
   images: Array<{ id: number; file_name: string; width: number; height: number }>;

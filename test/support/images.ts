@@ -2,28 +2,18 @@
  * Shared fixtures for the image / engine / detect tests: paths into ../shared/data (never copied into the repo)
  * and bad inputs made on the fly in a temp folder.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { makeNode, makeValueInfo } from '../../src/onnx/graph.js';
 import { writeOnnxModel } from '../../src/onnx/model.js';
 import { DataType, type OnnxModel } from '../../src/onnx/proto-types.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(here, '..', '..');
-export const SHARED_DATA = resolve(REPO_ROOT, '..', 'shared', 'data');
-export const MODEL_PATH = join(SHARED_DATA, 'models', 'yolov8n.onnx');
-export const BUS_JPG = join(SHARED_DATA, 'images', 'bus.jpg');
-export const ZIDANE_JPG = join(SHARED_DATA, 'images', 'zidane.jpg');
+import { BUS_JPG, REPO_ROOT } from './data.js';
+export { BUS_JPG, MODEL_PATH, REPO_ROOT, SHARED_DATA_DIR as SHARED_DATA, ZIDANE_JPG } from './data.js';
+export { tempDirSync as tempDir } from './temp.js';
 export const REFERENCE_BOXES = join(REPO_ROOT, 'test', 'fixtures', 'golden', 'reference-boxes.json');
 
-/** A fresh temp folder and its cleanup. */
-export function tempDir(prefix = 'osprey-test-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);

@@ -6,7 +6,6 @@
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { stringify as toYaml } from 'yaml';
@@ -21,10 +20,9 @@ import { RoutedInferenceService, type RoutedServiceOptions } from '../../src/rou
 import { startGrpcForService, type OspreyGrpcServer } from '../../src/server/grpc/index.js';
 import { loadGrpcDefinitions } from '../../src/server/grpc/proto.js';
 
-export const MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url));
+export { MODEL_PATH, SHARED_DATA_DIR, BUS_JPG } from './data.js';
+import { BUS_JPG, MODEL_PATH, SHARED_DATA_DIR } from './data.js';
 /** ../shared/data: repositories link their models there (allowed as a symlink target). */
-export const SHARED_DATA_DIR = fileURLToPath(new URL('../../../shared/data', import.meta.url));
-export const BUS_JPG = fileURLToPath(new URL('../../../shared/data/images/bus.jpg', import.meta.url));
 
 /** bus.jpg letterboxed to 640×640: FP32 [1, 3, 640, 640] RGB 0..1, and UINT8 [1, 640, 640, 3]. */
 export async function busInputs(): Promise<{ fp32: Float32Array; uint8: Uint8Array }> {

@@ -2,17 +2,15 @@
  * Shared fixtures of the ONNX pass tests: model/image paths resolved from the test files, real letterboxed
  * batches (src/image with sharp), in-process ONNX Runtime sessions from model bytes.
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto, type BatchBuffer } from '../../src/image/letterbox.js';
 import type { LetterboxGeometry } from '../../src/core/letterbox.js';
 import { encodeOnnxModel, type OnnxModel } from '../../src/onnx/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const SHARED = resolve(here, '../../../shared/data');
-export const YOLO_PATH = resolve(SHARED, 'models/yolov8n.onnx');
+import { SHARED_DATA_DIR as SHARED } from './data.js';
+export { SHARED_DATA_DIR as SHARED, MODEL_PATH as YOLO_PATH } from './data.js';
 /** Four real images: the two Ultralytics samples and two COCO val images. */
 export const IMAGES = [
   resolve(SHARED, 'images/bus.jpg'),

@@ -3,15 +3,15 @@
  * replicas (the repository's own CLI through tsx), Debian's nginx and Prometheus. Nothing here is a mock.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tinyModelBytes } from '../grpc/fixtures.js';
+import { tinyModelBytes } from './stack.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { REPO_ROOT } from './data.js';
+export { freePort } from './net.js';
+export { tempDir } from './temp.js';
 
 /** A binary on PATH (or in /usr/sbin), or null. */
 export function which(binary: string): string | null {
@@ -22,24 +22,6 @@ export function which(binary: string): string | null {
   return null;
 }
 
-/** A port free right now (bound then released: the tests pass it to programs that take a fixed port). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  // nginx's workers run as another user when the master is root: they must reach the temp folders.
-  await chmod(path, 0o755);
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
 
 /**
  * A repository with the tiny model `tiny` (`y = 2x`, x FP32 [batch, 4]), dynamic batching with a max queue delay

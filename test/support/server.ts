@@ -3,17 +3,14 @@
  * ../shared/data (symlinked, never copied into the repo; the dynamic-batch and uint8 variants are built with
  * Osprey's own graph passes into the temp folder), and small HTTP helpers.
  */
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { dynamicBatch, readOnnxModel, uint8Input, writeOnnxModel } from '../../src/onnx/index.js';
 
 /** ../shared/data: test repositories link their models there, so servers under test allow it as a symlink target. */
-export const SHARED_DATA_DIR = fileURLToPath(new URL('../../../shared/data', import.meta.url));
-export const MODEL_PATH = fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url));
-export const BUS_JPG = fileURLToPath(new URL('../../../shared/data/images/bus.jpg', import.meta.url));
-export const ZIDANE_JPG = fileURLToPath(new URL('../../../shared/data/images/zidane.jpg', import.meta.url));
+export { BUS_JPG, MODEL_PATH, SHARED_DATA_DIR, ZIDANE_JPG } from './data.js';
+export { tempDir } from './temp.js';
+import { MODEL_PATH } from './data.js';
 
 /** Creates `<root>/<name>/<version>/model.onnx` as a symlink (or a written file) and an optional config. */
 export async function addModel(root: string, name: string, options: { version?: number; modelFile?: string; config?: unknown; configName?: string; manifest?: unknown } = {}): Promise<string> {
@@ -39,10 +36,6 @@ export function buildVariants(dir: string): { dynamic: string; uint8: string } {
   return { dynamic, uint8 };
 }
 
-export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
 
 /** A KServe binary-extension body: JSON header + raw tensors. */
 export function binaryBody(header: unknown, tensors: ArrayBufferView[]): { body: Buffer; headers: Record<string, string> } {
