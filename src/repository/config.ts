@@ -18,10 +18,9 @@
  *
  * Sources: Triton `docs/user_guide/model_configuration.md` and `batcher.md` (key meanings and defaults).
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
-import { OspreyError } from '../core/errors.js';
+import { configError, schemaError } from '../core/config-errors.js';
 import type { TensorDataType, TensorSpec } from '../core/types.js';
 import { TRITON_DATA_TYPES, fromTritonDataType, toTritonDataType } from './datatypes.js';
 import { checkRelativePath } from './paths.js';
@@ -232,17 +231,6 @@ export const CONFIG_DEFAULTS = Object.freeze({
   detection: { conf: 0.25, iou: 0.7, maxDet: 300, agnostic: false } as DetectionConfig,
 });
 
-function snakeToCamel(s: string): string {
-  return s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
-}
-
-function pointerToKeyPath(pointer: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  let out = '';
-  for (const p of parts) out += /^[0-9]+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
-  return out || '(root)';
-}
-
 /**
  * Validates a parsed config object against {@link ModelConfigSchema}.
  * @param where a file name or "load request" for messages
@@ -252,23 +240,10 @@ function pointerToKeyPath(pointer: string): string {
 export function validateModelConfig(raw: unknown, where: string): ModelConfigFile {
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: the config must be an object of Triton keys in camelCase`, { keyPath: '(root)', file: where });
+    throw configError(where, '', 'the config must be an object of Triton keys in camelCase');
   }
-  const schema: TSchema = ModelConfigSchema;
-  const first = Value.Errors(schema, raw).First();
-  if (first) {
-    const keyPath = pointerToKeyPath(first.path);
-    const last = first.path.split('/').pop() ?? '';
-    let message: string;
-    if (first.value !== undefined && /unexpected property|additional/i.test(first.message) && Value.Check(Type.String(), last)) {
-      const camel = snakeToCamel(last);
-      const hint = camel !== last ? ` (Osprey config keys are Triton's in camelCase: did you mean '${camel}'?)` : '';
-      message = `unknown key '${keyPath}'${hint}`;
-    } else {
-      message = `${keyPath}: ${first.message.toLowerCase()}, got ${JSON.stringify(first.value)}`;
-    }
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${message}`, { keyPath, file: where });
-  }
+  const bad = schemaError(ModelConfigSchema, raw, where);
+  if (bad) throw bad;
   return raw as ModelConfigFile;
 }
 
@@ -281,16 +256,9 @@ export function parseModelConfigText(text: string, fileName: string): ModelConfi
   try {
     raw = /\.ya?ml$/i.test(fileName) ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${fileName}: not valid ${/\.ya?ml$/i.test(fileName) ? 'YAML' : 'JSON'} (${(err as Error).message.split('\n')[0]})`, {
-      keyPath: '(root)',
-      file: fileName,
-    });
+    throw configError(fileName, '', `not valid ${/\.ya?ml$/i.test(fileName) ? 'YAML' : 'JSON'} (${(err as Error).message.split('\n')[0]})`);
   }
   return validateModelConfig(raw, fileName);
-}
-
-function configError(where: string, keyPath: string, message: string, code: 'OSPREY_ERR_CONFIG' | 'OSPREY_ERR_PATH_NOT_ALLOWED' = 'OSPREY_ERR_CONFIG'): OspreyError {
-  return new OspreyError(code, `${where}: ${keyPath}: ${message}`, { keyPath, file: where });
 }
 
 function resolveQueuePolicy(p: Static<typeof QueuePolicySchema> | undefined, base?: QueuePolicy): QueuePolicy {

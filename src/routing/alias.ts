@@ -21,9 +21,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
-import { OspreyError } from '../core/errors.js';
+import { configError, schemaError } from '../core/config-errors.js';
 import { DEFAULT_AGREEMENT_IOU } from './agreement.js';
 
 const Strict = <T extends Parameters<typeof Type.Object>[0]>(props: T) => Type.Object(props, { additionalProperties: false });
@@ -88,13 +87,6 @@ export const DEFAULT_ROUTING_KEY_PARAMETER = 'routing_key';
 /** File names looked for at the repository root, in order. */
 export const ALIAS_FILE_NAMES = ['aliases.yaml', 'aliases.yml', 'aliases.json'] as const;
 
-function pointerToKeyPath(pointer: string): string {
-  const parts = pointer.split('/').slice(1);
-  let out = '';
-  for (const p of parts) out += /^[0-9]+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
-  return out || '(root)';
-}
-
 const targetName = (model: string, version: string): string => (version ? `${model}:${version}` : model);
 
 /**
@@ -106,16 +98,13 @@ const targetName = (model: string, version: string): string => (version ? `${mod
 export function resolveAliases(raw: unknown, where: string): Map<string, AliasConfig> {
   const out = new Map<string, AliasConfig>();
   if (raw === null || raw === undefined) return out;
-  const first = Value.Errors(AliasFileSchema, raw).First();
-  if (first) {
-    const keyPath = pointerToKeyPath(first.path);
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${keyPath}: ${first.message.toLowerCase()}, got ${JSON.stringify(first.value)}`, { keyPath, file: where });
-  }
+  const bad = schemaError(AliasFileSchema, raw, where);
+  if (bad) throw bad;
   const file = raw as AliasFile;
   for (const [name, a] of Object.entries(file)) {
     const sum = a.arms.reduce((s, arm) => s + arm.weight, 0);
     if (!(sum > 0)) {
-      throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${name}.arms: the weights sum to 0; give at least one arm a positive weight`, { keyPath: `${name}.arms`, file: where });
+      throw configError(where, `${name}.arms`, `the weights sum to 0; give at least one arm a positive weight`);
     }
     const arms: AliasArm[] = a.arms.map((arm) => {
       const version = arm.version === undefined ? '' : String(arm.version);
@@ -124,11 +113,11 @@ export function resolveAliases(raw: unknown, where: string): Map<string, AliasCo
     const names = new Set<string>();
     arms.forEach((arm, i) => {
       if (names.has(arm.name)) {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${name}.arms[${i}].name: '${arm.name}' is used by two arms; name them`, { keyPath: `${name}.arms[${i}].name`, file: where });
+        throw configError(where, `${name}.arms[${i}].name`, `'${arm.name}' is used by two arms; name them`);
       }
       names.add(arm.name);
       if (arm.model === name) {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${name}.arms[${i}].model: an alias cannot route to itself`, { keyPath: `${name}.arms[${i}].model`, file: where });
+        throw configError(where, `${name}.arms[${i}].model`, `an alias cannot route to itself`);
       }
     });
     const sticky = a.sticky === undefined || a.sticky === true ? DEFAULT_ROUTING_KEY_PARAMETER : a.sticky === false ? null : (a.sticky.parameter ?? DEFAULT_ROUTING_KEY_PARAMETER);
@@ -137,7 +126,7 @@ export function resolveAliases(raw: unknown, where: string): Map<string, AliasCo
       const version = a.shadow.version === undefined ? '' : String(a.shadow.version);
       shadow = { name: a.shadow.name ?? `shadow:${targetName(a.shadow.model, version)}`, model: a.shadow.model, version, fraction: a.shadow.fraction ?? 1 };
       if (names.has(shadow.name)) {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `${where}: ${name}.shadow.name: '${shadow.name}' is also an arm name`, { keyPath: `${name}.shadow.name`, file: where });
+        throw configError(where, `${name}.shadow.name`, `'${shadow.name}' is also an arm name`);
       }
     }
     out.set(name, {
@@ -164,10 +153,7 @@ export function loadAliasFile(repositoryDir: string): Map<string, AliasConfig> {
     try {
       raw = fileName.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     } catch (err) {
-      throw new OspreyError('OSPREY_ERR_CONFIG', `${fileName}: not valid ${fileName.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message.split('\n')[0]})`, {
-        keyPath: '(root)',
-        file: fileName,
-      });
+      throw configError(fileName, '', `not valid ${fileName.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message.split('\n')[0]})`);
     }
     return resolveAliases(raw, fileName);
   }

@@ -24,6 +24,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { configError, joinKeyPath, ROOT_KEY_PATH } from '../core/config-errors.js';
 import { OspreyError } from '../core/errors.js';
 import { isSensitiveName, redactText, redactUrl, secretsOf } from '../core/redact.js';
 
@@ -221,7 +222,7 @@ const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 function fail(path: string, message: string): never {
   // Messages quote values; credentials in them (URL userinfo, tokens) never leave (src/core/redact.ts).
-  throw new OspreyError('OSPREY_ERR_CONFIG', `${path || '<root>'}: ${redactText(message)}`, { keyPath: path });
+  throw configError('', path || ROOT_KEY_PATH, redactText(message));
 }
 
 /** A value is echoed in an error unless its key names a secret (`password: 1234` is never repeated). */
@@ -235,7 +236,7 @@ function checkKeys(o: Obj, allowed: readonly string[], path: string): void {
     if (!allowed.includes(k)) fail(join(path, k), `unknown key (allowed: ${allowed.join(', ')})`);
   }
 }
-const join = (path: string, key: string | number): string => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+const join = joinKeyPath;
 
 function num(o: Obj, key: string, path: string, def: number, opts: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {}): number {
   const v = o[key];
@@ -535,19 +536,19 @@ export function loadStreamsConfig(file: string): StreamsConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `${file}: cannot read the cameras config (${(err as Error).message})`, { path: file });
+    throw new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `${file}: cannot read the cameras config (${(err as Error).message})`, { file });
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
     // The YAML parser quotes the offending line, which may hold a camera's password.
-    throw new OspreyError('OSPREY_ERR_CONFIG', `${file}: invalid YAML: ${redactText((err as Error).message)}`, { path: file });
+    throw configError(file, '', `invalid YAML: ${redactText((err as Error).message)}`);
   }
   try {
     return parseStreamsConfig(doc, dirname(resolve(file)));
   } catch (err) {
-    if (err instanceof OspreyError) throw new OspreyError(err.code, `${file}: ${redactText(err.message)}`, { ...err.details, path: file });
+    if (err instanceof OspreyError) throw new OspreyError(err.code, `${file}: ${redactText(err.message)}`, { ...err.details, file });
     throw err;
   }
 }
