@@ -6,6 +6,7 @@
  * document is the key path `(root)`.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
+import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { OspreyError, type ErrorCode } from './errors.js';
 
@@ -58,4 +59,94 @@ export function schemaError(schema: TSchema, raw: unknown, file: string): Osprey
     return new OspreyError('OSPREY_ERR_CONFIG', `${file ? `${file}: ` : ''}unknown key '${keyPath}'${hint}`, { ...(file ? { file } : {}), keyPath });
   }
   return configError(file, keyPath, `${first.message.toLowerCase()}, got ${JSON.stringify(first.value)}`);
+}
+
+/** Options of {@link describeSchemaError}. */
+export interface SchemaErrorOptions {
+  /** Values under these key names are never repeated in a message (`password: 1234` → `(value hidden)`). */
+  isSensitiveKey?: (key: string) => boolean;
+  /** Applied to every message (e.g. credential redaction). */
+  redact?: (text: string) => string;
+}
+
+function schemaAt(root: TSchema, parts: readonly string[]): TSchema | undefined {
+  let s: TSchema | undefined = root;
+  for (const p of parts) {
+    if (!s) return undefined;
+    if (s['properties'] && (s['properties'] as Record<string, TSchema>)[p]) s = (s['properties'] as Record<string, TSchema>)[p];
+    else if (Array.isArray(s['items'])) s = (s['items'] as TSchema[])[Number(p)];
+    else if (s['items']) s = s['items'] as TSchema;
+    else if (s['patternProperties']) s = Object.values(s['patternProperties'] as Record<string, TSchema>)[0];
+    else return undefined;
+  }
+  return s;
+}
+
+const valueAt = (raw: unknown, parts: readonly string[]): unknown =>
+  parts.reduce<unknown>((v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined), raw);
+
+/**
+ * Checks `raw` against a TypeBox schema and words the first violation as Osprey's hand-written validators did
+ * (`cameras[1].fps: must be > 0, got 0`, `cameras[0].fsp: unknown key (allowed: id, name, …)`, `…url: required`,
+ * `…rtspTransport: expected tcp or udp, got "quic"`). A schema may carry `message` (e.g. `'expected [x, y] (two
+ * numbers, source pixels)'`): an error at or below it is reported at its key path with that message and the value
+ * found; `typeMessage` words a wrong type exactly there (`'expected a list of rules'`), `requiredMessage` a missing key.
+ * @returns `{ keyPath, message }` of the first violation, or undefined when `raw` fits.
+ */
+export function describeSchemaError(root: TSchema, raw: unknown, o: SchemaErrorOptions = {}): { keyPath: string; message: string } | undefined {
+  const first = Value.Errors(root, raw).First();
+  if (!first) return undefined;
+  const parts = first.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const redact = o.redact ?? ((t: string) => t);
+  const pathOf = (ps: readonly string[]): string => pointerToKeyPath(ps.length ? `/${ps.join('/')}` : '');
+  const say = (ps: readonly string[], message: string) => ({ keyPath: pathOf(ps), message: redact(message) });
+  const key = parts.at(-1) ?? '';
+  const shown = (v: unknown, k = key): string => (o.isSensitiveKey?.(k) ? '(value hidden)' : JSON.stringify(v));
+  // A schema with its own wording, at the error or above it.
+  for (let n = parts.length; n >= 1; n--) {
+    const s = schemaAt(root, parts.slice(0, n));
+    if (s && typeof s['message'] === 'string' && first.type !== ValueErrorType.ObjectRequiredProperty) {
+      const v = valueAt(raw, parts.slice(0, n));
+      return say(parts.slice(0, n), `${s['message'] as string}, got ${shown(v, parts[n - 1])}`);
+    }
+  }
+  const s = first.schema;
+  const v = first.value;
+  if (first.type === ValueErrorType.ObjectRequiredProperty && typeof s['requiredMessage'] === 'string') return say(parts, s['requiredMessage'] as string);
+  if ((first.type === ValueErrorType.Object || first.type === ValueErrorType.Array) && typeof s['typeMessage'] === 'string') return say(parts, s['typeMessage'] as string);
+  switch (first.type) {
+    case ValueErrorType.ObjectAdditionalProperties:
+      return say(parts, `unknown key (allowed: ${Object.keys((s['properties'] ?? {}) as object).join(', ')})`);
+    case ValueErrorType.ObjectRequiredProperty:
+      return say(parts, 'required');
+    case ValueErrorType.Object:
+      return say(parts, 'expected a mapping');
+    case ValueErrorType.Array:
+      return say(parts, 'expected a list');
+    case ValueErrorType.Boolean:
+      return say(parts, `expected true or false, got ${shown(v)}`);
+    case ValueErrorType.String:
+    case ValueErrorType.StringMinLength:
+      return say(parts, `expected a non-empty string, got ${shown(v)}`);
+    case ValueErrorType.Number:
+      return say(parts, `expected a number, got ${shown(v)}`);
+    case ValueErrorType.Integer:
+      return say(parts, typeof v === 'number' && Number.isFinite(v) ? `expected an integer, got ${v}` : `expected a number, got ${shown(v)}`);
+    case ValueErrorType.NumberExclusiveMinimum:
+    case ValueErrorType.IntegerExclusiveMinimum:
+      return say(parts, `must be > ${s['exclusiveMinimum']}, got ${v}`);
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMinimum:
+      return say(parts, `must be ≥ ${s['minimum']}, got ${v}`);
+    case ValueErrorType.NumberMaximum:
+    case ValueErrorType.IntegerMaximum:
+      return say(parts, `must be ≤ ${s['maximum']}, got ${v}`);
+    case ValueErrorType.Union: {
+      const options = ((s['anyOf'] ?? []) as TSchema[]).map((x) => x['const']).filter((c) => c !== undefined);
+      const list = options.length > 1 ? `${options.slice(0, -1).join(', ')} or ${options.at(-1)}` : 'one of the allowed values';
+      return say(parts, `expected ${list}, got ${shown(v)}`);
+    }
+    default:
+      return say(parts, `${first.message.toLowerCase()}, got ${shown(v)}`);
+  }
 }

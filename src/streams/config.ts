@@ -1,8 +1,10 @@
 /**
  * `cameras.yaml`: the configuration of `osprey streams` (and `osprey serve --cameras`).
  *
- * Validated once, by hand, so every error names the key path that is wrong
- * (`cameras[1].rules[0].zone[2]: expected [x, y] ...`, code `OSPREY_ERR_CONFIG`). Defaults live in
+ * Validated once: {@link CAMERAS_CONFIG_SCHEMA} (TypeBox, like the model config) checks types, ranges and keys, the
+ * code below the meaning (URL shapes, geometry, duplicate ids); every error names the key path that is wrong
+ * (`cameras[1].rules[0].zone[2]: expected [x, y] ...`, code `OSPREY_ERR_CONFIG`, details `{ keyPath }`, plus `file`
+ * from {@link loadStreamsConfig}; src/core/config-errors.ts). Defaults live in
  * {@link DEFAULTS} and nowhere else. Precedence: CLI options > file.
  *
  * @example
@@ -24,7 +26,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { configError, joinKeyPath, ROOT_KEY_PATH } from '../core/config-errors.js';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { configError, describeSchemaError, joinKeyPath, ROOT_KEY_PATH } from '../core/config-errors.js';
 import { OspreyError } from '../core/errors.js';
 import { isSensitiveName, redactText, redactUrl, secretsOf } from '../core/redact.js';
 
@@ -225,96 +228,127 @@ function fail(path: string, message: string): never {
   throw configError('', path || ROOT_KEY_PATH, redactText(message));
 }
 
-/** A value is echoed in an error unless its key names a secret (`password: 1234` is never repeated). */
-const shown = (key: string, v: unknown): string => (isSensitiveName(key) ? '(value hidden)' : JSON.stringify(v));
+// ---- The schema of cameras.yaml (TypeBox): types, ranges and keys; meaning (URLs, geometry, duplicates) in code ----
+const Num = (o: { min?: number; max?: number; exclusiveMin?: boolean; integer?: boolean } = {}) => {
+  const opts = { ...(o.min !== undefined ? (o.exclusiveMin ? { exclusiveMinimum: o.min } : { minimum: o.min }) : {}), ...(o.max !== undefined ? { maximum: o.max } : {}) };
+  return Type.Optional(o.integer ? Type.Integer(opts) : Type.Number(opts));
+};
+const Str = Type.String({ minLength: 1 });
+const Bool = Type.Optional(Type.Boolean());
+const StrList = Type.Optional(Type.Array(Str, { typeMessage: 'expected a list of strings' }));
+const Strict = { additionalProperties: false };
+const Point = Type.Tuple([Type.Number(), Type.Number()], { message: 'expected [x, y] (two numbers, source pixels)' });
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const RuleSchema = Type.Object(
+  {
+    name: Str,
+    type: Type.Union([Type.Literal('zone'), Type.Literal('line')]),
+    classes: StrList,
+    minConfidence: Num({ min: 0, max: 1 }),
+    cooldownMs: Num({ min: 0 }),
+    dedupIoU: Num({ min: 0, max: 1 }),
+    dedupWindowMs: Num({ min: 0 }),
+    zone: Type.Optional(Type.Array(Point, { typeMessage: 'required: a list of [x, y] points (source pixels)' })),
+    minDwellMs: Num({ min: 0 }),
+    line: Type.Optional(Type.Array(Point, { typeMessage: 'required: two points [[x1, y1], [x2, y2]] (source pixels)' })),
+    direction: Type.Optional(Type.Union([Type.Literal('any'), Type.Literal('left-to-right'), Type.Literal('right-to-left')])),
+  },
+  { ...Strict, typeMessage: 'expected a mapping' },
+);
 
-function checkKeys(o: Obj, allowed: readonly string[], path: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) fail(join(path, k), `unknown key (allowed: ${allowed.join(', ')})`);
-  }
+const ReconnectSchema = Type.Object({ initialDelayMs: Num({ min: 0 }), maxDelayMs: Num({ min: 0 }), maxAttempts: Num({ min: 0, integer: true }), jitter: Num({ min: 0, max: 1 }) }, Strict);
+const Unit = Num({ min: 0, max: 1 });
+const TrackerSchema = Type.Object(
+  { highThreshold: Unit, lowThreshold: Unit, newTrackThreshold: Unit, matchIoU: Unit, lowMatchIoU: Unit, maxLostFrames: Num({ min: 0, integer: true }), minHits: Num({ min: 1, integer: true }) },
+  Strict,
+);
+
+const CameraSchema = Type.Object(
+  {
+    id: Type.String({ pattern: ID_RE.source, message: `must match ${ID_RE.source}` }),
+    name: Type.Optional(Str),
+    url: Str,
+    rtspTransport: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+    loop: Bool,
+    realtime: Bool,
+    hwaccel: Type.Optional(Str),
+    inputArgs: StrList,
+    fps: Num({ min: 0, exclusiveMin: true, max: 240 }),
+    queueSize: Num({ min: 1, max: 1000, integer: true }),
+    priority: Num({ min: 1, integer: true }),
+    stallTimeoutMs: Num({ min: 100 }),
+    connectTimeoutMs: Num({ min: 100 }),
+    starvationTimeoutMs: Num({ min: 100 }),
+    reconnect: Type.Optional(ReconnectSchema),
+    confThreshold: Num({ min: 0, max: 1 }),
+    rules: Type.Optional(Type.Array(RuleSchema, { typeMessage: 'expected a list of rules' })),
+    tracker: Type.Optional(TrackerSchema),
+    enabled: Bool,
+  },
+  Strict,
+);
+const CameraDefaultsSchema = Type.Omit(CameraSchema, ['id', 'name', 'url', 'rules'], Strict);
+
+const SinkRetry = { timeoutMs: Num({ min: 1 }), maxAttempts: Num({ min: 1, integer: true }), initialDelayMs: Num({ min: 0 }), maxDelayMs: Num({ min: 0 }), outboxMaxSize: Num({ min: 1, integer: true }) };
+const WebhookSchema = Type.Object({ url: Str, ...SinkRetry, headers: Type.Optional(Type.Record(Type.String(), Type.String(), { message: 'expected a mapping of strings' })) }, Strict);
+const MqttSchema = Type.Object(
+  { url: Str, topic: Type.Optional(Str), qos: Num({ min: 0, max: 2, integer: true }), retain: Bool, clientId: Type.Optional(Str), username: Type.Optional(Str), password: Type.Optional(Str), ...SinkRetry },
+  Strict,
+);
+const EventsSchema = Type.Object(
+  { database: Type.Optional(Str), snapshots: Type.Optional(Str), retention: Type.Optional(Type.Object({ maxEvents: Num({ min: 1, integer: true }), maxAgeHours: Num({ min: 0, exclusiveMin: true }) }, Strict)) },
+  Strict,
+);
+
+/** The whole of cameras.yaml (JSON Schema through TypeBox; `CAMERAS_CONFIG_SCHEMA` is exported for editors and docs). */
+export const CAMERAS_CONFIG_SCHEMA = Type.Object(
+  {
+    model: Type.Optional(Str),
+    defaults: Type.Optional(CameraDefaultsSchema),
+    cameras: Type.Array(CameraSchema, { requiredMessage: 'required: a list of cameras', typeMessage: 'required: a list of cameras' }),
+    events: Type.Optional(EventsSchema),
+    webhooks: Type.Optional(Type.Array(WebhookSchema)),
+    mqtt: Type.Optional(Type.Array(MqttSchema)),
+    previewFps: Num({ min: 0, exclusiveMin: true, max: 30 }),
+  },
+  { ...Strict, typeMessage: 'expected a mapping with a `cameras` list' },
+);
+
+/** Checks `raw` against `schema`; the first violation as OSPREY_ERR_CONFIG at `path` + its key path. */
+function check<T extends TSchema>(schema: T, raw: unknown, path: string): asserts raw is Static<T> {
+  const bad = describeSchemaError(schema, raw, { isSensitiveKey: isSensitiveName, redact: redactText });
+  if (!bad) return;
+  const sub = bad.keyPath === ROOT_KEY_PATH ? '' : bad.keyPath;
+  fail(!path ? sub : !sub ? path : sub.startsWith('[') ? `${path}${sub}` : `${path}.${sub}`, bad.message);
 }
+
 const join = joinKeyPath;
-
-function num(o: Obj, key: string, path: string, def: number, opts: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {}): number {
-  const v = o[key];
-  if (v === undefined) return def;
-  const p = join(path, key);
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(p, `expected a number, got ${shown(key, v)}`);
-  if (opts.integer && !Number.isInteger(v)) fail(p, `expected an integer, got ${v}`);
-  if (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min)) fail(p, `must be ${opts.exclusiveMin ? '>' : '≥'} ${opts.min}, got ${v}`);
-  if (opts.max !== undefined && v > opts.max) fail(p, `must be ≤ ${opts.max}, got ${v}`);
-  return v;
-}
-function str(o: Obj, key: string, path: string, def?: string): string {
-  const v = o[key];
-  if (v === undefined) {
-    if (def === undefined) fail(join(path, key), 'required');
-    return def;
-  }
-  if (typeof v !== 'string' || v.length === 0) fail(join(path, key), `expected a non-empty string, got ${shown(key, v)}`);
-  return v;
-}
-function bool(o: Obj, key: string, path: string, def: boolean): boolean {
-  const v = o[key];
-  if (v === undefined) return def;
-  if (typeof v !== 'boolean') fail(join(path, key), `expected true or false, got ${shown(key, v)}`);
-  return v;
-}
-function strList(o: Obj, key: string, path: string): string[] {
-  const v = o[key];
-  if (v === undefined) return [];
-  if (!Array.isArray(v)) fail(join(path, key), 'expected a list of strings');
-  return v.map((x, i) => {
-    if (typeof x !== 'string' || !x) fail(join(join(path, key), i), `expected a non-empty string, got ${JSON.stringify(x)}`);
-    return x;
-  });
-}
-function point(v: unknown, path: string): [number, number] {
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((n) => typeof n === 'number' && Number.isFinite(n))) {
-    fail(path, `expected [x, y] (two numbers, source pixels), got ${JSON.stringify(v)}`);
-  }
-  return [v[0] as number, v[1] as number];
-}
-
-const RULE_KEYS = ['name', 'type', 'classes', 'minConfidence', 'cooldownMs', 'dedupIoU', 'dedupWindowMs', 'zone', 'minDwellMs', 'line', 'direction'];
 
 /** Validates one rule object (also used by the HTTP API). @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path. */
 export function parseRule(raw: unknown, path: string): RuleConfig {
-  if (!isObj(raw)) fail(path, 'expected a mapping');
-  checkKeys(raw, RULE_KEYS, path);
-  const name = str(raw, 'name', path);
-  const type = str(raw, 'type', path);
+  check(RuleSchema, raw, path);
+  const d = DEFAULTS.rule;
   const base: RuleBase = {
-    name,
-    classes: strList(raw, 'classes', path),
-    minConfidence: num(raw, 'minConfidence', path, DEFAULTS.rule.minConfidence, { min: 0, max: 1 }),
-    cooldownMs: num(raw, 'cooldownMs', path, DEFAULTS.rule.cooldownMs, { min: 0 }),
-    dedupIoU: num(raw, 'dedupIoU', path, DEFAULTS.rule.dedupIoU, { min: 0, max: 1 }),
-    dedupWindowMs: num(raw, 'dedupWindowMs', path, DEFAULTS.rule.dedupWindowMs, { min: 0 }),
+    name: raw.name,
+    classes: raw.classes ?? [],
+    minConfidence: raw.minConfidence ?? d.minConfidence,
+    cooldownMs: raw.cooldownMs ?? d.cooldownMs,
+    dedupIoU: raw.dedupIoU ?? d.dedupIoU,
+    dedupWindowMs: raw.dedupWindowMs ?? d.dedupWindowMs,
   };
-  if (type === 'zone') {
-    if (raw['line'] !== undefined || raw['direction'] !== undefined) fail(join(path, 'line'), 'a zone rule takes `zone`, not `line`/`direction`');
-    const z = raw['zone'];
-    if (!Array.isArray(z)) fail(join(path, 'zone'), 'required: a list of [x, y] points (source pixels)');
+  if (raw.type === 'zone') {
+    if (raw.line !== undefined || raw.direction !== undefined) fail(join(path, 'line'), 'a zone rule takes `zone`, not `line`/`direction`');
+    const z = raw.zone;
+    if (!z) fail(join(path, 'zone'), 'required: a list of [x, y] points (source pixels)');
     if (z.length < 3) fail(join(path, 'zone'), `a polygon needs at least 3 points, got ${z.length}`);
-    const zone = z.map((p, i) => point(p, join(join(path, 'zone'), i)));
-    return { ...base, type: 'zone', zone, minDwellMs: num(raw, 'minDwellMs', path, DEFAULTS.rule.minDwellMs, { min: 0 }) };
+    return { ...base, type: 'zone', zone: z.map(([x, y]) => [x, y] as [number, number]), minDwellMs: raw.minDwellMs ?? d.minDwellMs };
   }
-  if (type === 'line') {
-    if (raw['zone'] !== undefined || raw['minDwellMs'] !== undefined) fail(join(path, 'zone'), 'a line rule takes `line`, not `zone`/`minDwellMs`');
-    const l = raw['line'];
-    if (!Array.isArray(l) || l.length !== 2) fail(join(path, 'line'), 'required: two points [[x1, y1], [x2, y2]] (source pixels)');
-    const a = point(l[0], join(join(path, 'line'), 0));
-    const b = point(l[1], join(join(path, 'line'), 1));
-    if (a[0] === b[0] && a[1] === b[1]) fail(join(path, 'line'), 'the two points are the same');
-    const direction = (raw['direction'] ?? DEFAULTS.rule.direction) as LineDirection;
-    if (!['any', 'left-to-right', 'right-to-left'].includes(direction)) fail(join(path, 'direction'), `expected any, left-to-right or right-to-left, got ${JSON.stringify(raw['direction'])}`);
-    return { ...base, type: 'line', line: [a, b], direction };
-  }
-  return fail(join(path, 'type'), `expected zone or line, got ${JSON.stringify(type)}`);
+  if (raw.zone !== undefined || raw.minDwellMs !== undefined) fail(join(path, 'zone'), 'a line rule takes `line`, not `zone`/`minDwellMs`');
+  const l = raw.line;
+  if (!l || l.length !== 2) fail(join(path, 'line'), 'required: two points [[x1, y1], [x2, y2]] (source pixels)');
+  const [a, b] = [l[0]!, l[1]!];
+  if (a[0] === b[0] && a[1] === b[1]) fail(join(path, 'line'), 'the two points are the same');
+  return { ...base, type: 'line', line: [[a[0], a[1]], [b[0], b[1]]], direction: raw.direction ?? d.direction };
 }
 
 /** URL schemes a camera may use (ffmpeg protocols); anything else is refused when the config is read. */
@@ -367,72 +401,55 @@ export function checkUrlShape(url: string, keyPath: string): void {
   }
 }
 
-const CAMERA_KEYS = ['id', 'name', 'url', 'rtspTransport', 'loop', 'realtime', 'hwaccel', 'inputArgs', 'fps', 'queueSize', 'priority', 'stallTimeoutMs', 'connectTimeoutMs', 'starvationTimeoutMs', 'reconnect', 'confThreshold', 'rules', 'tracker', 'enabled'];
 type CameraDefaults = Partial<Omit<CameraConfig, 'id' | 'name' | 'url' | 'rules'>>;
 
 /** Validates one camera object (also used by the HTTP API). @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path. */
 export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults = {}, baseDir = process.cwd()): CameraConfig {
-  if (!isObj(raw)) fail(path, 'expected a mapping');
-  checkKeys(raw, CAMERA_KEYS, path);
-  const id = str(raw, 'id', path);
-  if (!ID_RE.test(id)) fail(join(path, 'id'), `must match ${ID_RE.source}, got ${JSON.stringify(id)}`);
-  let url = str(raw, 'url', path);
+  check(CameraSchema, raw, path);
+  const id = raw.id;
+  let url = raw.url;
   checkUrlShape(url, join(path, 'url'));
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) url = isAbsolute(url) ? url : resolve(baseDir, url);
   const d = { ...DEFAULTS.camera, ...defaults };
-  const rtspTransport = (raw['rtspTransport'] ?? d.rtspTransport) as 'tcp' | 'udp';
-  if (rtspTransport !== 'tcp' && rtspTransport !== 'udp') fail(join(path, 'rtspTransport'), `expected tcp or udp, got ${JSON.stringify(raw['rtspTransport'])}`);
-  const rcRaw = raw['reconnect'] ?? {};
-  const rp = join(path, 'reconnect');
-  if (!isObj(rcRaw)) fail(rp, 'expected a mapping');
-  checkKeys(rcRaw, ['initialDelayMs', 'maxDelayMs', 'maxAttempts', 'jitter'], rp);
   const rd = { ...DEFAULTS.reconnect, ...(defaults.reconnect ?? {}) };
+  const rc = raw.reconnect ?? {};
   const reconnect: ReconnectConfig = {
-    initialDelayMs: num(rcRaw, 'initialDelayMs', rp, rd.initialDelayMs, { min: 0 }),
-    maxDelayMs: num(rcRaw, 'maxDelayMs', rp, rd.maxDelayMs, { min: 0 }),
-    maxAttempts: num(rcRaw, 'maxAttempts', rp, rd.maxAttempts, { min: 0, integer: true }),
-    jitter: num(rcRaw, 'jitter', rp, rd.jitter, { min: 0, max: 1 }),
+    initialDelayMs: rc.initialDelayMs ?? rd.initialDelayMs,
+    maxDelayMs: rc.maxDelayMs ?? rd.maxDelayMs,
+    maxAttempts: rc.maxAttempts ?? rd.maxAttempts,
+    jitter: rc.jitter ?? rd.jitter,
   };
-  const rulesRaw = raw['rules'] ?? [];
-  if (!Array.isArray(rulesRaw)) fail(join(path, 'rules'), 'expected a list of rules');
-  const rules = rulesRaw.map((r, i) => parseRule(r, join(join(path, 'rules'), i)));
+  const rules = (raw.rules ?? []).map((r, i) => parseRule(r, join(join(path, 'rules'), i)));
   const seen = new Set<string>();
   rules.forEach((r, i) => {
     if (seen.has(r.name)) fail(join(join(join(path, 'rules'), i), 'name'), `duplicate rule name ${JSON.stringify(r.name)}`);
     seen.add(r.name);
   });
-  const trRaw = raw['tracker'] ?? {};
-  const tp = join(path, 'tracker');
-  if (!isObj(trRaw)) fail(tp, 'expected a mapping');
-  checkKeys(trRaw, TRACKER_KEYS, tp);
   const tracker: TrackerConfig = { ...(d.tracker ?? {}) };
-  for (const k of TRACKER_KEYS) {
-    if (trRaw[k] === undefined) continue;
-    tracker[k] = k === 'maxLostFrames' || k === 'minHits' ? num(trRaw, k, tp, 0, { min: k === 'minHits' ? 1 : 0, integer: true }) : num(trRaw, k, tp, 0, { min: 0, max: 1 });
-  }
-  const inputArgs = strList(raw, 'inputArgs', path);
-  const hwaccel = raw['hwaccel'] === undefined ? d.hwaccel : str(raw, 'hwaccel', path);
+  for (const k of TRACKER_KEYS) if (raw.tracker?.[k] !== undefined) tracker[k] = raw.tracker[k];
+  const inputArgs = raw.inputArgs ?? [];
+  const hwaccel = raw.hwaccel ?? d.hwaccel;
   return {
     id,
-    name: raw['name'] === undefined ? id : str(raw, 'name', path),
+    name: raw.name ?? id,
     url,
-    rtspTransport,
-    loop: bool(raw, 'loop', path, d.loop),
-    realtime: bool(raw, 'realtime', path, d.realtime),
+    rtspTransport: raw.rtspTransport ?? d.rtspTransport,
+    loop: raw.loop ?? d.loop,
+    realtime: raw.realtime ?? d.realtime,
     ...(hwaccel ? { hwaccel } : {}),
     inputArgs: inputArgs.length ? inputArgs : [...(d.inputArgs ?? [])],
-    fps: num(raw, 'fps', path, d.fps, { min: 0, exclusiveMin: true, max: 240 }),
-    queueSize: num(raw, 'queueSize', path, d.queueSize, { min: 1, max: 1000, integer: true }),
-    priority: num(raw, 'priority', path, d.priority, { min: 1, integer: true }),
-    stallTimeoutMs: num(raw, 'stallTimeoutMs', path, d.stallTimeoutMs, { min: 100 }),
-    connectTimeoutMs: num(raw, 'connectTimeoutMs', path, d.connectTimeoutMs, { min: 100 }),
-    starvationTimeoutMs: num(raw, 'starvationTimeoutMs', path, d.starvationTimeoutMs, { min: 100 }),
+    fps: raw.fps ?? d.fps,
+    queueSize: raw.queueSize ?? d.queueSize,
+    priority: raw.priority ?? d.priority,
+    stallTimeoutMs: raw.stallTimeoutMs ?? d.stallTimeoutMs,
+    connectTimeoutMs: raw.connectTimeoutMs ?? d.connectTimeoutMs,
+    starvationTimeoutMs: raw.starvationTimeoutMs ?? d.starvationTimeoutMs,
     reconnect,
-    confThreshold: num(raw, 'confThreshold', path, d.confThreshold, { min: 0, max: 1 }),
+    confThreshold: raw.confThreshold ?? d.confThreshold,
     rules,
     tracker,
-    enabled: bool(raw, 'enabled', path, d.enabled),
+    enabled: raw.enabled ?? d.enabled,
   };
 }
 
@@ -442,88 +459,63 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
  * @throws OspreyError `OSPREY_ERR_CONFIG` whose message starts with the key path (e.g. `cameras[0].fps: must be > 0, got 0`).
  */
 export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): StreamsConfig {
-  if (!isObj(doc)) fail('', 'expected a mapping with a `cameras` list');
-  checkKeys(doc, ['model', 'defaults', 'cameras', 'events', 'webhooks', 'mqtt', 'previewFps'], '');
-  const model = doc['model'] === undefined ? undefined : resolve(baseDir, str(doc, 'model', ''));
-  const defRaw = doc['defaults'] ?? {};
-  if (!isObj(defRaw)) fail('defaults', 'expected a mapping');
-  checkKeys(defRaw, CAMERA_KEYS.filter((k) => !['id', 'name', 'url', 'rules'].includes(k)), 'defaults');
-  // Validate defaults through the camera parser on a placeholder camera, so the key paths say `defaults.…`.
-  const defCam = parseCamera({ ...defRaw, id: 'defaults', url: 'rtsp://defaults' }, 'defaults', {}, baseDir);
+  check(CAMERAS_CONFIG_SCHEMA, doc, '');
+  const model = doc.model === undefined ? undefined : resolve(baseDir, doc.model);
+  // Defaults go through the camera parser on a placeholder camera (same defaults and meaning checks).
+  const defCam = parseCamera({ ...(doc.defaults ?? {}), id: 'defaults', url: 'rtsp://defaults' }, 'defaults', {}, baseDir);
   const { id: _i, name: _n, url: _u, rules: _r, ...defaults } = defCam;
-  const camsRaw = doc['cameras'];
-  if (!Array.isArray(camsRaw)) fail('cameras', 'required: a list of cameras');
-  const cameras = camsRaw.map((c, i) => parseCamera(c, join('cameras', i), defaults, baseDir));
+  const cameras = doc.cameras.map((c, i) => parseCamera(c, join('cameras', i), defaults, baseDir));
   const ids = new Set<string>();
   cameras.forEach((c, i) => {
     if (ids.has(c.id)) fail(`cameras[${i}].id`, `duplicate camera id ${JSON.stringify(c.id)}`);
     ids.add(c.id);
   });
-  const evRaw = doc['events'] ?? {};
-  if (!isObj(evRaw)) fail('events', 'expected a mapping');
-  checkKeys(evRaw, ['database', 'snapshots', 'retention'], 'events');
-  const retRaw = evRaw['retention'] ?? {};
-  if (!isObj(retRaw)) fail('events.retention', 'expected a mapping');
-  checkKeys(retRaw, ['maxEvents', 'maxAgeHours'], 'events.retention');
+  const ev = doc.events ?? {};
+  const de = DEFAULTS.events;
   const events: EventsConfig = {
-    database: resolve(baseDir, str(evRaw, 'database', 'events', DEFAULTS.events.database)),
-    snapshots: resolve(baseDir, str(evRaw, 'snapshots', 'events', DEFAULTS.events.snapshots)),
-    retention: {
-      maxEvents: num(retRaw, 'maxEvents', 'events.retention', DEFAULTS.events.retention.maxEvents, { min: 1, integer: true }),
-      maxAgeHours: num(retRaw, 'maxAgeHours', 'events.retention', DEFAULTS.events.retention.maxAgeHours, { min: 0, exclusiveMin: true }),
-    },
+    database: resolve(baseDir, ev.database ?? de.database),
+    snapshots: resolve(baseDir, ev.snapshots ?? de.snapshots),
+    retention: { maxEvents: ev.retention?.maxEvents ?? de.retention.maxEvents, maxAgeHours: ev.retention?.maxAgeHours ?? de.retention.maxAgeHours },
   };
-  const whRaw = doc['webhooks'] ?? [];
-  if (!Array.isArray(whRaw)) fail('webhooks', 'expected a list');
-  const webhooks = whRaw.map((w, i) => parseWebhook(w, join('webhooks', i)));
-  const mqRaw = doc['mqtt'] ?? [];
-  if (!Array.isArray(mqRaw)) fail('mqtt', 'expected a list');
-  const mqtt = mqRaw.map((m, i) => parseMqtt(m, join('mqtt', i)));
-  return { ...(model ? { model } : {}), cameras, events, webhooks, mqtt, cameraDefaults: defaults, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
+  const webhooks = (doc.webhooks ?? []).map((w, i) => parseWebhook(w, join('webhooks', i)));
+  const mqtt = (doc.mqtt ?? []).map((m, i) => parseMqtt(m, join('mqtt', i)));
+  return { ...(model ? { model } : {}), cameras, events, webhooks, mqtt, cameraDefaults: defaults, previewFps: doc.previewFps ?? DEFAULTS.previewFps };
 }
 
-function parseMqtt(raw: unknown, path: string): MqttSinkConfig {
-  if (!isObj(raw)) fail(path, 'expected a mapping');
-  checkKeys(raw, ['url', 'topic', 'qos', 'retain', 'clientId', 'username', 'password', 'timeoutMs', 'maxAttempts', 'initialDelayMs', 'maxDelayMs', 'outboxMaxSize'], path);
-  const url = str(raw, 'url', path);
+function parseMqtt(raw: Static<typeof MqttSchema>, path: string): MqttSinkConfig {
+  const url = raw.url;
   if (!/^mqtts?:\/\/[^/]+/.test(url)) fail(join(path, 'url'), `expected an mqtt:// or mqtts:// URL, got ${JSON.stringify(redactUrl(url))}`);
-  const topic = str(raw, 'topic', path, DEFAULTS.mqtt.topic);
-  if (topic === '' || /[#+]/.test(topic)) fail(join(path, 'topic'), `expected a topic without wildcards (+, #), got ${JSON.stringify(topic)}`);
-  const qos = num(raw, 'qos', path, DEFAULTS.mqtt.qos, { min: 0, max: 2, integer: true }) as 0 | 1 | 2;
+  const topic = raw.topic ?? DEFAULTS.mqtt.topic;
+  if (/[#+]/.test(topic)) fail(join(path, 'topic'), `expected a topic without wildcards (+, #), got ${JSON.stringify(topic)}`);
   const d = DEFAULTS.webhook;
-  const opt = (k: 'clientId' | 'username' | 'password') => (raw[k] === undefined ? {} : { [k]: str(raw, k, path) });
   return {
     url,
     topic,
-    qos,
-    retain: bool(raw, 'retain', path, DEFAULTS.mqtt.retain),
-    ...opt('clientId'),
-    ...opt('username'),
-    ...opt('password'),
-    timeoutMs: num(raw, 'timeoutMs', path, d.timeoutMs, { min: 1 }),
-    maxAttempts: num(raw, 'maxAttempts', path, d.maxAttempts, { min: 1, integer: true }),
-    initialDelayMs: num(raw, 'initialDelayMs', path, d.initialDelayMs, { min: 0 }),
-    maxDelayMs: num(raw, 'maxDelayMs', path, d.maxDelayMs, { min: 0 }),
-    outboxMaxSize: num(raw, 'outboxMaxSize', path, d.outboxMaxSize, { min: 1, integer: true }),
+    qos: (raw.qos ?? DEFAULTS.mqtt.qos) as 0 | 1 | 2,
+    retain: raw.retain ?? DEFAULTS.mqtt.retain,
+    ...(raw.clientId !== undefined ? { clientId: raw.clientId } : {}),
+    ...(raw.username !== undefined ? { username: raw.username } : {}),
+    ...(raw.password !== undefined ? { password: raw.password } : {}),
+    timeoutMs: raw.timeoutMs ?? d.timeoutMs,
+    maxAttempts: raw.maxAttempts ?? d.maxAttempts,
+    initialDelayMs: raw.initialDelayMs ?? d.initialDelayMs,
+    maxDelayMs: raw.maxDelayMs ?? d.maxDelayMs,
+    outboxMaxSize: raw.outboxMaxSize ?? d.outboxMaxSize,
   };
 }
 
-function parseWebhook(raw: unknown, path: string): WebhookConfig {
-  if (!isObj(raw)) fail(path, 'expected a mapping');
-  checkKeys(raw, ['url', 'timeoutMs', 'maxAttempts', 'initialDelayMs', 'maxDelayMs', 'outboxMaxSize', 'headers'], path);
-  const url = str(raw, 'url', path);
+function parseWebhook(raw: Static<typeof WebhookSchema>, path: string): WebhookConfig {
+  const url = raw.url;
   if (!/^https?:\/\//.test(url)) fail(join(path, 'url'), `expected an http:// or https:// URL, got ${JSON.stringify(redactUrl(url))}`);
-  const h = raw['headers'] ?? {};
-  if (!isObj(h) || !Object.values(h).every((v) => typeof v === 'string')) fail(join(path, 'headers'), 'expected a mapping of strings');
   const d = DEFAULTS.webhook;
   return {
     url,
-    timeoutMs: num(raw, 'timeoutMs', path, d.timeoutMs, { min: 1 }),
-    maxAttempts: num(raw, 'maxAttempts', path, d.maxAttempts, { min: 1, integer: true }),
-    initialDelayMs: num(raw, 'initialDelayMs', path, d.initialDelayMs, { min: 0 }),
-    maxDelayMs: num(raw, 'maxDelayMs', path, d.maxDelayMs, { min: 0 }),
-    outboxMaxSize: num(raw, 'outboxMaxSize', path, d.outboxMaxSize, { min: 1, integer: true }),
-    headers: h as Record<string, string>,
+    timeoutMs: raw.timeoutMs ?? d.timeoutMs,
+    maxAttempts: raw.maxAttempts ?? d.maxAttempts,
+    initialDelayMs: raw.initialDelayMs ?? d.initialDelayMs,
+    maxDelayMs: raw.maxDelayMs ?? d.maxDelayMs,
+    outboxMaxSize: raw.outboxMaxSize ?? d.outboxMaxSize,
+    headers: raw.headers ?? {},
   };
 }
 
