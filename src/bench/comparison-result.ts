@@ -72,7 +72,7 @@ export interface EngineComparisonResult {
   schemaVersion: number;
   engines: Array<BenchModel & { executionProvider: string }>;
   environment: BenchEnvironment;
-  settings: { rounds: number; warmupMs: number; durationMs: number; order: 'ABBA'; image: string; pipelineDepth?: number; intraOpNumThreads?: number };
+  settings: { rounds: number; warmupMs: number; durationMs: number; order: 'ABBA'; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
   configurations: ComparisonConfiguration[];
 }
 
@@ -106,6 +106,7 @@ export function comparisonEngineResults(c: EngineComparisonResult): EngineBenchR
       image: c.settings.image,
       ...(c.settings.pipelineDepth !== undefined ? { pipelineDepth: c.settings.pipelineDepth } : {}),
       ...(c.settings.intraOpNumThreads !== undefined ? { intraOpNumThreads: c.settings.intraOpNumThreads } : {}),
+      ...(c.settings.intraOpSpinning !== undefined ? { intraOpSpinning: c.settings.intraOpSpinning } : {}),
     },
     configurations: c.configurations.map((cfg) => cfg.perEngine[k]!),
     skipped: [],

@@ -36,6 +36,8 @@ export interface EngineBenchOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  intraOpSpinning?: boolean;
   /**
    * Batches in flight per instance loop (src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while N
    * runs and post-processes N while N+1 runs; 1 is the serial loop (pre → inference → post, then the next batch).
@@ -158,6 +160,7 @@ async function measureConfiguration(
     warmup: 1,
     warmupBatchSize: batchSize,
     ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+    ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
   });
   const ep = det.engine.info.executionProvider;
   const sampler = new MemorySampler(ep === 'cuda' || ep === 'tensorrt');
@@ -284,6 +287,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
       image: o.image ?? 'synthetic 1280×720 JPEG',
       pipelineDepth,
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
     },
     configurations,
     skipped: [],

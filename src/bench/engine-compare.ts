@@ -54,6 +54,8 @@ export interface EngineComparisonOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  intraOpSpinning?: boolean;
   /**
    * Batches in flight per instance loop (see src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while
    * N runs and post-processes N while N+1 runs; 1 is the serial loop (pre → inference → post, then the next).
@@ -171,6 +173,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
               warmup: 1,
               warmupBatchSize: batchSize,
               ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+              ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
             }),
           );
           const onGpu = dets.at(-1)!.engine.info.executionProvider === 'cuda' || dets.at(-1)!.engine.info.executionProvider === 'tensorrt';
@@ -282,6 +285,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
       pipelineDepth,
       image: o.image ?? 'synthetic 1280×720 JPEG',
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
     },
     configurations,
   };

@@ -99,7 +99,7 @@ export interface EngineBenchResult {
   model: BenchModel;
   executionProvider: string;
   environment: BenchEnvironment;
-  settings: { warmupMs: number; durationMs: number; image: string; pipelineDepth?: number; intraOpNumThreads?: number };
+  settings: { warmupMs: number; durationMs: number; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
   configurations: EngineBenchConfiguration[];
   /** Configurations requested but not run, with the reason (e.g. a fixed-batch model). */
   skipped: Array<{ batchSize: number; instances: number; reason: string }>;

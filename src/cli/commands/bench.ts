@@ -51,6 +51,7 @@ interface EngineOpts {
   durationMs: string;
   image?: string;
   intraOpThreads?: string;
+  intraOpSpinning: boolean;
   pipelineDepth: string;
   json?: string;
   plot?: string;
@@ -123,6 +124,7 @@ async function compareEngines(o: EngineOpts): Promise<void> {
     ...(o.image ? { image: o.image } : {}),
     ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
     pipelineDepth: pipelineDepthOf(o),
+    ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
     command: commandLine(),
     onWindow: (w, cfg) =>
       process.stderr.write(
@@ -156,6 +158,7 @@ export function register(program: Command): void {
     .option('--duration-ms <ms>', 'measured time per configuration, the run stops on duration (comparison: per engine per round)', '5000')
     .option('--image <file>', 'image decoded + letterboxed on every iteration (default: a synthetic 1280×720 JPEG)')
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads per session (default: ORT decides)')
+    .option('--no-intra-op-spinning', "ONNX Runtime's intra-op threads sleep instead of spinning between parallel sections (session.intra_op.allow_spinning 0)")
     .option(
       '--pipeline-depth <n>',
       'batches in flight per instance: 2 decodes + letterboxes batch N+1 while N runs and post-processes N while N+1 runs; 1 = serial (pre → infer → post)',
@@ -182,6 +185,7 @@ export function register(program: Command): void {
         ...(o.image ? { image: o.image } : {}),
         ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
         pipelineDepth: pipelineDepthOf(o),
+        ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
         command: commandLine(),
         onConfiguration: (ev, k, total, b, i) => {
           if (ev === 'start') {
