@@ -11,7 +11,7 @@
  *
  * The loop is `osprey bench engine`'s (src/bench/closed-loop.ts) with `--pipeline-depth` batches in flight (default 2:
  * bus.jpg is decoded and letterboxed for batch N+1 while N runs, N post-processed while N+1 runs; 1 = the serial
- * loop of the results before 2026-12-07).
+ * loop of the results made before pipelining, the 2026-12-04 result included).
  *
  * Run: npx tsx bench/run.ts int8-cpu-speed [--rounds 10] [--warmup-ms 500] [--duration-ms 3000] [--pipeline-depth 2] [--profile-runs 20] [--skip-map]
  * Writes bench/results/<device>/int8-cpu-speed.json (or --out FILE).
