@@ -9,7 +9,11 @@
  * Split (deterministic, by COCO image id, as in int8-accuracy): coco-val-dev sorted by id; index % 4 == 0 → the 16
  * calibration images, the other 47 → validation.
  *
- * Run: npx tsx bench/run.ts int8-cpu-speed [--rounds 10] [--warmup-ms 500] [--duration-ms 3000] [--profile-runs 20] [--skip-map]
+ * The loop is `osprey bench engine`'s (src/bench/closed-loop.ts) with `--pipeline-depth` batches in flight (default 2:
+ * bus.jpg is decoded and letterboxed for batch N+1 while N runs, N post-processed while N+1 runs; 1 = the serial
+ * loop of the results made before pipelining, the 2026-12-04 result included).
+ *
+ * Run: npx tsx bench/run.ts int8-cpu-speed [--rounds 10] [--warmup-ms 500] [--duration-ms 3000] [--pipeline-depth 2] [--profile-runs 20] [--skip-map]
  * Writes bench/results/<device>/int8-cpu-speed.json (or --out FILE).
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -32,6 +36,7 @@ const argv = process.argv.slice(2);
 const rounds = Number(argValue(argv, '--rounds', '10'));
 const warmupMs = Number(argValue(argv, '--warmup-ms', '500'));
 const durationMs = Number(argValue(argv, '--duration-ms', '3000'));
+const pipelineDepth = Number(argValue(argv, '--pipeline-depth', '2'));
 const profileRuns = Number(argValue(argv, '--profile-runs', '20'));
 const skipMap = argv.includes('--skip-map');
 const out = resolve(argValue(argv, '--out', join(resultsDir('cpu'), 'int8-cpu-speed.json')));
@@ -66,7 +71,7 @@ try {
   writeFileSync(fp32Before, encodeOnnxModel(uint8Input(source)));
 
   const engines = [fp32.modelDir, beforePath, int8.modelDir];
-  process.stderr.write(`interleaved comparison: ${rounds} rounds × (${warmupMs} ms warm-up + ${durationMs} ms) per engine\n`);
+  process.stderr.write(`interleaved comparison: ${rounds} rounds × (${warmupMs} ms warm-up + ${durationMs} ms) per engine, pipeline depth ${pipelineDepth}\n`);
   const comparison = await runEngineComparison({
     models: engines,
     batchSizes: [1],
@@ -75,6 +80,7 @@ try {
     warmupMs,
     durationMs,
     image,
+    pipelineDepth,
     command: `npx tsx bench/run.ts int8-cpu-speed ${argv.join(' ')}`.trim(),
     onWindow: (w) => process.stderr.write(`  round ${w.round + 1} engine ${w.engine}: ${w.imagesPerSecond.toFixed(2)} images/s (other processes ${w.otherProcessesCores?.toFixed(2) ?? '?'} cores)\n`),
   });
@@ -122,7 +128,8 @@ try {
       int8: { manifestPasses: int8.manifest.passes.map((p) => p.name), calibration: { method: int8.manifest.calibration?.method, images: int8.manifest.calibration?.imageCount } },
     },
     headline: {
-      ratio: 'INT8 ÷ FP32 images/s per round, osprey bench engine --batch 1 --instances 1 style (pre-processing + inference + post-processing), both from osprey build',
+      ratio: `INT8 ÷ FP32 images/s per round, osprey bench engine --batch 1 --instances 1 --pipeline-depth ${pipelineDepth} style (pre-processing + inference + post-processing, ${pipelineDepth} batch(es) in flight), both from osprey build`,
+      pipelineDepth,
       throughputRatio: ratio.throughputRatio,
       inferenceSpeedup: ratio.inferenceSpeedup,
       otherProcessesCores: comparison.configurations[0]!.otherProcessesCores,

@@ -72,7 +72,7 @@ export interface EngineComparisonResult {
   schemaVersion: number;
   engines: Array<BenchModel & { executionProvider: string }>;
   environment: BenchEnvironment;
-  settings: { rounds: number; warmupMs: number; durationMs: number; order: 'ABBA'; image: string; intraOpNumThreads?: number };
+  settings: { rounds: number; warmupMs: number; durationMs: number; order: 'ABBA'; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
   configurations: ComparisonConfiguration[];
 }
 
@@ -104,7 +104,9 @@ export function comparisonEngineResults(c: EngineComparisonResult): EngineBenchR
       warmupMs: c.settings.warmupMs,
       durationMs: c.settings.durationMs * c.settings.rounds,
       image: c.settings.image,
+      ...(c.settings.pipelineDepth !== undefined ? { pipelineDepth: c.settings.pipelineDepth } : {}),
       ...(c.settings.intraOpNumThreads !== undefined ? { intraOpNumThreads: c.settings.intraOpNumThreads } : {}),
+      ...(c.settings.intraOpSpinning !== undefined ? { intraOpSpinning: c.settings.intraOpSpinning } : {}),
     },
     configurations: c.configurations.map((cfg) => cfg.perEngine[k]!),
     skipped: [],
@@ -118,7 +120,8 @@ export function formatComparisonResult(c: EngineComparisonResult): string {
   const lines = [
     `interleaved comparison on ${c.environment.device}, ONNX Runtime ${c.environment.onnxRuntimeVersion}, Osprey ${c.environment.ospreyVersion}`,
     ...names.map((n) => `  ${n}`),
-    `${c.settings.rounds} rounds; per engine per round ${c.settings.warmupMs} ms warm-up + ${c.settings.durationMs} ms measured; order ABBA; image ${c.settings.image}`,
+    `${c.settings.rounds} rounds; per engine per round ${c.settings.warmupMs} ms warm-up + ${c.settings.durationMs} ms measured; order ABBA; ` +
+      `pipeline depth ${c.settings.pipelineDepth ?? 1} per instance; image ${c.settings.image}`,
   ];
   for (const cfg of c.configurations) {
     lines.push('', `batch ${cfg.batchSize} × ${cfg.instances} instance(s)`);
@@ -142,7 +145,7 @@ export function formatComparisonResult(c: EngineComparisonResult): string {
     for (let k = 0; k < c.engines.length; k++) {
       const e = cfg.perEngine[k]!;
       lines.push(
-        `  ${letters[k]}: ${f(e.imagesPerSecond, 1)} images/s overall, median ${f(e.latencyMs.median, 1)} ms per batch, pre / infer / post ${f(e.stagesMs.preprocess.mean)} / ${f(e.stagesMs.inference.mean)} / ${f(e.stagesMs.postprocess.mean)} ms, peak RSS ${(e.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+        `  ${letters[k]}: ${f(e.imagesPerSecond, 1)} images/s overall, median ${f(e.latencyMs.median, 1)} ms per batch, pre / queue / infer / post ${f(e.stagesMs.preprocess.mean)} / ${f(e.stagesMs.queue?.mean ?? 0)} / ${f(e.stagesMs.inference.mean)} / ${f(e.stagesMs.postprocess.mean)} ms, peak RSS ${(e.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
       );
     }
     if (cfg.otherProcessesCores) lines.push(`  other processes used ${f(cfg.otherProcessesCores.min)}–${f(cfg.otherProcessesCores.max)} cores (median ${f(cfg.otherProcessesCores.median)}) of ${c.environment.cpuCount} during the windows`);

@@ -2,19 +2,22 @@
  * `osprey bench engine`: a trtexec-like measurement of the detector pipeline on one machine.
  *
  * For each configuration (batch size × instances): load the model into `instances` ONNX Runtime sessions (each in
- * its own worker thread), then run `instances` closed loops concurrently (one per instance, like trtexec's
- * `--infStreams`), each doing: host pre-processing (decode the image bytes with sharp + letterbox into a fresh
- * batch buffer, `batch` times) → inference (`engine.run`, in the worker) → post-processing (decode + NMS + scale
- * to source pixels, per image). Loops run for `warmupMs` unmeasured, then for `durationMs`; the run stops on
- * duration, not on a count. A batch counts when it completes inside the window; latency is per batch,
- * pre + inference + post. Throughput = images completed in the window ÷ the window.
+ * its own worker thread), then run `instances` closed loops concurrently (src/bench/closed-loop.ts, shared with the
+ * interleaved comparison; one per instance, like trtexec's `--infStreams`), each doing: host pre-processing (decode
+ * the image bytes with sharp + letterbox into a fresh batch buffer, `batch` times) → inference (`engine.run`, in the
+ * worker) → post-processing (decode + NMS + scale to source pixels, per image), with `pipelineDepth` batches in
+ * flight per loop (default 2: N+1 is pre-processed while N runs, N post-processed while N+1 runs; 1 = serial).
+ * Loops run for `warmupMs` unmeasured, then for `durationMs` measured; the run stops on duration, not on a count:
+ * no batch starts after it, and the window ends when the last started batch finished. Latency is per batch,
+ * pre + queue (waiting for the engine, 0 at depth 1) + inference + post. Throughput = images ÷ the window.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { OspreyError } from '../core/errors.js';
-import type { LetterboxGeometry } from '../core/letterbox.js';
 import { Detector } from '../engine/detector.js';
+import { DEFAULT_PIPELINE_DEPTH } from '../engine/pipeline.js';
+import { runClosedLoops } from './closed-loop.js';
 import { round, SampleBuffer, summarizeLatencies, percentile, mean } from './stats.js';
 import type { BenchModel, EngineBenchConfiguration, EngineBenchResult, StageTimeMs } from './result.js';
 import { benchEnvironment, gpuMemoryUsedBytes, MemorySampler, sha256File } from './system.js';
@@ -33,6 +36,13 @@ export interface EngineBenchOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  intraOpSpinning?: boolean;
+  /**
+   * Batches in flight per instance loop (src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while N
+   * runs and post-processes N while N+1 runs; 1 is the serial loop (pre → inference → post, then the next batch).
+   */
+  pipelineDepth?: number;
   command: string;
   /** Called when a configuration starts / ends (progress). */
   onConfiguration?: (event: 'start' | 'end', index: number, total: number, batchSize: number, instances: number) => void;
@@ -136,6 +146,7 @@ async function measureConfiguration(
   batchSize: number,
   instances: number,
   imageBytes: Buffer,
+  pipelineDepth: number,
   o: EngineBenchOptions,
 ): Promise<{ config: EngineBenchConfiguration; executionProvider: string }> {
   const baselineRssBytes = process.memoryUsage.rss();
@@ -149,65 +160,37 @@ async function measureConfiguration(
     warmup: 1,
     warmupBatchSize: batchSize,
     ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+    ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
   });
   const ep = det.engine.info.executionProvider;
   const sampler = new MemorySampler(ep === 'cuda' || ep === 'tensorrt');
   sampler.start();
   const lat = new SampleBuffer();
   const pre = new SampleBuffer();
+  const queue = new SampleBuffer();
   const inf = new SampleBuffer();
   const post = new SampleBuffer();
-  let images = 0;
-  let t0 = Infinity;
-  let t1 = Infinity;
-  let stop = false;
-  let failure: unknown;
+  let windowMs: number;
+  let images: number;
   try {
-    const loop = async () => {
-      try {
-        await loopBody();
-      } catch (err) {
-        failure ??= err; // first failure ends the configuration; reported after the loops stopped
-        stop = true;
-      }
-    };
-    const loopBody = async () => {
-      while (!stop) {
-        const a = performance.now();
-        const batch = det.allocateBatch(batchSize);
-        const geoms: LetterboxGeometry[] = await Promise.all(
-          Array.from({ length: batchSize }, async (_, i) => det.preprocessInto(await det.decode({ name: 'bench', bytes: imageBytes }), batch, i)),
-        );
-        const b = performance.now();
-        const out = await det.runBatch(batch, batchSize);
-        const c = performance.now();
-        det.postprocessBatch(out, geoms);
-        const d = performance.now();
-        if (d >= t0 && d <= t1) {
-          lat.push(d - a);
-          pre.push(b - a);
-          inf.push(c - b);
-          post.push(d - c);
-          images += batchSize;
-        }
-      }
-    };
-    const loops = Array.from({ length: instances }, loop);
-    await new Promise((r) => setTimeout(r, o.warmupMs));
-    t0 = performance.now();
-    t1 = t0 + o.durationMs;
-    await new Promise((r) => setTimeout(r, o.durationMs));
-    // The run stops on duration; on a machine so slow that fewer than `instances` batches (at least 2) completed
-    // in it, the window is extended until they have (bounded by 10 × the duration), so statistics exist.
-    const minBatches = Math.max(2, instances);
-    while (!stop && lat.length < minBatches && performance.now() - t0 < 10 * o.durationMs) {
-      t1 = Infinity;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    if (t1 === Infinity) t1 = performance.now();
-    stop = true;
-    await Promise.all(loops);
-    if (failure !== undefined) throw failure;
+    const loop = { batchSize, instances, pipelineDepth, imageBytes };
+    await runClosedLoops(det, { ...loop, durationMs: o.warmupMs }); // unmeasured; at least one batch per instance
+    // On a machine so slow that fewer than `instances` batches (at least 2) would finish in the window, it is
+    // extended until they have (bounded by 10 × the duration), so statistics exist.
+    const w = await runClosedLoops(det, {
+      ...loop,
+      durationMs: o.durationMs,
+      minBatches: Math.max(2, instances),
+      record: (t) => {
+        pre.push(t.preprocess);
+        queue.push(t.queue);
+        inf.push(t.inference);
+        post.push(t.postprocess);
+        lat.push(t.preprocess + t.queue + t.inference + t.postprocess);
+      },
+    });
+    windowMs = w.windowMs;
+    images = w.batches * batchSize;
   } finally {
     sampler.stop();
     await det.close();
@@ -215,17 +198,17 @@ async function measureConfiguration(
   if (lat.length === 0) {
     throw new OspreyError('OSPREY_ERR_USAGE', `batch ${batchSize} × ${instances}: no batch completed within --duration-ms ${o.durationMs}; raise it`, {});
   }
-  const windowMs = t1 - t0;
   const config: EngineBenchConfiguration = {
     batchSize,
     instances,
+    pipelineDepth,
     durationMs: round(windowMs, 1),
     batches: lat.length,
     images,
     imagesPerSecond: round((images / windowMs) * 1000, 2),
     batchesPerSecond: round((lat.length / windowMs) * 1000, 2),
     latencyMs: roundSummary(summarizeLatencies(lat.values())),
-    stagesMs: { preprocess: stage(pre.values()), inference: stage(inf.values()), postprocess: stage(post.values()) },
+    stagesMs: { preprocess: stage(pre.values()), queue: stage(queue.values()), inference: stage(inf.values()), postprocess: stage(post.values()) },
     memory: {
       baselineRssBytes,
       peakRssBytes: sampler.peakRssBytes,
@@ -248,6 +231,8 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   };
   posInt('--batch', o.batchSizes);
   posInt('--instances', o.instanceCounts);
+  const pipelineDepth = o.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH;
+  posInt('--pipeline-depth', [pipelineDepth]);
   if (!(o.durationMs > 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--duration-ms must be > 0, got ${o.durationMs}`, {});
   if (!(o.warmupMs >= 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--warmup-ms must be ≥ 0, got ${o.warmupMs}`, {});
   const resolved = await resolveModelPath(o.model);
@@ -285,7 +270,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   for (let k = 0; k < plan.length; k++) {
     const [b, i] = plan[k]!;
     o.onConfiguration?.('start', k, plan.length, b, i);
-    const r = await measureConfiguration(resolved.onnxPath, eps, b, i, imageBytes, o);
+    const r = await measureConfiguration(resolved.onnxPath, eps, b, i, imageBytes, pipelineDepth, o);
     executionProvider = r.executionProvider;
     configurations.push(r.config);
     o.onConfiguration?.('end', k, plan.length, b, i);
@@ -300,7 +285,9 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
       warmupMs: o.warmupMs,
       durationMs: o.durationMs,
       image: o.image ?? 'synthetic 1280×720 JPEG',
+      pipelineDepth,
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
     },
     configurations,
     skipped: [],

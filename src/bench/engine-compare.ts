@@ -12,16 +12,18 @@
  * rounds — the minimum is what a claim like "≥ 2×" must hold for — and what the rest of the machine was doing in
  * each round (CPU time used by other processes, from /proc/stat, and the load average).
  *
- * What one measured window is: `instances` closed loops (one per instance, like the single-engine bench) of
- * pre-processing (sharp decode + letterbox of `image`) → inference → post-processing (decode + NMS); a loop starts
- * no batch after `durationMs` and the window ends when the last batch finished, so throughput = images ÷ the
- * window with no partial batches at its edges (short windows stay exact).
+ * What one measured window is: the closed loops of src/bench/closed-loop.ts, shared with the single-engine bench:
+ * `instances` loops (one per instance) of pre-processing (sharp decode + letterbox of `image`) → inference →
+ * post-processing (decode + NMS), `pipelineDepth` batches in flight per loop (default 2: batch N+1 is pre-processed
+ * while N runs; 1 = serial); a loop starts no batch after `durationMs` and the window ends when the last batch
+ * finished, so throughput = images ÷ the window with no partial batches at its edges (short windows stay exact).
  */
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { OspreyError } from '../core/errors.js';
-import type { LetterboxGeometry } from '../core/letterbox.js';
 import { Detector } from '../engine/detector.js';
+import { DEFAULT_PIPELINE_DEPTH } from '../engine/pipeline.js';
+import { runClosedLoops } from './closed-loop.js';
 import { checkBatchSizes, resolveModelPath, syntheticImage } from './engine-bench.js';
 import type { ComparisonConfiguration, ComparisonWindow, EngineComparisonResult, EngineRatio } from './comparison-result.js';
 import { summarizeRatios } from './comparison-result.js';
@@ -52,6 +54,13 @@ export interface EngineComparisonOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  intraOpSpinning?: boolean;
+  /**
+   * Batches in flight per instance loop (see src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while
+   * N runs and post-processes N while N+1 runs; 1 is the serial loop (pre → inference → post, then the next).
+   */
+  pipelineDepth?: number;
   command: string;
   /** Progress: called after each engine's window. */
   onWindow?: (w: ComparisonWindow, configuration: { batchSize: number; instances: number }) => void;
@@ -73,44 +82,13 @@ export function roundOrder(r: number, n: number): number[] {
 interface EngineSamples {
   lat: SampleBuffer;
   pre: SampleBuffer;
+  queue: SampleBuffer;
   inf: SampleBuffer;
   post: SampleBuffer;
   images: number;
   windowMs: number;
   memory: MemorySampler;
   baselineRssBytes: number;
-}
-
-/** One closed-loop window: returns the batches' stage times and the window length. */
-async function closedLoops(
-  det: Detector,
-  batchSize: number,
-  instances: number,
-  imageBytes: Buffer,
-  durationMs: number,
-  record: ((pre: number, inf: number, post: number) => void) | undefined,
-): Promise<{ windowMs: number; batches: number }> {
-  const t0 = performance.now();
-  const end = t0 + durationMs;
-  let batches = 0;
-  const loop = async (): Promise<void> => {
-    do {
-      const a = performance.now();
-      const batch = det.allocateBatch(batchSize);
-      const geoms: LetterboxGeometry[] = await Promise.all(
-        Array.from({ length: batchSize }, async (_, i) => det.preprocessInto(await det.decode({ name: 'bench', bytes: imageBytes }), batch, i)),
-      );
-      const b = performance.now();
-      const out = await det.runBatch(batch, batchSize);
-      const c = performance.now();
-      det.postprocessBatch(out, geoms);
-      const d = performance.now();
-      record?.(b - a, c - b, d - c);
-      batches++;
-    } while (performance.now() < end);
-  };
-  await Promise.all(Array.from({ length: instances }, loop));
-  return { windowMs: performance.now() - t0, batches };
 }
 
 /**
@@ -128,6 +106,8 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
   posInt('--batch', o.batchSizes);
   posInt('--instances', o.instanceCounts);
   posInt('--rounds', [o.rounds]);
+  const pipelineDepth = o.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH;
+  posInt('--pipeline-depth', [pipelineDepth]);
   if (!(o.durationMs > 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--duration-ms must be > 0, got ${o.durationMs}`, {});
   if (!(o.warmupMs >= 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--warmup-ms must be ≥ 0, got ${o.warmupMs}`, {});
   const eps = o.executionProviders ?? ['cpu'];
@@ -193,10 +173,11 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
               warmup: 1,
               warmupBatchSize: batchSize,
               ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+              ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
             }),
           );
           const onGpu = dets.at(-1)!.engine.info.executionProvider === 'cuda' || dets.at(-1)!.engine.info.executionProvider === 'tensorrt';
-          samples.push({ lat: new SampleBuffer(), pre: new SampleBuffer(), inf: new SampleBuffer(), post: new SampleBuffer(), images: 0, windowMs: 0, memory: new MemorySampler(onGpu), baselineRssBytes });
+          samples.push({ lat: new SampleBuffer(), pre: new SampleBuffer(), queue: new SampleBuffer(), inf: new SampleBuffer(), post: new SampleBuffer(), images: 0, windowMs: 0, memory: new MemorySampler(onGpu), baselineRssBytes });
         }
         const windows: ComparisonWindow[] = [];
         for (let r = 0; r < o.rounds; r++) {
@@ -205,19 +186,26 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
             const k = order[pos]!;
             const det = dets[k]!;
             const s = samples[k]!;
-            await closedLoops(det, batchSize, instances, imageBytes, o.warmupMs, undefined); // at least one batch per instance
+            const loop = { batchSize, instances, pipelineDepth, imageBytes };
+            await runClosedLoops(det, { ...loop, durationMs: o.warmupMs }); // at least one batch per instance
             const loadAverage1m = round(loadavg()[0] ?? 0, 2);
             const before = cpu.read();
             const winInf = new SampleBuffer(64);
             const winLat = new SampleBuffer(64);
             s.memory.start();
-            const { windowMs, batches } = await closedLoops(det, batchSize, instances, imageBytes, o.durationMs, (pre, inf, post) => {
-              s.pre.push(pre);
-              s.inf.push(inf);
-              s.post.push(post);
-              s.lat.push(pre + inf + post);
-              winInf.push(inf);
-              winLat.push(pre + inf + post);
+            const { windowMs, batches } = await runClosedLoops(det, {
+              ...loop,
+              durationMs: o.durationMs,
+              record: (t) => {
+                const latency = t.preprocess + t.queue + t.inference + t.postprocess;
+                s.pre.push(t.preprocess);
+                s.queue.push(t.queue);
+                s.inf.push(t.inference);
+                s.post.push(t.postprocess);
+                s.lat.push(latency);
+                winInf.push(t.inference);
+                winLat.push(latency);
+              },
             });
             s.memory.stop();
             const usage = cpu.since(before);
@@ -244,13 +232,14 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
         const perEngine: EngineBenchConfiguration[] = samples.map((s) => ({
           batchSize,
           instances,
+          pipelineDepth,
           durationMs: round(s.windowMs, 1),
           batches: s.lat.length,
           images: s.images,
           imagesPerSecond: round((s.images / s.windowMs) * 1000, 2),
           batchesPerSecond: round((s.lat.length / s.windowMs) * 1000, 2),
           latencyMs: roundSummary(summarizeLatencies(s.lat.values())),
-          stagesMs: { preprocess: stage(s.pre.values()), inference: stage(s.inf.values()), postprocess: stage(s.post.values()) },
+          stagesMs: { preprocess: stage(s.pre.values()), queue: stage(s.queue.values()), inference: stage(s.inf.values()), postprocess: stage(s.post.values()) },
           memory: {
             baselineRssBytes: s.baselineRssBytes,
             peakRssBytes: s.memory.peakRssBytes,
@@ -293,8 +282,10 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
       warmupMs: o.warmupMs,
       durationMs: o.durationMs,
       order: 'ABBA',
+      pipelineDepth,
       image: o.image ?? 'synthetic 1280×720 JPEG',
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
     },
     configurations,
   };

@@ -9,16 +9,16 @@ export function formatEngineResult(r: EngineBenchResult): string {
   const lines = [
     `model ${r.model.name} (${r.model.precision ?? '?'}, sha256 ${r.model.sha256?.slice(0, 12)}…) on ${r.environment.device}, EP ${r.executionProvider}, ` +
       `ONNX Runtime ${r.environment.onnxRuntimeVersion}, Osprey ${r.environment.ospreyVersion}`,
-    `warm-up ${r.settings.warmupMs} ms, measured ${r.settings.durationMs} ms per configuration, image ${r.settings.image}`,
+    `warm-up ${r.settings.warmupMs} ms, measured ${r.settings.durationMs} ms per configuration, pipeline depth ${r.settings.pipelineDepth ?? 1} per instance, image ${r.settings.image}`,
     '',
-    'batch inst   images/s   min    mean   median  p90    p95    p99    max   (ms per batch)   pre / infer / post (mean ms)   peak RSS',
+    'batch inst   images/s   min    mean   median  p90    p95    p99    max   (ms per batch)   pre / queue / infer / post (mean ms)   peak RSS',
   ];
   for (const c of r.configurations) {
     const l = c.latencyMs;
     lines.push(
       `${String(c.batchSize).padStart(5)} ${String(c.instances).padStart(4)} ${f(c.imagesPerSecond).padStart(10)} ` +
         [l.min, l.mean, l.median, l.p90, l.p95, l.p99, l.max].map((v) => f(v).padStart(6)).join(' ') +
-        `   ${f(c.stagesMs.preprocess.mean, 2)} / ${f(c.stagesMs.inference.mean, 2)} / ${f(c.stagesMs.postprocess.mean, 2)}`.padEnd(34) +
+        `   ${f(c.stagesMs.preprocess.mean, 2)} / ${f(c.stagesMs.queue?.mean ?? 0, 2)} / ${f(c.stagesMs.inference.mean, 2)} / ${f(c.stagesMs.postprocess.mean, 2)}`.padEnd(42) +
         `   ${(c.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB` +
         (c.memory.peakGpuMemoryBytes !== undefined ? `, GPU ${(c.memory.peakGpuMemoryBytes / 2 ** 20).toFixed(0)} MiB` : ''),
     );

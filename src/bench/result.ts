@@ -64,6 +64,8 @@ export interface StageTimeMs {
 export interface EngineBenchConfiguration {
   batchSize: number;
   instances: number;
+  /** Batches in flight per instance loop (1 = serial pre → inference → post); absent in results from before pipelining (serial). */
+  pipelineDepth?: number;
   /** Measured window (warm-up excluded), ms. */
   durationMs: number;
   /** Batches (inference calls) completed in the window. */
@@ -72,10 +74,13 @@ export interface EngineBenchConfiguration {
   images: number;
   imagesPerSecond: number;
   batchesPerSecond: number;
-  /** End-to-end latency of one batch (pre-processing + inference + post-processing), ms. */
+  /** End-to-end latency of one batch (pre-processing + queue + inference + post-processing), ms. */
   latencyMs: LatencySummaryMs;
-  /** The split into host pre-processing (decode + letterbox), inference (engine.run) and post-processing (decode + NMS). */
-  stagesMs: { preprocess: StageTimeMs; inference: StageTimeMs; postprocess: StageTimeMs };
+  /**
+   * The split into host pre-processing (decode + letterbox), queue (prepared, waiting for the loop's previous batch
+   * to leave the engine: 0 at depth 1; absent in older results), inference (engine.run) and post-processing (decode + NMS).
+   */
+  stagesMs: { preprocess: StageTimeMs; queue?: StageTimeMs; inference: StageTimeMs; postprocess: StageTimeMs };
   memory: {
     /** Host RSS before the instances were created, bytes. */
     baselineRssBytes: number;
@@ -94,7 +99,7 @@ export interface EngineBenchResult {
   model: BenchModel;
   executionProvider: string;
   environment: BenchEnvironment;
-  settings: { warmupMs: number; durationMs: number; image: string; intraOpNumThreads?: number };
+  settings: { warmupMs: number; durationMs: number; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
   configurations: EngineBenchConfiguration[];
   /** Configurations requested but not run, with the reason (e.g. a fixed-batch model). */
   skipped: Array<{ batchSize: number; instances: number; reason: string }>;

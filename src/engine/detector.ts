@@ -20,6 +20,7 @@ import { encodeOnnxModel, readOnnxModel } from '../onnx/model.js';
 import { uint8Input } from '../onnx/passes/pre-post.js';
 import { DataType, type OnnxModel } from '../onnx/proto-types.js';
 import type { Engine } from './engine.js';
+import { checkPipelineDepth, DEFAULT_PIPELINE_DEPTH, runPipeline } from './pipeline.js';
 import { createOrtEngine, type OrtEngineInfo, type OrtEngineOptions } from './ort-engine.js';
 
 /** Largest batch the detector forms for a model with a dynamic batch axis, unless told otherwise. */
@@ -57,10 +58,16 @@ export interface PreparedImage {
   geometry: LetterboxGeometry;
 }
 
-/** Hooks of {@link Detector.detectFiles}. */
+/** Hooks and scheduling of {@link Detector.detectFiles}. */
 export interface DetectFilesHooks {
   /** Called once per input as soon as its result is known (in completion order). */
   onResult?: (index: number, result: ImageResult) => void;
+  /**
+   * Batches in flight per engine instance (src/engine/pipeline.ts): 2 (default) decodes + letterboxes batch N+1
+   * while N runs in the engine and post-processes N while N+1 runs; 1 = serial (decode + letterbox → run → NMS,
+   * then the next batch). Results are the same at every depth.
+   */
+  pipelineDepth?: number;
 }
 
 /**
@@ -205,7 +212,9 @@ export class Detector {
    * Detects objects in each input: one {@link ImageResult} per input, in input order. An input that fails
    * (unreadable, not an image, too large, a failed run) becomes an `ImageFailure` with its code; the others
    * still run. Images are batched up to {@link maxBatchSize}; one batch runs per engine instance at a time, and
-   * decoding + letterboxing of the next batch overlaps inference.
+   * with `hooks.pipelineDepth` ≥ 2 (default 2) decoding + letterboxing of the next batch overlaps inference, and
+   * post-processing overlaps the next batch's inference.
+   * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` (detect options, `pipelineDepth` not a positive integer).
    */
   async detectFiles(inputs: readonly DetectInput[], options: Partial<DetectOptions> = {}, hooks: DetectFilesHooks = {}): Promise<ImageResult[]> {
     const opts = resolveDetectOptions(options);
@@ -246,35 +255,31 @@ export class Detector {
       return { batch, count: ok.length, slots };
     };
     type Prepared = NonNullable<Awaited<ReturnType<typeof prepare>>>;
-    const runAndPostprocess = async (prepared: Prepared): Promise<void> => {
-      const live = prepared.slots.filter((s): s is NonNullable<typeof s> => s !== undefined);
-      try {
-        const output = await this.runBatch(prepared.batch, prepared.count);
-        for (const s of live) {
-          try {
-            const detections = postprocessImage(output, this.spec.layout, s.slot, s.geometry, this.spec.names, opts, this.spec.nmsInGraph);
-            done(s.i, { image: s.source, width: s.width, height: s.height, detections });
-          } catch (err) {
-            done(s.i, failure(inputs[s.i]!, err));
+    const live = (prepared: Prepared) => prepared.slots.filter((s): s is NonNullable<typeof s> => s !== undefined);
+    let nextChunk = 0;
+    // One loop per engine instance, `pipelineDepth` batches in flight in each.
+    await runPipeline<number[], Prepared, FloatOutput | OspreyError>(
+      {
+        next: () => chunks[nextChunk++],
+        prepare,
+        run: (prepared) => this.runBatch(prepared.batch, prepared.count).catch((err: unknown) => toOspreyError(err)),
+        finish: (prepared, output) => {
+          for (const s of live(prepared)) {
+            if (output instanceof OspreyError) {
+              done(s.i, failure(inputs[s.i]!, output));
+              continue;
+            }
+            try {
+              const detections = postprocessImage(output, this.spec.layout, s.slot, s.geometry, this.spec.names, opts, this.spec.nmsInGraph);
+              done(s.i, { image: s.source, width: s.width, height: s.height, detections });
+            } catch (err) {
+              done(s.i, failure(inputs[s.i]!, err));
+            }
           }
-        }
-      } catch (err) {
-        for (const s of live) done(s.i, failure(inputs[s.i]!, err));
-      }
-    };
-    // One batch in flight per engine instance, plus the next one being decoded and letterboxed.
-    const concurrency = Math.max(1, this.instanceCount);
-    const inFlight = new Set<Promise<void>>();
-    let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
-    for (let k = 0; k < chunks.length; k++) {
-      const prepared = await next!;
-      next = k + 1 < chunks.length ? prepare(chunks[k + 1]!) : undefined;
-      if (!prepared) continue;
-      const p: Promise<void> = runAndPostprocess(prepared).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= concurrency) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
+        },
+      },
+      { depth: checkPipelineDepth(hooks.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH, 'pipelineDepth'), loops: Math.max(1, this.instanceCount) },
+    );
     return results;
   }
 

@@ -35,6 +35,12 @@ export interface OrtEngineOptions {
    * with N instances, the logical CPUs divided by N (at least 1), so the sessions do not oversubscribe the CPU.
    */
   intraOpNumThreads?: number;
+  /**
+   * Whether ORT's intra-op threads spin (busy-wait) for work between parallel sections and after a run (ORT's
+   * `session.intra_op.allow_spinning`) instead of sleeping. Spinning saves wake-up latency inside a run, but
+   * takes cores that host work of the same process (sharp decoding the next image) could use. Default: ORT's (spin).
+   */
+  intraOpSpinning?: boolean;
   /** GPU ordinal for device providers. Default 0. */
   deviceId?: number;
   /** Warmup runs per instance on zero-filled inputs (`true` = 1, `false` = 0). Default 1. */
@@ -367,6 +373,7 @@ export async function createOrtEngine(options: OrtEngineOptions): Promise<Engine
     deviceId: options.deviceId ?? 0,
     // N sessions each taking every core would oversubscribe the CPU: split the cores between instances.
     intraOpNumThreads: options.intraOpNumThreads ?? (count > 1 ? Math.max(1, Math.floor(availableParallelism() / count)) : 0),
+    ...(options.intraOpSpinning !== undefined ? { intraOpSpinning: options.intraOpSpinning } : {}),
     warmupRuns,
     warmupBatchSize: options.warmupBatchSize ?? 1,
     ...(options.maxShapeSessions !== undefined ? { maxShapeSessions: options.maxShapeSessions } : {}),

@@ -65,6 +65,7 @@ async function openSession(ep: string): Promise<ort.InferenceSession> {
     graphOptimizationLevel: 'all',
   };
   if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
+  if (config.intraOpSpinning !== undefined) options.extra = { session: { intra_op: { allow_spinning: config.intraOpSpinning ? '1' : '0' } } };
   return config.modelBytes ? ort.InferenceSession.create(config.modelBytes, options) : ort.InferenceSession.create(config.modelPath, options);
 }
 

@@ -24,6 +24,8 @@ export interface OrtWorkerData {
   deviceId: number;
   /** ORT intra-op threads (CPU EP); 0 lets ORT decide. */
   intraOpNumThreads: number;
+  /** ORT's `session.intra_op.allow_spinning`; undefined keeps ORT's default (spin). */
+  intraOpSpinning?: boolean;
   /** Number of warmup runs on zero-filled inputs before reporting ready. */
   warmupRuns: number;
   /** Batch size used for dynamic batch axes during warmup. */

@@ -52,13 +52,13 @@ test('osprey plan (CLI): worked example --json → 12 GPUs; not a bench file →
   assert.match(infeasible.stderr, /OSPREY_ERR_PLAN_INFEASIBLE: .*best p99 measured is 140 ms .*relax the SLO to ≥ 140 ms/);
 });
 
-test('osprey bench engine with two --model (CLI): interleaved comparison table + JSON; --rounds 0 → OSPREY_ERR_USAGE', async (t) => {
+test('osprey bench engine with two --model (CLI): interleaved comparison table + JSON, --pipeline-depth recorded; --rounds 0 → OSPREY_ERR_USAGE', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'osprey-cli-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const model = fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url));
   const out = join(dir, 'cmp.json');
   const [ok, bad] = await Promise.all([
-    osprey(['bench', 'engine', '--model', model, '--model', model, '--rounds', '1', '--warmup-ms', '0', '--duration-ms', '200', '--json', out]),
+    osprey(['bench', 'engine', '--model', model, '--model', model, '--rounds', '1', '--warmup-ms', '0', '--duration-ms', '200', '--pipeline-depth', '1', '--json', out]),
     osprey(['bench', 'engine', '--model', model, '--model', model, '--rounds', '0']),
   ]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -68,6 +68,8 @@ test('osprey bench engine with two --model (CLI): interleaved comparison table +
   const json = JSON.parse(await readFile(out, 'utf8'));
   assert.equal(json.kind, 'osprey-bench-engine-comparison');
   assert.equal(json.configurations[0].windows.length, 2);
+  assert.equal(json.settings.pipelineDepth, 1, '--pipeline-depth reaches the comparison and is recorded');
+  assert.match(ok.stdout, /pipeline depth 1 per instance/);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /OSPREY_ERR_USAGE: --rounds/);
 });

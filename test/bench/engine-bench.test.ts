@@ -12,8 +12,8 @@ const data = (p: string) => fileURLToPath(new URL(`../../../shared/data/${p}`, i
 const MODEL = data('models/yolov8n.onnx');
 const BUS = data('images/bus.jpg');
 
-test('bench engine: yolov8n batch 1 × 1 instance for 2 s is well-formed and plausible', async () => {
-  const r = await runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 300, durationMs: 2000, image: BUS, command: 'test' });
+test('bench engine: yolov8n batch 1 × 1 instance, serial loop (--pipeline-depth 1) for 2 s, is well-formed and plausible', async () => {
+  const r = await runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 300, durationMs: 2000, image: BUS, pipelineDepth: 1, command: 'test' });
   parseBenchResult(JSON.parse(JSON.stringify(r)), 'in-memory'); // round-trips as a valid bench file
   assert.equal(r.kind, 'osprey-bench-engine');
   assert.equal(r.executionProvider, 'cpu');
@@ -25,18 +25,22 @@ test('bench engine: yolov8n batch 1 × 1 instance for 2 s is well-formed and pla
   assert.equal(r.configurations.length, 1);
   const c = r.configurations[0]!;
   assert.equal(c.batchSize, 1);
+  assert.equal(r.settings.pipelineDepth, 1);
+  assert.equal(c.pipelineDepth, 1);
   assert.ok(c.batches >= 1 && c.images === c.batches);
   const l = c.latencyMs;
   assert.ok(l.min <= l.median && l.median <= l.p90 && l.p90 <= l.p95 && l.p95 <= l.p99 && l.p99 <= l.max, JSON.stringify(l));
   assert.equal(l.count, c.batches);
-  // The stages partition each batch's latency, so their means add up to the latency mean (3-decimal rounding).
-  const stages = c.stagesMs.preprocess.mean + c.stagesMs.inference.mean + c.stagesMs.postprocess.mean;
+  // The stages partition each batch's latency, so their means add up to the latency mean (3-decimal rounding);
+  // serial: nothing waits for the engine.
+  const stages = c.stagesMs.preprocess.mean + c.stagesMs.queue!.mean + c.stagesMs.inference.mean + c.stagesMs.postprocess.mean;
   assert.ok(Math.abs(stages - l.mean) < 0.01, `${stages} vs ${l.mean}`);
+  assert.ok(c.stagesMs.queue!.p99 < 1, `queue p99 ${c.stagesMs.queue!.p99} ms`);
   assert.ok(c.stagesMs.inference.mean > 0 && c.stagesMs.preprocess.mean > 0);
-  // Throughput ≈ batch / latency for one instance (one closed loop). Tolerance: within the window W the loop's
-  // completed batches cover W except at most one batch at the start edge and the one in flight at the end, so
-  // |throughput · mean / batch − 1| ≤ max / W, plus 2% for the gaps between iterations; against the median add
-  // the measured |median − mean| / mean (the distribution's skew in this very run).
+  // Throughput ≈ batch / latency for one serial loop. Tolerance: the window W runs from the first batch's start to
+  // the last one's end, so the loop's batches cover W but for the gaps between iterations, and the last batch may
+  // start just before W's nominal end: |throughput · mean / batch − 1| ≤ max / W, plus 2% for the gaps; against
+  // the median add the measured |median − mean| / mean (the distribution's skew in this very run).
   const tol = l.max / c.durationMs + 0.02;
   const byMean = (c.imagesPerSecond * l.mean) / 1000 / c.batchSize;
   assert.ok(Math.abs(byMean - 1) <= tol, `throughput·mean/batch = ${byMean}, tolerance ${tol}`);
@@ -45,6 +49,19 @@ test('bench engine: yolov8n batch 1 × 1 instance for 2 s is well-formed and pla
   assert.ok(Math.abs(byMedian - 1) <= tolMedian, `throughput·median/batch = ${byMedian}, tolerance ${tolMedian}`);
   assert.ok(c.memory.peakRssBytes >= c.memory.baselineRssBytes && c.memory.peakRssBytes > 0);
   assert.equal(c.memory.peakGpuMemoryBytes, undefined);
+});
+
+test('bench engine: default pipeline depth 2 — N+1 pre-processed while N runs; latency includes the queueing (Little\'s law)', async () => {
+  const r = await runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 200, durationMs: 1500, image: BUS, command: 'test' });
+  assert.equal(r.settings.pipelineDepth, 2);
+  const c = r.configurations[0]!;
+  assert.equal(c.pipelineDepth, 2);
+  const l = c.latencyMs;
+  const stages = c.stagesMs.preprocess.mean + c.stagesMs.queue!.mean + c.stagesMs.inference.mean + c.stagesMs.postprocess.mean;
+  assert.ok(Math.abs(stages - l.mean) < 0.01, `${stages} vs ${l.mean}`);
+  // Mean batches in flight = throughput × mean latency (Little's law): above 1 when the stages overlap, at most 2.
+  const inFlight = (c.batchesPerSecond * l.mean) / 1000;
+  assert.ok(inFlight > 1.2 && inFlight <= 2.02, `mean batches in flight ${inFlight}`);
 });
 
 test('bench engine: a batch size the fixed-batch model cannot take → OSPREY_ERR_USAGE naming the fix', async () => {
@@ -56,8 +73,8 @@ test('bench engine: a batch size the fixed-batch model cannot take → OSPREY_ER
   checkBatchSizes(null, [1, 8, 32], 'dyn.onnx', ['batch', 3, 640, 640]); // dynamic: anything goes
 });
 
-test('bench engine: zero/negative batch, instances or duration → OSPREY_ERR_USAGE', async () => {
-  for (const bad of [{ batchSizes: [0] }, { instanceCounts: [-1] }, { durationMs: 0 }, { batchSizes: [1.5] }]) {
+test('bench engine: zero/negative batch, instances, duration or pipeline depth → OSPREY_ERR_USAGE', async () => {
+  for (const bad of [{ batchSizes: [0] }, { instanceCounts: [-1] }, { durationMs: 0 }, { batchSizes: [1.5] }, { pipelineDepth: 0 }]) {
     await assert.rejects(
       runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 0, durationMs: 100, command: 'test', ...bad }),
       (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'),

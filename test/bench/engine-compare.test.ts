@@ -46,6 +46,7 @@ test('HostCpuSampler: this process busy on one core for 300 ms shows ≈ 1 own c
 test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios and per-engine figures agree', async () => {
   const r = await runEngineComparison({ models: [FP32, INT8], batchSizes: [1], instanceCounts: [1], rounds: 2, warmupMs: 100, durationMs: 500, image: BUS, command: 'test' });
   assert.equal(r.kind, 'osprey-bench-engine-comparison');
+  assert.equal(r.settings.pipelineDepth, 2, 'the default: pre-processing of batch N+1 overlaps inference of N');
   assert.deepEqual(r.engines.map((e) => e.name), ['yolov8n', 'yolov8n_int8_dynamic']);
   assert.deepEqual(r.engines.map((e) => e.precision), ['fp32', 'int8']);
   assert.ok(r.engines.every((e) => e.executionProvider === 'cpu' && /^[0-9a-f]{64}$/.test(e.sha256 ?? '')));
@@ -75,6 +76,9 @@ test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios 
     const ws = c.windows.filter((w) => w.engine === k);
     assert.equal(e.batches, ws.reduce((s, w) => s + w.batches, 0));
     assert.equal(e.latencyMs.count, e.batches);
+    assert.equal(e.pipelineDepth, 2);
+    const stages = e.stagesMs.preprocess.mean + e.stagesMs.queue!.mean + e.stagesMs.inference.mean + e.stagesMs.postprocess.mean;
+    assert.ok(Math.abs(stages - e.latencyMs.mean) < 0.01, 'the stages, queue included, partition the latency');
   }
   // each engine reads back as a valid single-engine result; the text table has the ratio line
   for (const e of comparisonEngineResults(r)) parseBenchResult(JSON.parse(JSON.stringify(e)), 'in-memory');
@@ -94,7 +98,7 @@ test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios 
 
 test('comparison: one model, zero rounds, zero duration → OSPREY_ERR_USAGE; a missing model → OSPREY_ERR_MODEL_NOT_FOUND_FILE', async () => {
   const base = { models: [FP32, INT8], batchSizes: [1], instanceCounts: [1], rounds: 1, warmupMs: 0, durationMs: 100, command: 'test' };
-  for (const bad of [{ models: [FP32] }, { rounds: 0 }, { durationMs: 0 }, { batchSizes: [4] }]) {
+  for (const bad of [{ models: [FP32] }, { rounds: 0 }, { durationMs: 0 }, { batchSizes: [4] }, { pipelineDepth: 0 }]) {
     await assert.rejects(runEngineComparison({ ...base, ...bad }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'), JSON.stringify(bad));
   }
   await assert.rejects(runEngineComparison({ ...base, models: [FP32, data('models/absent.onnx')] }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_MODEL_NOT_FOUND_FILE'));

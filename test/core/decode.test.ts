@@ -115,3 +115,39 @@ test('postprocessImage maps boxes to source pixels and names classes', () => {
   assert.equal(d!.className, 'dog');
   assert.deepEqual(d!.box.map((v) => Math.round(v)), [576, 296, 704, 424]);
 });
+
+test('yolov8 decode: same candidates as a plain argmax over every class (random scores, ties, NaN, float32 threshold edge)', () => {
+  // The decoder skips scores not above the threshold before comparing with the running best; a plain argmax
+  // (first class reaching the maximum, then the strict threshold) must agree on every anchor.
+  const nc = 7;
+  const n = 500;
+  const data = new Float32Array((4 + nc) * n);
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < data.length; i++) data[i] = rand();
+  for (let a = 0; a < n; a++) for (let j = 0; j < 4; j++) data[j * n + a] = 10 + 600 * rand();
+  const conf = 0.3; // float32(0.3) = 0.30000001… is above the double 0.3: such a score passes the threshold
+  for (const [a, scores] of [
+    [0, [0.2, 0.9, 0.9, 0.1, 0.9, 0, 0]], // tie: the first class with the maximum wins
+    [1, [Math.fround(0.3), 0, 0, 0, 0, 0, 0]], // exactly float32(conf): kept (> the double conf)
+    [2, [NaN, 0.5, NaN, 0, 0, 0, 0]],
+    [3, [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]],
+    [4, [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]],
+  ] as const) scores.forEach((s, k) => (data[(4 + k) * n + a] = s));
+  const expected: { anchor: number; score: number; cls: number }[] = [];
+  for (let a = 0; a < n; a++) {
+    let best = -Infinity;
+    let cls = 0;
+    for (let k = 0; k < nc; k++) if (data[(4 + k) * n + a]! > best) [best, cls] = [data[(4 + k) * n + a]!, k];
+    if (best > conf) expected.push({ anchor: a, score: best, cls });
+  }
+  const c = decodeDetections({ dims: [1, 4 + nc, n], data }, detectOutputLayout([1, 4 + nc, n]), 0, { ...opts, confThreshold: conf, maxCandidates: 100000 });
+  assert.equal(c.count, expected.length);
+  expected.forEach((e, i) => {
+    assert.equal(c.scores[i], e.score, `anchor ${e.anchor}`);
+    assert.equal(c.classIds[i], e.cls, `anchor ${e.anchor}`);
+    assert.equal(c.boxes[i * 4], Math.fround(data[e.anchor]! - data[2 * n + e.anchor]! / 2));
+  });
+  assert.deepEqual(expected.slice(0, 3).map((e) => [e.anchor, e.cls]), [[0, 1], [1, 0], [2, 1]]);
+  assert.ok(expected.every((e) => e.anchor !== 3 && e.anchor !== 4));
+});

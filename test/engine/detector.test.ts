@@ -134,6 +134,23 @@ describe('Detector on yolov8n.onnx', () => {
     assert.deepEqual(classCounts(ok(results[7])), { person: 2, tie: 1 });
   });
 
+  it('pipelineDepth 1 (serial) and 2 (default, overlapped) give the same results, failures included; 0 is refused', async () => {
+    const inputs = [BUS_JPG, join(tmp.dir, 'missing.jpg'), ZIDANE_JPG, BUS_JPG, ZIDANE_JPG];
+    const order: number[][] = [];
+    const byDepth: ImageResult[][] = [];
+    for (const pipelineDepth of [1, 2]) {
+      const seen: number[] = [];
+      byDepth.push(await det.detectFiles(inputs, {}, { pipelineDepth, onResult: (i) => seen.push(i) }));
+      order.push(seen);
+    }
+    assert.deepEqual(byDepth[1], byDepth[0], 'same detections, same failures, in input order');
+    assert.equal((byDepth[0]![1] as { error: { code: string } }).error.code, 'OSPREY_ERR_FILE_NOT_FOUND');
+    assert.deepEqual(classCounts(ok(byDepth[1]![3])), { person: 4, bus: 1 });
+    assert.deepEqual(classCounts(ok(byDepth[1]![4])), { person: 2, tie: 1 });
+    for (const seen of order) assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4], 'onResult once per input');
+    await assert.rejects(det.detectFiles([BUS_JPG], {}, { pipelineDepth: 0 }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_ARGUMENT') && /pipelineDepth/.test(e.message));
+  });
+
   it('named byte inputs, and the options: classes, confidence threshold, max detections', async () => {
     const bytes = readFileSync(BUS_JPG);
     const [onlyBus] = await det.detectFiles([{ name: 'upload-1', bytes }], { classes: [5] });

@@ -58,6 +58,16 @@ describe('createOrtEngine (worker threads)', () => {
     assert.equal(input.length, 0, 'transferred ArrayBuffer is detached on the sending side');
   });
 
+  it('intraOpSpinning false (session.intra_op.allow_spinning 0) loads and gives the same output bit for bit', async () => {
+    const quiet = await createOrtEngine({ modelPath: MODEL_PATH, executionProviders: [EP], intraOpSpinning: false, warmup: false });
+    try {
+      const [a, b] = [await engine.run(zeroInput(engine)), await quiet.run(zeroInput(quiet))];
+      assert.deepEqual(a.output0!.data, b.output0!.data);
+    } finally {
+      await quiet.close();
+    }
+  });
+
   it('IO buffer reuse: onInputsReleased hands the input buffer back (moved, intact) for the next run', async () => {
     const feeds = zeroInput(engine);
     const first = await new Promise<{ out: Record<string, Tensor>; back: Record<string, Tensor> }>((resolve, reject) => {

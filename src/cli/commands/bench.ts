@@ -51,8 +51,17 @@ interface EngineOpts {
   durationMs: string;
   image?: string;
   intraOpThreads?: string;
+  intraOpSpinning: boolean;
+  pipelineDepth: string;
   json?: string;
   plot?: string;
+}
+
+/** `--pipeline-depth`: one positive integer. @throws OspreyError OSPREY_ERR_USAGE. */
+function pipelineDepthOf(o: EngineOpts): number {
+  const d = parseIntList(o.pipelineDepth, '--pipeline-depth');
+  if (d.length !== 1) throw new OspreyError('OSPREY_ERR_USAGE', `--pipeline-depth takes one number, got ${o.pipelineDepth}`, {});
+  return d[0]!;
 }
 
 interface ServerOpts {
@@ -114,6 +123,8 @@ async function compareEngines(o: EngineOpts): Promise<void> {
     durationMs: parseNumber(o.durationMs, '--duration-ms')!,
     ...(o.image ? { image: o.image } : {}),
     ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
+    pipelineDepth: pipelineDepthOf(o),
+    ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
     command: commandLine(),
     onWindow: (w, cfg) =>
       process.stderr.write(
@@ -147,6 +158,12 @@ export function register(program: Command): void {
     .option('--duration-ms <ms>', 'measured time per configuration, the run stops on duration (comparison: per engine per round)', '5000')
     .option('--image <file>', 'image decoded + letterboxed on every iteration (default: a synthetic 1280×720 JPEG)')
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads per session (default: ORT decides)')
+    .option('--no-intra-op-spinning', "ONNX Runtime's intra-op threads sleep instead of spinning between parallel sections (session.intra_op.allow_spinning 0)")
+    .option(
+      '--pipeline-depth <n>',
+      'batches in flight per instance: 2 decodes + letterboxes batch N+1 while N runs and post-processes N while N+1 runs; 1 = serial (pre → infer → post)',
+      '2',
+    )
     .option('--json <file>', 'write the result as JSON')
     .option('--plot <file>', 'write a latency-vs-throughput SVG')
     .action(async (o: EngineOpts) => {
@@ -167,6 +184,8 @@ export function register(program: Command): void {
         durationMs: parseNumber(o.durationMs, '--duration-ms')!,
         ...(o.image ? { image: o.image } : {}),
         ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
+        pipelineDepth: pipelineDepthOf(o),
+        ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
         command: commandLine(),
         onConfiguration: (ev, k, total, b, i) => {
           if (ev === 'start') {
