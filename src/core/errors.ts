@@ -123,6 +123,7 @@ export const ERROR_CATALOGUE = {
   OSPREY_ERR_CUDA_LIBRARY: { meaning: 'A CUDA library Osprey\'s GPU engine needs (libcuda, NVRTC, cuDNN) was not found or could not be loaded', http: 503, grpc: G.UNAVAILABLE, solve: 'Run `osprey doctor`: it lists what was found where, and the fix for each missing library' },
   OSPREY_ERR_CUDA: { meaning: 'A CUDA driver, NVRTC or cuDNN call failed', http: 500, grpc: G.INTERNAL, solve: 'The message names the call and its status (e.g. CUDA_ERROR_OUT_OF_MEMORY); check the GPU with nvidia-smi' },
   OSPREY_ERR_GPU_COMPILE: { meaning: 'The GPU engine builder cannot lower, fuse or plan the model', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'The message names the node and the unsupported feature; use the ONNX Runtime engine (--ep cuda) for this model' },
+  OSPREY_ERR_GPU_NOT_FOUND: { meaning: 'A GPU the model config (`instanceGroup[].gpus`), `--gpus` or the GPU engine needs does not exist on this machine, or no NVIDIA GPU/driver is present', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'Run `osprey doctor` to list the GPUs found (CUDA device ordinals); use one of their ids, or a KIND_CPU instance group on a machine without a GPU' },
   OSPREY_ERR_ENGINE_INCOMPATIBLE: { meaning: 'A GPU engine file was built for another GPU architecture, driver or library version, or is damaged', http: 400, grpc: G.FAILED_PRECONDITION, solve: 'Rebuild the engine on this machine: osprey build --engine cuda' },
 } as const satisfies Record<string, ErrorSpec>;
 

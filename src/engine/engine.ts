@@ -2,6 +2,7 @@
  * The one Engine interface every inference backend implements (ONNX Runtime today).
  */
 import type { Tensor, TensorSpec } from '../core/types.js';
+import type { GpuInfo } from '../gpu/system.js';
 
 export type { TensorSpec };
 
@@ -50,7 +51,7 @@ export interface Engine {
 
 /**
  * What every backend needs to load one instance group of a model version (Triton's instance group): the lifecycle
- * (src/repository/lifecycle.ts) calls a backend's {@link EngineFactory} with it, once per group.
+ * (src/repository/lifecycle.ts) calls a backend's {@link EngineFactory} with it, once per group and GPU.
  */
 export interface EngineLoadOptions {
   /** The model file (`.onnx`, or a backend's own engine file). */
@@ -59,8 +60,14 @@ export interface EngineLoadOptions {
   executionProviders: readonly string[];
   /** Instances in the group (`instanceGroup[].count`): each runs one batch at a time. */
   instances: number;
-  /** GPU ordinal for device providers (`instanceGroup[].gpus[0]`). */
+  /**
+   * CUDA device ordinal the instances are pinned to (ONNX Runtime's CUDA EP `device_id`; the GPU engine's device):
+   * the lifecycle calls the factory once per GPU of an instance group (`instanceGroup[].gpus`, Triton's placement:
+   * `count` instances on each listed GPU). 0 for CPU groups.
+   */
   deviceId: number;
+  /** The GPU `deviceId` names, as the inventory read it (name, compute capability); absent for CPU groups and when no GPU is known. */
+  gpu?: GpuInfo;
   /** CPU threads per instance (`parameters.intra_op_thread_count`); undefined = the backend's choice. */
   intraOpNumThreads?: number;
   /** Zero-input warmup runs inside the backend; the lifecycle passes 0 and runs the version's warmup itself. */

@@ -3,6 +3,11 @@
  * instance-group role): the dynamic batcher takes an idle instance for each batch it dispatches, and
  * {@link EnginePool} (`osprey detect`, benches) sends each run to the instance with the fewest runs in flight.
  * Both read the same per-instance counters.
+ *
+ * On a multi-GPU host each instance carries the GPU it is pinned to, and both choices spread work across GPUs by
+ * queue depth: among the candidates, the instance whose GPU has the fewest runs in flight (summed over that GPU's
+ * instances) goes first, so two batches land on two GPUs before a second instance of one GPU is used — Triton's
+ * instance groups across GPUs, with the choice of its rate limiter made by device load.
  */
 import { OspreyError } from '../core/errors.js';
 import type { Engine } from './engine.js';
@@ -15,6 +20,8 @@ export interface InstanceStat {
   executions: number;
   /** Total time spent executing, ns. */
   busyNs: number;
+  /** CUDA device ordinal the instance is pinned to; null on the CPU. */
+  gpu: number | null;
 }
 
 /**
@@ -28,14 +35,32 @@ export class InstancePool<E = Engine> {
   private readonly idle: number[];
   private readonly inFlight: number[];
   private readonly stats: InstanceStat[];
+  /** GPU of each instance (null: CPU). */
+  readonly devices: readonly (number | null)[];
+  /** Runs in flight per GPU (key null: the CPU instances). */
+  private readonly deviceDepth = new Map<number | null, number>();
   private cursor = 0;
 
-  constructor(engines: readonly E[]) {
+  /**
+   * @param devices the GPU each engine is pinned to (CUDA device ordinal), null for CPU instances; default all null.
+   * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` (no engines, or `devices` of another length).
+   */
+  constructor(engines: readonly E[], devices?: readonly (number | null)[]) {
     if (engines.length === 0) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', 'an instance pool needs at least one engine instance');
+    if (devices && devices.length !== engines.length) {
+      throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `an instance pool got ${engines.length} engines but ${devices.length} device labels`);
+    }
     this.engines = engines;
+    this.devices = devices ? [...devices] : engines.map(() => null);
     this.idle = engines.map((_e, i) => i);
     this.inFlight = engines.map(() => 0);
-    this.stats = engines.map(() => ({ busy: false, executions: 0, busyNs: 0 }));
+    this.stats = engines.map((_e, i) => ({ busy: false, executions: 0, busyNs: 0, gpu: this.devices[i]! }));
+    for (const d of this.devices) this.deviceDepth.set(d, 0);
+  }
+
+  /** Runs in flight on GPU `gpu` (null: on the CPU instances). */
+  depthOf(gpu: number | null): number {
+    return this.deviceDepth.get(gpu) ?? 0;
   }
 
   get size(): number {
@@ -53,8 +78,13 @@ export class InstancePool<E = Engine> {
 
   /** Takes the longest-idle instance (FIFO), or undefined when all are busy. Pair with {@link release}. */
   takeIdle(): number | undefined {
-    const i = this.idle.shift();
-    if (i === undefined) return undefined;
+    if (this.idle.length === 0) return undefined;
+    // the longest-idle instance of the least loaded GPU (one pass; FIFO among equals)
+    let at = 0;
+    for (let k = 1; k < this.idle.length; k++) {
+      if (this.depthOf(this.devices[this.idle[k]!]!) < this.depthOf(this.devices[this.idle[at]!]!)) at = k;
+    }
+    const i = this.idle.splice(at, 1)[0]!;
     this.begin(i);
     return i;
   }
@@ -70,7 +100,13 @@ export class InstancePool<E = Engine> {
     for (let k = 0; k < n; k++) {
       const i = (this.cursor + k) % n;
       if (!alive(this.engines[i]!)) continue;
-      if (best === undefined || this.inFlight[i]! < this.inFlight[best]!) best = i;
+      if (
+        best === undefined ||
+        this.inFlight[i]! < this.inFlight[best]! ||
+        (this.inFlight[i] === this.inFlight[best] && this.depthOf(this.devices[i]!) < this.depthOf(this.devices[best]!))
+      ) {
+        best = i;
+      }
     }
     this.cursor = (this.cursor + 1) % n;
     if (best === undefined) return undefined;
@@ -82,6 +118,7 @@ export class InstancePool<E = Engine> {
 
   private begin(i: number): void {
     this.inFlight[i]!++;
+    this.deviceDepth.set(this.devices[i]!, this.depthOf(this.devices[i]!) + 1);
     this.stats[i]!.busy = true;
   }
 
@@ -91,6 +128,7 @@ export class InstancePool<E = Engine> {
     s.executions++;
     s.busyNs += busyNs;
     this.inFlight[i]!--;
+    this.deviceDepth.set(this.devices[i]!, this.depthOf(this.devices[i]!) - 1);
     if (this.inFlight[i] === 0) {
       s.busy = false;
       this.idle.push(i);
@@ -99,6 +137,6 @@ export class InstancePool<E = Engine> {
 
   /** A snapshot of the counters (copies). */
   snapshot(): InstanceStat[] {
-    return this.stats.map((s) => ({ busy: s.busy, executions: s.executions, busyNs: Math.round(s.busyNs) }));
+    return this.stats.map((s) => ({ busy: s.busy, executions: s.executions, busyNs: Math.round(s.busyNs), gpu: s.gpu }));
   }
 }

@@ -47,6 +47,57 @@ function cudaVersionText(v: number): string {
 }
 
 /**
+ * The devices the CUDA driver sees (CUDA device ordinals, after `CUDA_VISIBLE_DEVICES`), from `libcuda.so.1` at
+ * `libcudaPath`: cuInit, cuDeviceGetCount, then name, compute capability (attributes 75/76), SM count (16) and memory
+ * of each. Throws only when the library cannot be opened (koffi's error); a failing cuInit becomes `note`.
+ */
+export async function listCudaDevices(libcudaPath: string): Promise<{ devices: CudaDeviceStatus[]; driverApiVersion?: string; note?: string }> {
+  const koffi = (await import('koffi')).default;
+  const lib = koffi.load(libcudaPath);
+  const devices: CudaDeviceStatus[] = [];
+  let driverApiVersion: string | undefined;
+  const ver = lib.func('int cuDriverGetVersion(_Out_ int *v)');
+  const v = [0];
+  if (ver(v) === 0) driverApiVersion = cudaVersionText(v[0]!);
+  const init = lib.func('int cuInit(unsigned int flags)');
+  const r = init(0) as number;
+  if (r !== 0) {
+    const nameFn = lib.func('int cuGetErrorName(int status, _Out_ const char **name)');
+    const n: (string | null)[] = [null];
+    nameFn(r, n);
+    return { devices, ...(driverApiVersion ? { driverApiVersion } : {}), note: `cuInit failed: ${n[0] ?? r}${r === 100 ? ' (no CUDA-capable GPU is visible)' : ''}` };
+  }
+  const count = [0];
+  lib.func('int cuDeviceGetCount(_Out_ int *c)')(count);
+  const get = lib.func('int cuDeviceGet(_Out_ int *d, int ordinal)');
+  const attr = lib.func('int cuDeviceGetAttribute(_Out_ int *v, int attrib, int dev)');
+  const nameFn = lib.func('int cuDeviceGetName(_Out_ uint8_t *name, int len, int dev)');
+  const mem = lib.func('int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)');
+  for (let i = 0; i < count[0]!; i++) {
+    const d = [0];
+    get(d, i);
+    const a = (k: number) => {
+      const out = [0];
+      attr(out, k, d[0]);
+      return out[0]!;
+    };
+    const buf = new Uint8Array(256);
+    nameFn(buf, 256, d[0]);
+    const m = [0];
+    mem(m, d[0]);
+    const end = buf.indexOf(0);
+    devices.push({
+      index: i,
+      name: new TextDecoder().decode(buf.subarray(0, end < 0 ? 256 : end)),
+      computeCapability: `${a(75)}.${a(76)}`,
+      multiprocessors: a(16),
+      memoryBytes: Number(m[0]),
+    });
+  }
+  return { devices, ...(driverApiVersion ? { driverApiVersion } : {}), ...(devices.length === 0 ? { note: 'the driver lists no device' } : {}) };
+}
+
+/**
  * Finds and loads each library and asks it for its version; lists devices when libcuda loads and cuInit succeeds.
  * Never throws: every failure becomes a line of the report.
  */
@@ -56,7 +107,6 @@ export async function gpuEngineReport(host: DiscoveryHost = systemDiscoveryHost(
   let driverApiVersion: string | undefined;
   const devices: CudaDeviceStatus[] = [];
   let devicesNote: string | undefined;
-  const koffi = (await import('koffi')).default;
   for (const s of searches) {
     const st: CudaLibraryStatus = { id: s.spec.id, title: s.spec.title, required: s.spec.required, found: !!s.found, searchedFolders: s.searched.length };
     if (!s.found) {
@@ -69,48 +119,11 @@ export async function gpuEngineReport(host: DiscoveryHost = systemDiscoveryHost(
     if (s.found.fileVersion) st.version = s.found.fileVersion;
     try {
       if (s.spec.id === 'cuda') {
-        const lib = koffi.load(s.found.path);
-        const ver = lib.func('int cuDriverGetVersion(_Out_ int *v)');
-        const v = [0];
-        if (ver(v) === 0) driverApiVersion = cudaVersionText(v[0]!);
+        const listed = await listCudaDevices(s.found.path);
+        driverApiVersion = listed.driverApiVersion ?? driverApiVersion;
         st.version = driverApiVersion ?? st.version;
-        const init = lib.func('int cuInit(unsigned int flags)');
-        const r = init(0) as number;
-        if (r !== 0) {
-          const nameFn = lib.func('int cuGetErrorName(int status, _Out_ const char **name)');
-          const n: (string | null)[] = [null];
-          nameFn(r, n);
-          devicesNote = `cuInit failed: ${n[0] ?? r}${r === 100 ? ' (no CUDA-capable GPU is visible)' : ''}`;
-        } else {
-          const count = [0];
-          lib.func('int cuDeviceGetCount(_Out_ int *c)')(count);
-          const get = lib.func('int cuDeviceGet(_Out_ int *d, int ordinal)');
-          const attr = lib.func('int cuDeviceGetAttribute(_Out_ int *v, int attrib, int dev)');
-          const nameFn = lib.func('int cuDeviceGetName(_Out_ uint8_t *name, int len, int dev)');
-          const mem = lib.func('int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)');
-          for (let i = 0; i < count[0]!; i++) {
-            const d = [0];
-            get(d, i);
-            const a = (k: number) => {
-              const v = [0];
-              attr(v, k, d[0]);
-              return v[0]!;
-            };
-            const buf = new Uint8Array(256);
-            nameFn(buf, 256, d[0]);
-            const m = [0];
-            mem(m, d[0]);
-            const end = buf.indexOf(0);
-            devices.push({
-              index: i,
-              name: new TextDecoder().decode(buf.subarray(0, end < 0 ? 256 : end)),
-              computeCapability: `${a(75)}.${a(76)}`,
-              multiprocessors: a(16),
-              memoryBytes: Number(m[0]),
-            });
-          }
-          if (devices.length === 0) devicesNote = 'the driver lists no device';
-        }
+        devices.push(...listed.devices);
+        if (listed.note) devicesNote = listed.note;
       } else {
         const { loadCudaLibrary } = await import('../cuda/loader.js');
         const { lib } = loadCudaLibrary(s.spec.id, searches);

@@ -42,10 +42,16 @@ export const METRIC = {
   imagesTotal: 'osprey_images_total',
   /** Counter: detections returned by the detect route. */
   detectionsTotal: 'osprey_detections_total',
-  /** Counter seconds: time each engine instance spent executing (label `instance`). */
+  /** Counter seconds: time each engine instance spent executing (label `instance`; `gpu` too on a GPU instance). */
   instanceBusySeconds: 'osprey_instance_busy_seconds_total',
   /** Gauge 0..1: fraction of time each instance was executing since the previous scrape. */
   instanceUtilization: 'osprey_instance_utilization_ratio',
+  /** Counter seconds: time the instances pinned to each GPU spent executing, summed (label `gpu` = CUDA device ordinal; absent without GPU instances). */
+  gpuBusySeconds: 'osprey_gpu_busy_seconds_total',
+  /** Counter: batches executed by the instances pinned to each GPU (label `gpu`). */
+  gpuExecutions: 'osprey_gpu_executions_total',
+  /** Gauge: batches executing now on each GPU (label `gpu`): the queue depth the instance pool spreads by. */
+  gpuBusyInstances: 'osprey_gpu_busy_instances',
   /** Gauge: 1 per loaded model version (label `state`). */
   modelState: 'osprey_model_state',
   /**

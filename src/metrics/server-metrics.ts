@@ -18,7 +18,8 @@ export interface MetricsSource {
     version: number;
     state: string;
     pendingRequests: number;
-    instances: Array<{ busyNs: number }>;
+    /** Per instance: busy time, batches run, whether it is running one now, the GPU it is pinned to (null/absent: CPU). */
+    instances: Array<{ busyNs: number; executions?: number; busy?: boolean; gpu?: number | null }>;
   }>;
   /** Every model the repository knows, loaded or not, with whether it has a READY version (`osprey_model_ready`). */
   models?(): Promise<Array<{ model: string; ready: boolean }>>;
@@ -40,6 +41,10 @@ export function failureOutcome(reason: string | undefined): RequestOutcome {
 
 type MV = { model: string; version: string };
 
+/** `{ gpu: "1" }` for an instance pinned to GPU 1; nothing for a CPU instance (so CPU series keep their labels). */
+function gpuLabel(inst: { gpu?: number | null }): { gpu?: string } {
+  return inst.gpu !== undefined && inst.gpu !== null ? { gpu: String(inst.gpu) } : {};
+}
 
 export interface ServerMetricsOptions {
   /** Collect process CPU/memory/event-loop metrics (prom-client defaults). Default true. */
@@ -105,19 +110,59 @@ export class ServerMetrics {
     new Counter({
       name: METRIC.instanceBusySeconds,
       help: 'Time each engine instance spent executing batches, seconds',
-      labelNames: [...mv, 'instance'],
+      labelNames: [...mv, 'instance', 'gpu'],
       registers: r,
       collect() {
         this.reset();
         for (const v of self.source?.versions() ?? []) {
-          v.instances.forEach((inst, i) => this.inc({ model: v.model, version: String(v.version), instance: String(i) }, inst.busyNs / 1e9));
+          v.instances.forEach((inst, i) => this.inc({ model: v.model, version: String(v.version), instance: String(i), ...gpuLabel(inst) }, inst.busyNs / 1e9));
         }
+      },
+    });
+    // per-GPU sums over the instances pinned to each GPU (nothing on a CPU-only server)
+    const perGpu = (pick: (inst: { busyNs: number; executions?: number; busy?: boolean }) => number) => {
+      const out: Array<{ labels: { model: string; version: string; gpu: string }; value: number }> = [];
+      for (const v of self.source?.versions() ?? []) {
+        const sums = new Map<number, number>();
+        for (const inst of v.instances) if (inst.gpu !== undefined && inst.gpu !== null) sums.set(inst.gpu, (sums.get(inst.gpu) ?? 0) + pick(inst));
+        for (const [gpu, value] of [...sums].sort((a, b) => a[0] - b[0])) out.push({ labels: { model: v.model, version: String(v.version), gpu: String(gpu) }, value });
+      }
+      return out;
+    };
+    new Counter({
+      name: METRIC.gpuBusySeconds,
+      help: 'Time the engine instances pinned to each GPU spent executing batches, summed, seconds',
+      labelNames: [...mv, 'gpu'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const { labels, value } of perGpu((i) => i.busyNs / 1e9)) this.inc(labels, value);
+      },
+    });
+    new Counter({
+      name: METRIC.gpuExecutions,
+      help: 'Batches executed by the engine instances pinned to each GPU',
+      labelNames: [...mv, 'gpu'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const { labels, value } of perGpu((i) => i.executions ?? 0)) this.inc(labels, value);
+      },
+    });
+    new Gauge({
+      name: METRIC.gpuBusyInstances,
+      help: 'Engine instances executing a batch now on each GPU',
+      labelNames: [...mv, 'gpu'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const { labels, value } of perGpu((i) => (i.busy ? 1 : 0))) this.set(labels, value);
       },
     });
     new Gauge({
       name: METRIC.instanceUtilization,
       help: 'Fraction of time each engine instance was executing since the previous scrape (0..1)',
-      labelNames: [...mv, 'instance'],
+      labelNames: [...mv, 'instance', 'gpu'],
       registers: r,
       collect() {
         this.reset();
@@ -129,7 +174,7 @@ export class ServerMetrics {
             self.lastBusy.set(key, { busyNs: inst.busyNs, at: now });
             if (prev && now > prev.at) {
               const ratio = Math.min(1, Math.max(0, (inst.busyNs - prev.busyNs) / 1e6 / (now - prev.at)));
-              this.set({ model: v.model, version: String(v.version), instance: String(i) }, ratio);
+              this.set({ model: v.model, version: String(v.version), instance: String(i), ...gpuLabel(inst) }, ratio);
             }
           });
         }

@@ -98,8 +98,10 @@ const DetectionSchema = Strict({
 /** The config file schema (every key optional: missing ones are auto-completed from the model). */
 export const ModelConfigSchema = Strict({
   name: Type.Optional(Type.String({ minLength: 1 })),
-  platform: Type.Optional(Type.Union([Type.Literal('onnxruntime_onnx')])),
-  backend: Type.Optional(Type.Union([Type.Literal('onnxruntime')])),
+  /** `onnxruntime_onnx` (an ONNX file run by ONNX Runtime) or `osprey_cuda_engine` (an engine built by `osprey build --engine cuda`). */
+  platform: Type.Optional(Type.Union([Type.Literal('onnxruntime_onnx'), Type.Literal('osprey_cuda_engine')])),
+  /** `onnxruntime` or `osprey-cuda` (Osprey's own GPU engine); either key selects the backend. */
+  backend: Type.Optional(Type.Union([Type.Literal('onnxruntime'), Type.Literal('osprey-cuda')])),
   maxBatchSize: Type.Optional(Int(0)),
   input: Type.Optional(Type.Array(TensorConfigSchema)),
   output: Type.Optional(Type.Array(TensorConfigSchema)),
@@ -118,6 +120,8 @@ export const ModelConfigSchema = Strict({
   modelWarmup: Type.Optional(Type.Array(WarmupSchema)),
   parameters: Type.Optional(Type.Record(Type.String(), ParameterValueSchema)),
   defaultModelFilename: Type.Optional(Type.String({ minLength: 1 })),
+  /** Triton's per-GPU files: compute capability ("9.0") → file in the version folder built for it (e.g. `model.sm90.engine`). */
+  ccModelFilenames: Type.Optional(Type.Record(Type.String({ pattern: '^[0-9]+\\.[0-9]+$' }), Type.String({ minLength: 1 }))),
   /** Osprey's detection post-processing defaults for `/detect` and streams. */
   detection: Type.Optional(DetectionSchema),
 });
@@ -197,8 +201,8 @@ export interface DetectionConfig {
 /** A model config with every key present (defaults applied, inputs/outputs completed from the model). */
 export interface ModelConfig {
   name: string;
-  platform: 'onnxruntime_onnx';
-  backend: 'onnxruntime';
+  platform: ModelPlatform;
+  backend: ModelBackend;
   /** 0 = the model has no batch axis Osprey may use (requests carry the full shape). */
   maxBatchSize: number;
   input: TensorConfig[];
@@ -211,8 +215,15 @@ export interface ModelConfig {
   /** Free-form string parameters (Triton `parameters`, e.g. `intra_op_thread_count`). */
   parameters: Record<string, string>;
   defaultModelFilename: string;
+  /** Compute capability → file built for it (Triton's `cc_model_filenames`); {} = none. Picked per GPU at load. */
+  ccModelFilenames: Record<string, string>;
   detection: DetectionConfig;
 }
+
+/** Backends a model config can name (`backend`), and the `platform` that goes with each. */
+export type ModelBackend = 'onnxruntime' | 'osprey-cuda';
+export type ModelPlatform = 'onnxruntime_onnx' | 'osprey_cuda_engine';
+export const PLATFORM_OF_BACKEND: Readonly<Record<ModelBackend, ModelPlatform>> = Object.freeze({ onnxruntime: 'onnxruntime_onnx', 'osprey-cuda': 'osprey_cuda_engine' });
 
 /** Every default of the config, in one place. */
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -405,6 +416,11 @@ export function resolveModelConfig(file: ModelConfigFile, name: string, model?: 
     gpus: g.gpus ?? [],
   }));
   if (instanceGroup.length === 0) throw configError(where, 'instanceGroup', 'must list at least one group');
+  instanceGroup.forEach((g, i) => {
+    if (g.kind === 'KIND_CPU' && g.gpus.length > 0) throw configError(where, `instanceGroup[${i}].gpus`, 'a KIND_CPU group runs on no GPU: remove gpus, or use KIND_GPU');
+    const dup = g.gpus.find((id, j) => g.gpus.indexOf(id) !== j);
+    if (dup !== undefined) throw configError(where, `instanceGroup[${i}].gpus`, `GPU ${dup} is listed twice (count instances go on each listed GPU)`);
+  });
 
   // ---- warmup ----
   const modelWarmup: WarmupConfig[] = (file.modelWarmup ?? []).map((w, i) => {
@@ -455,10 +471,26 @@ export function resolveModelConfig(file: ModelConfigFile, name: string, model?: 
     ...(d.classes ? { classes: [...d.classes] } : {}),
   };
 
+  // ---- backend / per-GPU files ----
+  const backendOfPlatform = (Object.entries(PLATFORM_OF_BACKEND) as Array<[ModelBackend, ModelPlatform]>).find(([, p]) => p === file.platform)?.[0];
+  if (file.backend !== undefined && backendOfPlatform !== undefined && file.backend !== backendOfPlatform) {
+    throw configError(where, 'backend', `'${file.backend}' contradicts platform '${file.platform}' (which is backend '${backendOfPlatform}')`);
+  }
+  const backend: ModelBackend = file.backend ?? backendOfPlatform ?? 'onnxruntime';
+  const ccModelFilenames: Record<string, string> = {};
+  for (const [cc, f] of Object.entries(file.ccModelFilenames ?? {})) {
+    try {
+      checkRelativePath(f, { model: name, keyPath: `ccModelFilenames.${cc}` });
+    } catch (err) {
+      throw configError(where, `ccModelFilenames.${cc}`, (err as Error).message.replace(/^[^:]*: /, ''), 'OSPREY_ERR_PATH_NOT_ALLOWED');
+    }
+    ccModelFilenames[cc] = f;
+  }
+
   return {
     name,
-    platform: 'onnxruntime_onnx',
-    backend: 'onnxruntime',
+    platform: PLATFORM_OF_BACKEND[backend],
+    backend,
     maxBatchSize,
     input,
     output,
@@ -468,6 +500,7 @@ export function resolveModelConfig(file: ModelConfigFile, name: string, model?: 
     modelWarmup,
     parameters,
     defaultModelFilename: file.defaultModelFilename ?? CONFIG_DEFAULTS.defaultModelFilename,
+    ccModelFilenames,
     detection,
   };
 }
@@ -513,6 +546,7 @@ export function toTritonConfigJson(c: ModelConfig, extraParameters: Record<strin
     output: c.output.map(tensor),
     instance_group: c.instanceGroup.map((g) => ({ name: g.name, kind: g.kind, count: g.count, gpus: g.gpus })),
     default_model_filename: c.defaultModelFilename,
+    ...(Object.keys(c.ccModelFilenames).length > 0 ? { cc_model_filenames: c.ccModelFilenames } : {}),
     parameters: params,
     model_warmup: c.modelWarmup.map((w) => ({
       name: w.name,

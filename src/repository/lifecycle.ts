@@ -13,10 +13,13 @@ import type { DetectionModelSpec } from '../core/model-spec.js';
 import type { Tensor } from '../core/types.js';
 import { Detector } from '../engine/detector.js';
 import type { EngineFactory, EngineInfo, EngineInstances } from '../engine/engine.js';
+import { createGpuInstances } from '../engine/gpu-instances.js';
 import { InstancePool } from '../engine/instance-pool.js';
+import { checkGpuIds, describeGpus, gpuInventory, type GpuInventory } from '../gpu/inventory.js';
+import type { GpuInfo } from '../gpu/system.js';
 import { bucketWarmupSamples, warmupInstances, zeroFeeds, type WarmupSample } from '../engine/warmup.js';
 import { DynamicBatcher, defaultBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
-import { resolveModelConfig, type InstanceGroupConfig, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
+import { resolveModelConfig, type InstanceGroupConfig, type ModelBackend, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
 import { allocateStorage, bytesPerElement, elementCount, storageFromBytes } from './datatypes.js';
 import { readBoundedFile, resolveInModelFolder } from './paths.js';
 
@@ -77,8 +80,14 @@ export class ModelVersion {
 
 /** What a version load needs from its repository. */
 export interface LifecycleContext {
-  /** The backend. */
+  /** The `onnxruntime` backend (ONNX Runtime's `createOrtInstances` in production; tests may pass their own). */
   factory: EngineFactory;
+  /** Other backends by config `backend` name; `osprey-cuda` defaults to {@link createGpuInstances}. */
+  backends?: Partial<Record<ModelBackend, EngineFactory>> | undefined;
+  /** The GPUs of this host (default {@link gpuInventory}: nvidia-smi / the CUDA driver, read once). */
+  gpus?: (() => Promise<GpuInventory>) | undefined;
+  /** `--gpus`: replaces `instanceGroup[].gpus` of every group that is not KIND_CPU (command line over file). */
+  gpuIds?: readonly number[] | undefined;
   /** Execution providers for `KIND_AUTO` groups, in order. */
   executionProviders: readonly string[];
   /** Batcher observer of this version (metrics). */
@@ -102,6 +111,65 @@ export interface VersionSource {
   /** Where the config came from, for messages. */
   where: string;
   loadKey: string;
+  /** Compute capability → model file built for it, confined and present (from `ccModelFilenames`, plus `model.sm<XY>.engine` files for osprey-cuda). */
+  ccModelPaths?: Readonly<Record<string, string>>;
+}
+
+/** One engine-factory call of a version: an instance group on one GPU (or on the CPU). */
+export interface InstancePlacement {
+  group: number;
+  /** CUDA device ordinal; null for a CPU group. */
+  gpu: number | null;
+  /** The GPU as the inventory read it (null: CPU, or no GPU known for a device group on the onnxruntime backend). */
+  gpuInfo: GpuInfo | null;
+  /** Instances on it (`instanceGroup[].count`). */
+  count: number;
+}
+
+/**
+ * Where each instance group's instances go, Triton's placement: `count` instances on EACH GPU of
+ * `instanceGroup[].gpus` (or of `gpuIds`, the `--gpus` option, which replaces it); a KIND_GPU / KIND_AUTO group
+ * that names no GPU gets `count` instances on every GPU of the host, or one call on device 0 when the host has none
+ * and the backend is onnxruntime (its CUDA EP then falls back to, or is refused in favour of, the CPU as the
+ * execution providers say); KIND_CPU: one call with no GPU. Every named id must be a GPU of the inventory.
+ * @throws OspreyError `OSPREY_ERR_GPU_NOT_FOUND` (an id that does not exist, naming it and the GPUs found; or
+ *   backend osprey-cuda on a host with no GPU), `OSPREY_ERR_CONFIG` (osprey-cuda with a KIND_CPU group).
+ */
+export function placeInstances(
+  model: string,
+  groups: readonly InstanceGroupConfig[],
+  backend: ModelBackend,
+  inventory: GpuInventory,
+  gpuIds?: readonly number[],
+  /** Whether group `i` can only run on the CPU (its execution providers are `['cpu']`): placed once, not per GPU. */
+  cpuOnly: (i: number) => boolean = () => false,
+): InstancePlacement[] {
+  const out: InstancePlacement[] = [];
+  groups.forEach((g, gi) => {
+    if (g.kind === 'KIND_CPU') {
+      if (backend === 'osprey-cuda') {
+        throw new OspreyError('OSPREY_ERR_CONFIG', `${model}: instanceGroup[${gi}].kind: KIND_CPU, but backend osprey-cuda runs on GPUs only (use KIND_GPU, or backend onnxruntime for CPU instances)`, { keyPath: `instanceGroup[${gi}].kind` });
+      }
+      out.push({ group: gi, gpu: null, gpuInfo: null, count: g.count });
+      return;
+    }
+    const named = gpuIds ?? (g.gpus.length > 0 ? g.gpus : undefined);
+    if (named) checkGpuIds(named, inventory, gpuIds ? `${model}: --gpus` : `${model}: instanceGroup[${gi}].gpus`);
+    if (backend === 'onnxruntime' && cpuOnly(gi)) {
+      out.push({ group: gi, gpu: null, gpuInfo: null, count: g.count });
+      return;
+    }
+    const ids = named ?? inventory.gpus.map((x) => x.index);
+    if (ids.length === 0) {
+      if (backend === 'osprey-cuda') {
+        throw new OspreyError('OSPREY_ERR_GPU_NOT_FOUND', `${model}: backend osprey-cuda needs an NVIDIA GPU; GPUs found: ${describeGpus(inventory)}`, { gpusFound: [] });
+      }
+      out.push({ group: gi, gpu: 0, gpuInfo: null, count: g.count });
+      return;
+    }
+    for (const id of ids) out.push({ group: gi, gpu: id, gpuInfo: inventory.gpus.find((x) => x.index === id) ?? null, count: g.count });
+  });
+  return out;
 }
 
 /** Execution providers of an instance group kind. */
@@ -120,19 +188,30 @@ function providersFor(group: InstanceGroupConfig, eps: readonly string[]): reado
  */
 export async function loadModelVersion(src: VersionSource, ctx: LifecycleContext): Promise<ModelVersion> {
   const intraOp = intParameter(src.resolved.parameters, 'intra_op_thread_count');
+  const backend = src.resolved.backend;
+  const factory = backend === 'onnxruntime' ? ctx.factory : (ctx.backends?.[backend] ?? createGpuInstances);
   const engines: EngineInstances[] = [];
+  /** The GPU of each instance, in the pool's order (null: CPU). */
+  const devices: Array<number | null> = [];
   try {
-    for (const g of src.resolved.instanceGroup) {
-      engines.push(
-        await ctx.factory({
-          modelPath: src.modelPath,
-          executionProviders: providersFor(g, ctx.executionProviders),
-          instances: g.count,
-          deviceId: g.gpus[0] ?? 0,
-          ...(intraOp !== undefined ? { intraOpNumThreads: intraOp } : {}),
-          warmup: 0, // the version's warmup runs below, once, for every instance
-        }),
-      );
+    const placements = placeInstances(src.model, src.resolved.instanceGroup, backend, await (ctx.gpus ?? gpuInventory)(), ctx.gpuIds, (i) =>
+      providersFor(src.resolved.instanceGroup[i]!, ctx.executionProviders).every((e) => e === 'cpu'),
+    );
+    for (const p of placements) {
+      const g = src.resolved.instanceGroup[p.group]!;
+      const cc = p.gpuInfo?.computeCapability;
+      const loaded = await factory({
+        modelPath: (cc !== undefined ? src.ccModelPaths?.[cc] : undefined) ?? src.modelPath,
+        executionProviders: providersFor(g, ctx.executionProviders),
+        instances: p.count,
+        deviceId: p.gpu ?? 0,
+        ...(p.gpuInfo ? { gpu: p.gpuInfo } : {}),
+        ...(intraOp !== undefined ? { intraOpNumThreads: intraOp } : {}),
+        warmup: 0, // the version's warmup runs below, once, for every instance
+      });
+      engines.push(loaded);
+      const onGpu = p.gpu !== null && loaded.info.executionProvider !== 'cpu';
+      for (let i = 0; i < loaded.instances.length; i++) devices.push(onGpu ? p.gpu : null);
     }
     const info = engines[0]!.info;
     const config = resolveModelConfig(src.file, src.model, info, src.where);
@@ -152,7 +231,7 @@ export async function loadModelVersion(src: VersionSource, ctx: LifecycleContext
     await warmupInstances(instances, warmupSamples(config, info, src, ctx, batchBuckets));
     const batcher = new DynamicBatcher({
       name: `${src.model}:${src.version}`,
-      engines: new InstancePool(instances),
+      engines: new InstancePool(instances, devices),
       maxBatchSize: config.maxBatchSize,
       dynamicBatching: config.dynamicBatching,
       fixedBatchSize,

@@ -3,7 +3,8 @@
  * (`osprey build` writes one). When present it is verified at load; a mismatch refuses that version.
  *
  * Accepted shapes (any of): `{ "sha256": "<hex>" }` (the model file), `{ "modelSha256": "<hex>" }`,
- * `{ "files": { "model.onnx": "<hex>" | { "sha256": "<hex>" } } }`, `{ "files": [{ "path"|"name": "model.onnx", "sha256": "<hex>" }] }`.
+ * `{ "files": { "model.onnx": "<hex>" | { "sha256": "<hex>" } } }`, `{ "files": [{ "path"|"name": "model.onnx", "sha256": "<hex>" }] }`,
+ * `{ "engine": { "file": "model.sm90.engine", "sha256": "<hex>" } }` (`osprey build --engine cuda`).
  */
 import { stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
@@ -25,6 +26,12 @@ export function expectedHashes(manifest: unknown, modelFileName: string): Map<st
   const hex = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{64}$/i.test(v) ? v.toLowerCase() : undefined);
   const top = hex(m.sha256) ?? hex(m.modelSha256);
   if (top) out.set(modelFileName, top);
+  // `osprey build --engine cuda`'s manifest: { engine: { file: "model.sm90.engine", sha256 } }
+  const engine = m.engine;
+  if (engine && typeof engine === 'object' && typeof (engine as Record<string, unknown>).file === 'string') {
+    const h = hex((engine as Record<string, unknown>).sha256);
+    if (h) out.set((engine as Record<string, unknown>).file as string, h);
+  }
   const files = m.files;
   if (Array.isArray(files)) {
     for (const f of files) {

@@ -25,7 +25,8 @@ import { defaultExecutionProviders } from '../engine/execution-providers.js';
 import { createOrtInstances } from '../engine/ort-engine.js';
 import type { BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { parseModelConfigText, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelConfigFile, type VersionPolicy } from './config.js';
-import { loadModelVersion, type ModelState, type ModelVersion } from './lifecycle.js';
+import { loadModelVersion, type LifecycleContext, type ModelState, type ModelVersion } from './lifecycle.js';
+import type { GpuInventory } from '../gpu/inventory.js';
 import { verifyManifest } from './manifest.js';
 import { checkRelativePath, isInside, readBoundedFile, realAllowedTargets, resolveInModelFolder } from './paths.js';
 
@@ -63,7 +64,19 @@ export interface RepositoryOptions {
    * `--load-model=*`), or these names (`explicit` mode's `--load-model`; none when empty). Default `'*'`.
    */
   startupModels?: '*' | readonly string[];
+  /** Backends other than onnxruntime, by config `backend` name (default: `osprey-cuda` = Osprey's GPU engine). */
+  backends?: LifecycleContext['backends'];
+  /**
+   * `--gpus`: the GPUs (CUDA device ordinals) every non-CPU instance group is placed on, replacing the config's
+   * `instanceGroup[].gpus`. Checked against the host's GPUs at load (`OSPREY_ERR_GPU_NOT_FOUND`).
+   */
+  gpuIds?: readonly number[];
+  /** The host's GPUs. Default: nvidia-smi / the CUDA driver, read once per process (src/gpu/inventory.ts). */
+  gpus?: () => Promise<GpuInventory>;
 }
+
+/** The build's engine file names (`model.sm90.engine`, src/compile/serialize.ts engineFileName) → compute capability. */
+const ENGINE_FILE = /^(.+)\.sm([0-9]+)([0-9])\.engine$/;
 
 /** What a model folder offers: its config file (if any) and its version folders. */
 interface ModelSource {
@@ -181,6 +194,67 @@ export class ModelRepository {
     return names.sort();
   }
 
+  /**
+   * A version's files for its backend: the per-GPU files (`ccModelFilenames`, confined to the model folder; a listed
+   * file that is missing is skipped, so the portable default is used, as Triton does), and Osprey's GPU engine
+   * folders as `osprey build --engine cuda` writes them (`model.sm<XY>.engine` per compute capability, no
+   * `model.onnx`). A version whose folder (or `--model` file) holds only engine files and whose config names no
+   * backend is served by `osprey-cuda`.
+   */
+  private async versionFiles(
+    model: string,
+    modelDir: string,
+    v: number,
+    pinned: string | undefined,
+    file: ModelConfigFile,
+    resolved: ModelConfig,
+  ): Promise<{ file: ModelConfigFile; resolved: ModelConfig; ccModelPaths: Record<string, string>; defaultPath?: { path: string; display: string } }> {
+    const ccModelPaths: Record<string, string> = {};
+    const noBackend = file.backend === undefined && file.platform === undefined;
+    const asGpuEngine = (): { file: ModelConfigFile; resolved: ModelConfig } => ({
+      file: { ...file, backend: 'osprey-cuda' },
+      resolved: { ...resolved, backend: 'osprey-cuda', platform: 'osprey_cuda_engine' },
+    });
+    if (pinned !== undefined) {
+      const m = ENGINE_FILE.exec(basename(pinned));
+      if (m) ccModelPaths[`${m[2]}.${m[3]}`] = pinned;
+      const gpuEngine = resolved.backend === 'osprey-cuda' || (noBackend && extname(pinned) === '.engine');
+      return { ...(gpuEngine ? asGpuEngine() : { file, resolved }), ccModelPaths };
+    }
+    const versionDir = join(modelDir, String(v));
+    for (const [cc, f] of Object.entries(resolved.ccModelFilenames)) {
+      try {
+        const { path } = await resolveInModelFolder(modelDir, versionDir, f, { model, keyPath: `ccModelFilenames.${cc}` }, this.allowedTargets);
+        if ((await stat(path).catch(() => null))?.isFile()) ccModelPaths[cc] = path;
+      } catch (err) {
+        if (!(err instanceof OspreyError && err.code === 'OSPREY_ERR_MODEL_NOT_FOUND_FILE')) throw err;
+      }
+    }
+    const listing = await readdir(versionDir).catch(() => [] as string[]);
+    const engines = listing.filter((f) => ENGINE_FILE.test(f)).sort();
+    const hasDefault = listing.includes(resolved.defaultModelFilename);
+    const gpuEngine = resolved.backend === 'osprey-cuda' || (noBackend && !hasDefault && engines.length > 0);
+    if (!gpuEngine) return { file, resolved, ccModelPaths };
+    for (const f of engines) {
+      const m = ENGINE_FILE.exec(f)!;
+      const cc = `${m[2]}.${m[3]}`;
+      if (ccModelPaths[cc] !== undefined) continue;
+      ccModelPaths[cc] = (await resolveInModelFolder(modelDir, versionDir, f, { model, keyPath: 'ccModelFilenames' }, this.allowedTargets)).path;
+    }
+    const out = asGpuEngine();
+    if (file.defaultModelFilename !== undefined || hasDefault) return { ...out, ccModelPaths };
+    // no portable file: the engine of the highest compute capability stands for the version (load key, messages)
+    const first = Object.keys(ccModelPaths).sort((a, b) => Number(b) - Number(a))[0];
+    if (first === undefined) {
+      throw new OspreyError(
+        'OSPREY_ERR_MODEL_NOT_FOUND_FILE',
+        `${model}: version ${v}: backend osprey-cuda but no engine file (expected model.sm<XY>.engine, written by osprey build --engine cuda --out <version folder>, or ccModelFilenames)`,
+        { model },
+      );
+    }
+    return { ...out, ccModelPaths, defaultPath: { path: ccModelPaths[first]!, display: relative(modelDir, ccModelPaths[first]!) } };
+  }
+
   private async readSource(entry: ModelEntry, stagingDir?: string): Promise<ModelSource> {
     const pushedDir = stagingDir ?? entry.tempDir;
     if (pushedDir || (this.root && !entry.file)) {
@@ -294,16 +368,21 @@ export class ModelRepository {
           const pinned = source.versions.get(v);
           let modelPath: string;
           let shown: string;
+          const files = await this.versionFiles(entry.name, source.dir, v, pinned, file, resolved);
+          const vFile = files.file;
+          const vResolved = files.resolved;
           if (pinned !== undefined) {
             modelPath = pinned; // `--model PATH`: the operator's own file
             shown = basename(pinned);
+          } else if (files.defaultPath) {
+            ({ path: modelPath, display: shown } = files.defaultPath);
           } else {
             const versionDir = join(source.dir, String(v));
             ({ path: modelPath, display: shown } = await resolveInModelFolder(source.dir, versionDir, modelFileName, { model: entry.name, keyPath: 'defaultModelFilename' }, this.allowedTargets));
           }
           const st = await stat(modelPath).catch(() => null);
           if (!st?.isFile()) throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${entry.name}: ${shown}: not a regular model file`, { model: entry.name, path: shown });
-          const loadKey = `${modelPath}|${st.size}|${st.mtimeMs}|${JSON.stringify(file)}`;
+          const loadKey = `${modelPath}|${st.size}|${st.mtimeMs}|${JSON.stringify(vFile)}|${JSON.stringify(files.ccModelPaths)}|${this.options.gpuIds?.join(',') ?? ''}`;
           const existing = entry.versions.get(v);
           if (existing && existing.loadKey === loadKey && existing.state === 'READY') {
             next.set(v, existing);
@@ -311,8 +390,16 @@ export class ModelRepository {
           }
           if (pinned === undefined) await verifyManifest(join(source.dir, String(v)), modelFileName, { modelDir: source.dir, model: entry.name, allowedTargets: this.allowedTargets });
           const mv = await loadModelVersion(
-            { model: entry.name, version: v, modelPath, modelDir: source.dir, file, resolved, where, loadKey },
-            { factory: this.factory, executionProviders: this.eps, observer: this.options.observers?.(entry.name, v), allowedTargets: this.allowedTargets },
+            { model: entry.name, version: v, modelPath, modelDir: source.dir, file: vFile, resolved: vResolved, where, loadKey, ccModelPaths: files.ccModelPaths },
+            {
+              factory: this.factory,
+              backends: this.options.backends,
+              gpus: this.options.gpus,
+              gpuIds: this.options.gpuIds,
+              executionProviders: this.eps,
+              observer: this.options.observers?.(entry.name, v),
+              allowedTargets: this.allowedTargets,
+            },
           );
           created.push(mv);
           next.set(v, mv);

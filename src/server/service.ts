@@ -463,7 +463,7 @@ export class InferenceService {
               pending_requests: s.pendingRequests,
               inflight_requests: s.inflightRequests,
               rejected: s.rejected,
-              instances: s.instances.map((i) => ({ busy: i.busy, executions: i.executions, busy_ns: i.busyNs })),
+              instances: s.instances.map((i) => ({ busy: i.busy, executions: i.executions, busy_ns: i.busyNs, ...(i.gpu !== null ? { gpu: i.gpu } : {}) })),
               execution_provider: mv.info.executionProvider,
             },
           };

@@ -7,6 +7,8 @@ import * as ort from 'onnxruntime-node';
 import { DataType, encodeOnnxModel, makeTensor, makeValueInfo, type OnnxModel } from '../../src/onnx/index.js';
 import { GraphBuilder } from '../../src/onnx/passes/builder.js';
 import { rng } from '../support/rng.js';
+import { compilePlan } from '../../src/compile/index.js';
+import { writeEngineFile } from '../../src/compile/serialize.js';
 
 export interface Tiny {
   b: GraphBuilder;
@@ -162,4 +164,18 @@ export function relativeError(a: Float32Array, b: Float32Array): { rel: number; 
     max = Math.max(max, Math.abs(d));
   }
   return { rel: Math.sqrt(num / den), max, nan };
+}
+
+/**
+ * A real engine file of a tiny YOLO-shaped graph (compilePlan + writeEngineFile), as `osprey build --engine cuda`
+ * writes one, for compute capability `cc`. The cubin bytes stand for the kernels (no GPU here to compile for): only
+ * code that reads files, not code that launches kernels, can use it.
+ */
+export function tinyEngineFile(cc = '9.0'): Uint8Array {
+  const t = tinyModel(32);
+  detectHead(t, [{ x: c2f(t, conv(t, 'images', 3, 16, 3, 2), 16, 32, 1, true), c: 32, size: 16, stride: 2 }], 3, 4);
+  const { plan, weightData } = compilePlan(t.model, { k: 10 });
+  const cubin = new Uint8Array(4096).map((_, i) => (i * 31) & 255);
+  const target = { gpuName: 'NVIDIA H100 80GB HBM3', computeCapability: cc, driverVersion: '13.0', nvrtcVersion: '13.0', cudnnVersion: null };
+  return writeEngineFile({ createdAt: '2026-12-07T00:00:00Z', osprey: 'test', source: { file: 'tiny.onnx', sha256: '0'.repeat(64) }, target, plan, tactics: {}, build: {} }, weightData, cubin);
 }
