@@ -18,6 +18,7 @@ import { OspreyError } from '../core/errors.js';
 import { Detector } from '../engine/detector.js';
 import { DEFAULT_PIPELINE_DEPTH } from '../engine/pipeline.js';
 import { runClosedLoops } from './closed-loop.js';
+import { isGpuEnginePath } from '../engine/placed-engine.js';
 import { round, SampleBuffer, summarizeLatencies, percentile, mean } from './stats.js';
 import type { BenchModel, EngineBenchConfiguration, EngineBenchResult, StageTimeMs } from './result.js';
 import { benchEnvironment, gpuMemoryUsedBytes, MemorySampler, sha256File } from './system.js';
@@ -43,6 +44,8 @@ export interface EngineBenchOptions {
    * runs and post-processes N while N+1 runs; 1 is the serial loop (pre → inference → post, then the next batch).
    */
   pipelineDepth?: number;
+  /** `--gpus`: CUDA device ordinals; each configuration's instance count goes on EACH of them. */
+  gpuIds?: readonly number[];
   command: string;
   /** Called when a configuration starts / ends (progress). */
   onConfiguration?: (event: 'start' | 'end', index: number, total: number, batchSize: number, instances: number) => void;
@@ -70,7 +73,7 @@ export async function resolveModelPath(path: string): Promise<ResolvedModel> {
   } catch {
     throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${path}: no such model file or engine directory`, { path });
   }
-  if (st.isFile()) return { onnxPath: path, name: basename(path, extname(path)), precision: precisionFromName(path) };
+  if (st.isFile()) return { onnxPath: path, name: basename(path, extname(path)), precision: extname(path) === '.engine' ? 'fp16' : precisionFromName(path) };
   const direct = join(path, 'model.onnx');
   const readManifest = async (dir: string): Promise<{ precision?: string; path?: string }> => {
     const p = join(dir, 'manifest.json');
@@ -82,6 +85,11 @@ export async function resolveModelPath(path: string): Promise<ResolvedModel> {
     }
   };
   const isFile = async (p: string) => (await stat(p).catch(() => null))?.isFile() === true;
+  if (!(await isFile(direct)) && (await isGpuEnginePath(path))) {
+    // an `osprey build --engine cuda` folder: the engine of each GPU is picked by compute capability at load
+    const m = await readManifest(path);
+    return { onnxPath: path, name: basename(path.replace(/\/+$/, '')), precision: 'fp16', ...(m.path ? { manifestPath: m.path } : {}) };
+  }
   if (await isFile(direct)) {
     const m = await readManifest(path);
     return { onnxPath: direct, name: basename(path.replace(/\/+$/, '')), ...(m.precision ? { precision: m.precision } : {}), ...(m.path ? { manifestPath: m.path } : {}) };
@@ -161,9 +169,10 @@ async function measureConfiguration(
     warmupBatchSize: batchSize,
     ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
     ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
+    ...(o.gpuIds ? { gpuIds: o.gpuIds } : {}),
   });
   const ep = det.engine.info.executionProvider;
-  const sampler = new MemorySampler(ep === 'cuda' || ep === 'tensorrt');
+  const sampler = new MemorySampler(ep === 'cuda' || ep === 'tensorrt' || ep === 'osprey-cuda');
   sampler.start();
   const lat = new SampleBuffer();
   const pre = new SampleBuffer();
@@ -250,7 +259,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   }
 
   // Probe the model once (no warmup) for its batch axis and input, before any measurement.
-  const probe = await Detector.create({ modelPath: resolved.onnxPath, executionProviders: eps, instances: 1, warmup: 0 });
+  const probe = await Detector.create({ modelPath: resolved.onnxPath, executionProviders: eps, instances: 1, warmup: 0, ...(o.gpuIds ? { gpuIds: o.gpuIds.slice(0, 1) } : {}) });
   const spec = probe.spec;
   const inputSpec = probe.engine.info.inputs.find((i) => i.name === spec.inputName)!;
   await probe.close();
@@ -260,7 +269,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   const model: BenchModel = {
     name: resolved.name,
     path: o.model,
-    sha256: await sha256File(resolved.onnxPath),
+    sha256: await sha256File((await stat(resolved.onnxPath)).isDirectory() ? (resolved.manifestPath ?? resolved.onnxPath) : resolved.onnxPath),
     input: { name: inputSpec.name, type: inputSpec.type, shape: inputSpec.shape },
     ...(resolved.precision ? { precision: resolved.precision } : {}),
   };
@@ -288,6 +297,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
       pipelineDepth,
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
       ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
+      ...(o.gpuIds ? { gpuIds: [...o.gpuIds] } : {}),
     },
     configurations,
     skipped: [],

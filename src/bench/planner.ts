@@ -54,6 +54,11 @@ export interface PlanPoint {
   memoryBytes?: number;
   /** Which memory `memoryBytes` is. */
   memoryKind?: 'gpu' | 'host';
+  /**
+   * GPUs of one host the figure was measured on together (`--gpus 0,1`, `instance_group[].gpus`): a per-host figure.
+   * Absent = one GPU (or one CPU node).
+   */
+  gpus?: number;
 }
 
 export interface PlanRequest {
@@ -108,8 +113,11 @@ export interface Plan {
   unitsWithoutRedundancy: number;
   /** ratio × redundancy, before rounding. */
   unitsExact: number;
-  /** ⌈ratio × redundancy⌉: the answer. Named `gpus` as the issue asks, also for CPU nodes. */
+  /** ⌈ratio × redundancy⌉: the answer. Named `gpus` as the issue asks, also for CPU nodes; with a per-host figure, hosts × GPUs per host. */
   gpus: number;
+  /** With a per-host figure (measured on several GPUs of one host): the hosts, and GPUs in each; else null. */
+  hosts: number | null;
+  gpusPerHost: number | null;
   /** Planned share of the traffic per unit: totalQps ÷ gpus (images/s). */
   qpsPerUnit: number;
   /** Planned utilisation of each unit: qpsPerUnit ÷ perUnitQps. */
@@ -164,8 +172,10 @@ export function computePlan(req: PlanRequest): Plan {
     throw new OspreyError('OSPREY_ERR_USAGE', `--redundancy must be ≥ 1 (1 = no spare capacity), got ${redundancy}`, { option: '--redundancy', value: redundancy });
   }
   const unit = req.unit ?? 'gpu';
-  const unitName = unit === 'gpu' ? 'GPU' : 'CPU node';
-  const unitsName = unit === 'gpu' ? 'GPUs' : 'CPU nodes';
+  let unitName = unit === 'gpu' ? 'GPU' : 'CPU node';
+  let unitsName = unit === 'gpu' ? 'GPUs' : 'CPU nodes';
+  /** Set when the selected figure is per host (measured on several GPUs together): units are then hosts. */
+  let gpusPerHost: number | null = null;
   const arithmetic: string[] = [];
   const notes: string[] = [];
 
@@ -220,10 +230,17 @@ export function computePlan(req: PlanRequest): Plan {
     }
     const ok = candidates.filter((c) => c.meetsSlo && c.fitsMemory !== false);
     if (ok.length === 0) throw infeasible(candidates, slo, req.gpuMemoryGb);
-    ok.sort((a, b) => b.point.imagesPerSecond - a.point.imagesPerSecond || a.point.p99Ms - b.point.p99Ms);
+    // per GPU, so a 2-GPU host figure competes with 1-GPU figures on what each GPU delivers
+    const perGpu = (p: PlanPoint) => p.imagesPerSecond / (p.gpus ?? 1);
+    ok.sort((a, b) => perGpu(b.point) - perGpu(a.point) || a.point.p99Ms - b.point.p99Ms);
     selected = ok[0]!.point;
     if (ok[0]!.fitsMemory === null && limitBytes !== null) notes.push(`memory of the selected configuration was not measured; --gpu-memory-gb could not be checked for it`);
     perUnitQps = selected.imagesPerSecond;
+    if ((selected.gpus ?? 1) > 1) {
+      gpusPerHost = selected.gpus!;
+      unitName = `host of ${gpusPerHost} GPUs`;
+      unitsName = `hosts of ${gpusPerHost} GPUs`;
+    }
     arithmetic.push(
       `throughput per ${unitName} at p99 ≤ ${fmt(slo)} ms: ${fmt(perUnitQps, 1)} images/s — ${selected.label} (p99 ${fmt(selected.p99Ms)} ms), ` +
         `best of ${ok.length} of ${candidates.length} measured configurations meeting the target`,
@@ -234,12 +251,16 @@ export function computePlan(req: PlanRequest): Plan {
   const ratio = totalQps / perUnitQps;
   const unitsWithoutRedundancy = ceilTolerant(ratio);
   const unitsExact = ratio * redundancy;
-  const gpus = Math.max(1, ceilTolerant(unitsExact));
+  const units = Math.max(1, ceilTolerant(unitsExact));
   arithmetic.push(`${unitsName} without redundancy: ${fmt(totalQps)} ÷ ${fmt(perUnitQps, 1)} = ${fmt(ratio, 3)} → ⌈${fmt(ratio, 3)}⌉ = ${unitsWithoutRedundancy}`);
-  arithmetic.push(`${unitsName} with redundancy: ⌈${fmt(ratio, 3)} × ${fmt(redundancy)}⌉ = ⌈${fmt(unitsExact, 3)}⌉ = ${gpus}`);
-  const qpsPerUnit = totalQps / gpus;
+  arithmetic.push(`${unitsName} with redundancy: ⌈${fmt(ratio, 3)} × ${fmt(redundancy)}⌉ = ⌈${fmt(unitsExact, 3)}⌉ = ${units}`);
+  const gpus = gpusPerHost !== null ? units * gpusPerHost : units;
+  if (gpusPerHost !== null) {
+    arithmetic.push(`GPUs: ${units} hosts × ${gpusPerHost} GPUs = ${gpus} (the measured per-host figure, not ${gpusPerHost} × a one-GPU figure)`);
+  }
+  const qpsPerUnit = totalQps / units;
   const utilization = qpsPerUnit / perUnitQps;
-  arithmetic.push(`load per ${unitName}: ${fmt(totalQps)} ÷ ${gpus} = ${fmt(qpsPerUnit, 1)} images/s (${fmt(utilization * 100, 1)}% of ${fmt(perUnitQps, 1)})`);
+  arithmetic.push(`load per ${unitName}: ${fmt(totalQps)} ÷ ${units} = ${fmt(qpsPerUnit, 1)} images/s (${fmt(utilization * 100, 1)}% of ${fmt(perUnitQps, 1)})`);
 
   // ---- recommendation ----
   let maxQueueDelayMicroseconds: number | null = null;
@@ -281,6 +302,8 @@ export function computePlan(req: PlanRequest): Plan {
     unitsWithoutRedundancy,
     unitsExact,
     gpus,
+    hosts: gpusPerHost !== null ? units : null,
+    gpusPerHost,
     qpsPerUnit,
     utilization,
     selected,
@@ -335,7 +358,7 @@ function infeasible(candidates: readonly PlanCandidate[], slo: number, gpuMemory
 export function formatPlan(plan: Plan): string {
   const lines: string[] = [];
   const units = plan.inputs.unit === 'gpu' ? 'GPUs' : 'CPU nodes';
-  lines.push(`${units} needed: ${plan.gpus}`);
+  lines.push(`${units} needed: ${plan.gpus}${plan.hosts !== null ? ` (${plan.hosts} hosts × ${plan.gpusPerHost} GPUs, from the per-host figure)` : ''}`);
   if (plan.selected) {
     const r = plan.recommended;
     lines.push(`recommended: batch size ${r.batchSize}, ${r.instances} instance(s) per ${plan.unitName}, max queue delay ${r.maxQueueDelayMicroseconds} µs`);
@@ -349,7 +372,7 @@ export function formatPlan(plan: Plan): string {
     lines.push('measured configurations:');
     for (const c of plan.candidates) {
       const mark = c.meetsSlo && c.fitsMemory !== false ? (c.point === plan.selected ? '*' : '+') : '-';
-      lines.push(`  ${mark} ${c.point.label.padEnd(34)} ${c.point.imagesPerSecond.toFixed(1).padStart(9)} img/s  ${c.reason}`);
+      lines.push(`  ${mark} ${c.point.label.padEnd(34)} ${c.point.imagesPerSecond.toFixed(1).padStart(9)} img/s${(c.point.gpus ?? 1) > 1 ? ` (${c.point.gpus} GPUs)` : ''}  ${c.reason}`);
     }
     lines.push('  (* selected, + meets the target, - excluded)');
   }

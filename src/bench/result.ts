@@ -99,7 +99,7 @@ export interface EngineBenchResult {
   model: BenchModel;
   executionProvider: string;
   environment: BenchEnvironment;
-  settings: { warmupMs: number; durationMs: number; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
+  settings: { warmupMs: number; durationMs: number; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean; /** `--gpus`: instances were placed on each of these GPUs. */ gpuIds?: number[] };
   configurations: EngineBenchConfiguration[];
   /** Configurations requested but not run, with the reason (e.g. a fixed-batch model). */
   skipped: Array<{ batchSize: number; instances: number; reason: string }>;
@@ -155,7 +155,7 @@ export interface ServerBenchResult {
     maxDurationMs: number;
     input: string;
     /** Batch / instance settings the server reported (config), when readable. */
-    serverConfig?: { maxBatchSize?: number; instances?: number; maxQueueDelayMicroseconds?: number };
+    serverConfig?: { maxBatchSize?: number; instances?: number; maxQueueDelayMicroseconds?: number; /** Distinct GPUs the model's instances are placed on (instance_group[].gpus). */ gpus?: number };
   };
   steps: ServerBenchStep[];
   /** Why the sweep ended: 'completed' | 'latency-threshold' | 'max-duration'. */
@@ -263,6 +263,7 @@ export function planPoints(r: AnyBenchResult, source: string): PlanPoint[] {
       imagesPerSecond: c.imagesPerSecond,
       p99Ms: c.latencyMs.p99,
       ...memoryOf(c.memory),
+      ...((r.settings.gpuIds?.length ?? 0) > 1 ? { gpus: r.settings.gpuIds!.length, label: `batch ${c.batchSize} × ${c.instances} instance${c.instances === 1 ? '' : 's'} on each of ${r.settings.gpuIds!.length} GPUs` } : {}),
     }));
   }
   if (r.kind === 'osprey-bench-server') {
@@ -278,6 +279,7 @@ export function planPoints(r: AnyBenchResult, source: string): PlanPoint[] {
         ...(s.concurrency !== undefined ? { concurrency: s.concurrency } : {}),
         imagesPerSecond: s.imagesPerSecond,
         p99Ms: s.latencyMs.p99,
+        ...((cfg.gpus ?? 0) > 1 ? { gpus: cfg.gpus! } : {}),
       }));
   }
   const out: PlanPoint[] = [];

@@ -19,7 +19,7 @@ export interface ServerModelMeta {
   inputs: ServerTensorMeta[];
   outputs: ServerTensorMeta[];
   /** From the model configuration, when the server exposes it. */
-  config?: { maxBatchSize?: number; instances?: number; maxQueueDelayMicroseconds?: number };
+  config?: { maxBatchSize?: number; instances?: number; maxQueueDelayMicroseconds?: number; gpus?: number };
 }
 
 /** Cumulative server counters for one model (Triton's statistics extension), nanoseconds. */
@@ -111,8 +111,14 @@ export function parseServerConfig(json: unknown): ServerModelMeta['config'] {
   const out: NonNullable<ServerModelMeta['config']> = {};
   const mbs = c.maxBatchSize ?? c.max_batch_size;
   if (typeof mbs === 'number') out.maxBatchSize = mbs;
-  const groups = (c.instanceGroup ?? c.instance_group) as Array<{ count?: number }> | undefined;
-  if (Array.isArray(groups)) out.instances = groups.reduce((s, g) => s + (typeof g.count === 'number' ? g.count : 1), 0);
+  const groups = (c.instanceGroup ?? c.instance_group) as Array<{ count?: number; gpus?: unknown }> | undefined;
+  if (Array.isArray(groups)) {
+    // Triton's placement: `count` instances on each listed GPU
+    const gpusOf = (g: { gpus?: unknown }) => (Array.isArray(g.gpus) ? g.gpus.filter((x): x is number => typeof x === 'number') : []);
+    out.instances = groups.reduce((s, g) => s + (typeof g.count === 'number' ? g.count : 1) * Math.max(1, gpusOf(g).length), 0);
+    const gpus = new Set(groups.flatMap(gpusOf));
+    if (gpus.size > 0) out.gpus = gpus.size;
+  }
   const db = (c.dynamicBatching ?? c.dynamic_batching) as Record<string, unknown> | undefined;
   if (db && typeof db === 'object') {
     const d = db.maxQueueDelayMicroseconds ?? db.max_queue_delay_microseconds;

@@ -65,6 +65,8 @@ export interface PlanDeployOptions {
   minReplicas: number;
   maxReplicas: number;
   gpuResource: string | null;
+  /** GPUs each replica asks for (a per-host plan). Default 1. */
+  gpusPerReplica?: number;
   kubernetes?: Omit<KubernetesOptions, 'replicas' | 'hpa' | 'gpuResource'>;
   thresholds?: Partial<AlertThresholds>;
   /** nginx: the replicas' addresses (default: 127.0.0.1, HTTP 8000 + 10·i, gRPC 8001 + 10·i). */
@@ -75,7 +77,7 @@ export interface PlanDeployOptions {
 export function planDeployFiles(kind: 'kubernetes' | 'nginx', p: PlanDeployOptions): Record<string, string> {
   const thresholds: AlertThresholds = { ...DEFAULT_ALERT_THRESHOLDS, ...p.thresholds, minReplicas: p.minReplicas };
   if (kind === 'kubernetes') {
-    const manifests = kubernetesManifests({ ...p.kubernetes, replicas: p.replicas, gpuResource: p.gpuResource, hpa: { minReplicas: p.minReplicas, maxReplicas: p.maxReplicas }, thresholds });
+    const manifests = kubernetesManifests({ ...p.kubernetes, replicas: p.replicas, gpuResource: p.gpuResource, ...(p.gpusPerReplica !== undefined ? { gpusPerReplica: p.gpusPerReplica } : {}), hpa: { minReplicas: p.minReplicas, maxReplicas: p.maxReplicas }, thresholds });
     const problems = checkManifests(manifests);
     if (problems.length > 0) throw new Error(`generated manifests are invalid:\n${problems.join('\n')}`);
     return {

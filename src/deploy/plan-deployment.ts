@@ -26,6 +26,8 @@ export interface Deployment {
   migProfile: string | null;
   /** Slices per GPU of that profile (1 for whole GPUs). */
   slicesPerGpu: number;
+  /** GPUs each replica asks for: 1, or the GPUs of a host when the plan used a per-host figure. */
+  gpusPerReplica: number;
   hpa: { minReplicas: number; maxReplicas: number };
   /** One line per step, as printed. */
   arithmetic: string[];
@@ -35,8 +37,10 @@ export interface Deployment {
  * @throws OspreyError `OSPREY_ERR_USAGE` for an unknown MIG profile or HPA bounds out of order.
  */
 export function deploymentFromPlan(plan: Plan, options: { migProfile?: string; maxReplicas?: number } = {}): Deployment {
-  const replicas = plan.gpus;
-  let gpus = replicas;
+  // a per-host figure (measured on N GPUs of one host together): one replica per host, asking for its N GPUs
+  const gpusPerReplica = plan.hosts !== null && options.migProfile === undefined ? (plan.gpusPerHost ?? 1) : 1;
+  const replicas = gpusPerReplica > 1 ? plan.hosts! : plan.gpus;
+  let gpus = replicas * gpusPerReplica;
   let slicesPerGpu = 1;
   let gpuResource = 'nvidia.com/gpu';
   const arithmetic: string[] = [];
@@ -52,9 +56,9 @@ export function deploymentFromPlan(plan: Plan, options: { migProfile?: string; m
   if (!Number.isInteger(maxReplicas) || maxReplicas < replicas) {
     throw new OspreyError('OSPREY_ERR_USAGE', `--hpa-max-replicas must be an integer ≥ the planned ${replicas} replicas, got ${maxReplicas}`, { option: '--hpa-max-replicas' });
   }
-  arithmetic.push(`replicas: ${replicas} (one per ${options.migProfile ? 'slice' : 'GPU'}), ${gpuResource}: 1 each`);
+  arithmetic.push(`replicas: ${replicas} (one per ${options.migProfile ? 'slice' : gpusPerReplica > 1 ? `host of ${gpusPerReplica} GPUs` : 'GPU'}), ${gpuResource}: ${gpusPerReplica} each`);
   arithmetic.push(`HPA: minReplicas ${replicas} (the plan, redundancy included), maxReplicas ${maxReplicas}${options.maxReplicas === undefined ? ` = ⌈${replicas} × ${plan.inputs.redundancy}⌉` : ' (given)'}`);
-  return { replicas, gpus, gpuResource, migProfile: options.migProfile ?? null, slicesPerGpu, hpa: { minReplicas: replicas, maxReplicas }, arithmetic };
+  return { replicas, gpus, gpuResource, migProfile: options.migProfile ?? null, slicesPerGpu, gpusPerReplica, hpa: { minReplicas: replicas, maxReplicas }, arithmetic };
 }
 
 /** One profile's result when comparing MIG profiles. */

@@ -22,6 +22,7 @@ import { DataType, type OnnxModel } from '../onnx/proto-types.js';
 import type { Engine } from './engine.js';
 import { checkPipelineDepth, DEFAULT_PIPELINE_DEPTH, runPipeline } from './pipeline.js';
 import { createOrtEngine, type OrtEngineInfo, type OrtEngineOptions } from './ort-engine.js';
+import { createPlacedEngine, isGpuEnginePath } from './placed-engine.js';
 
 /** Largest batch the detector forms for a model with a dynamic batch axis, unless told otherwise. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -46,6 +47,11 @@ export interface DetectorOptions extends OrtEngineOptions {
    * engines built with `osprey build`. Default false. Models it cannot be applied to load as they are.
    */
   fuseUint8Input?: boolean;
+  /**
+   * `--gpus`: CUDA device ordinals; `instances` instances go on each (src/engine/placed-engine.ts). Also used, with
+   * GPU 0 by default, for an engine built by `osprey build --engine cuda` (`*.engine` or a folder of them).
+   */
+  gpuIds?: readonly number[];
 }
 
 /** An input of {@link Detector.detectFiles}: a file path, or named encoded bytes (e.g. an HTTP upload). */
@@ -104,7 +110,18 @@ export class Detector {
   static async create(options: DetectorOptions): Promise<Detector> {
     const labelsText = options.labelsText ?? (options.labelsPath !== undefined ? await readLabels(options.labelsPath) : undefined);
     const modelBytes = options.fuseUint8Input && !options.modelBytes ? withUint8Input(options.modelPath) : undefined;
-    const engine = await createOrtEngine(modelBytes ? { ...options, modelBytes } : options);
+    const placed = options.gpuIds !== undefined || (await isGpuEnginePath(options.modelPath));
+    const engine = placed
+      ? await createPlacedEngine({
+          modelPath: options.modelPath,
+          ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}),
+          ...(options.instances !== undefined ? { instances: options.instances } : {}),
+          ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+          ...(options.gpuIds ? { gpuIds: options.gpuIds } : {}),
+          ...(options.warmupBatchSize !== undefined ? { warmupBatchSize: options.warmupBatchSize } : {}),
+          warmup: options.warmup === undefined ? 1 : typeof options.warmup === 'boolean' ? (options.warmup ? 1 : 0) : options.warmup,
+        })
+      : await createOrtEngine(modelBytes ? { ...options, modelBytes } : options);
     try {
       return Detector.fromEngine(engine, { ...options, labelsText }, true);
     } catch (err) {

@@ -72,6 +72,8 @@ export interface EngineLoadOptions {
   intraOpNumThreads?: number;
   /** Zero-input warmup runs inside the backend; the lifecycle passes 0 and runs the version's warmup itself. */
   warmup?: number;
+  /** Batch size of those warmup runs (ONNX Runtime: a device EP plans per shape, so warm at the size you will run). Default 1. */
+  warmupBatchSize?: number;
 }
 
 /** One instance group, loaded: the model's info and one {@link Engine} per instance. */

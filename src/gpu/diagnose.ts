@@ -8,6 +8,7 @@ import { DataType, encodeOnnxModel, makeNode, makeValueInfo, type OnnxModel } fr
 import { onnxRuntimeVersion } from '../version.js';
 import { formatGpuEngineReport, gpuEngineReport, type GpuEngineReport } from './cuda-libraries.js';
 import { providerLibraryPath } from './providers.js';
+import { readGpuInventory, type GpuInventory } from './inventory.js';
 import { findSharedLibrary, listGpus, missingSharedLibraries, type GpuInfo } from './system.js';
 
 export type ExecutionProviderName = 'cpu' | 'cuda' | 'tensorrt';
@@ -54,7 +55,11 @@ export function diagnoseExecutionProvider(ep: ExecutionProviderName, gpus: GpuIn
 export interface DoctorReport {
   onnxRuntimeVersion: string;
   platform: string;
+  /** Every GPU of the host by CUDA device ordinal (the ids `--gpus` and `instanceGroup[].gpus` take). */
   gpus: GpuInfo[];
+  /** Where {@link gpus} came from (`nvidia-smi`, `cuda-driver`, `none`) and why it is empty when it is. */
+  gpuSource?: GpuInventory['source'];
+  gpuNote?: string;
   executionProviders: ExecutionProviderStatus[];
   /** Osprey's own GPU engine: CUDA libraries found, versions, devices (see gpu/cuda-libraries.ts). */
   gpuEngine?: GpuEngineReport;
@@ -105,7 +110,8 @@ export async function probeExecutionProviderSession(ep: ExecutionProviderName): 
  * is ONNX Runtime's own; ldd adds every missing library where the loader names only the first.
  */
 export async function doctor(): Promise<DoctorReport> {
-  const gpus = listGpus();
+  const inventory = await readGpuInventory();
+  const gpus = inventory.gpus;
   const executionProviders: ExecutionProviderStatus[] = [];
   for (const ep of ['cuda', 'tensorrt', 'cpu'] as const) {
     const failure = await probeExecutionProviderSession(ep);
@@ -127,13 +133,14 @@ export async function doctor(): Promise<DoctorReport> {
     executionProviders.push({ ...stat, loadable: false, reason: `${failure}${extra}` });
   }
   const gpuEngine = await gpuEngineReport();
-  return { onnxRuntimeVersion: onnxRuntimeVersion(), platform: `${process.platform}-${process.arch}`, gpus, executionProviders, gpuEngine };
+  return { onnxRuntimeVersion: onnxRuntimeVersion(), platform: `${process.platform}-${process.arch}`, gpus, gpuSource: inventory.source, gpuNote: inventory.note, executionProviders, gpuEngine };
 }
 
 /** The report as text (what `osprey doctor` prints and what startup logs on fallback). */
 export function formatDoctorReport(r: DoctorReport): string {
   const lines = [`ONNX Runtime ${r.onnxRuntimeVersion} (${r.platform})`];
-  if (r.gpus.length === 0) lines.push('GPUs: none (nvidia-smi absent or lists no GPU)');
+  if (r.gpus.length === 0) lines.push(`GPUs: none (${r.gpuNote ?? 'nvidia-smi absent or lists no GPU'})`);
+  else lines.push(`GPUs: ${r.gpus.length}, from ${r.gpuSource ?? 'nvidia-smi'} (ids for --gpus and instanceGroup[].gpus: ${r.gpus.map((g) => g.index).join(', ')})`);
   for (const g of r.gpus) {
     lines.push(
       `GPU ${g.index}: ${g.name}, compute capability ${g.computeCapability}, driver ${g.driverVersion}, memory ${(g.memoryUsedBytes / 2 ** 30).toFixed(1)} / ${(g.memoryTotalBytes / 2 ** 30).toFixed(1)} GiB`,

@@ -15,8 +15,10 @@ import { Detector } from '../engine/detector.js';
 import type { EngineFactory, EngineInfo, EngineInstances } from '../engine/engine.js';
 import { createGpuInstances } from '../engine/gpu-instances.js';
 import { InstancePool } from '../engine/instance-pool.js';
-import { checkGpuIds, describeGpus, gpuInventory, type GpuInventory } from '../gpu/inventory.js';
-import type { GpuInfo } from '../gpu/system.js';
+import { gpuInventory, type GpuInventory } from '../gpu/inventory.js';
+import { placeInstances } from '../engine/placement.js';
+
+export { placeInstances, type InstancePlacement } from '../engine/placement.js';
 import { bucketWarmupSamples, warmupInstances, zeroFeeds, type WarmupSample } from '../engine/warmup.js';
 import { DynamicBatcher, defaultBatchBuckets, type BatcherObserver } from '../scheduler/dynamic-batcher.js';
 import { resolveModelConfig, type InstanceGroupConfig, type ModelBackend, type ModelConfig, type ModelConfigFile, type WarmupConfig } from './config.js';
@@ -115,63 +117,6 @@ export interface VersionSource {
   ccModelPaths?: Readonly<Record<string, string>>;
 }
 
-/** One engine-factory call of a version: an instance group on one GPU (or on the CPU). */
-export interface InstancePlacement {
-  group: number;
-  /** CUDA device ordinal; null for a CPU group. */
-  gpu: number | null;
-  /** The GPU as the inventory read it (null: CPU, or no GPU known for a device group on the onnxruntime backend). */
-  gpuInfo: GpuInfo | null;
-  /** Instances on it (`instanceGroup[].count`). */
-  count: number;
-}
-
-/**
- * Where each instance group's instances go, Triton's placement: `count` instances on EACH GPU of
- * `instanceGroup[].gpus` (or of `gpuIds`, the `--gpus` option, which replaces it); a KIND_GPU / KIND_AUTO group
- * that names no GPU gets `count` instances on every GPU of the host, or one call on device 0 when the host has none
- * and the backend is onnxruntime (its CUDA EP then falls back to, or is refused in favour of, the CPU as the
- * execution providers say); KIND_CPU: one call with no GPU. Every named id must be a GPU of the inventory.
- * @throws OspreyError `OSPREY_ERR_GPU_NOT_FOUND` (an id that does not exist, naming it and the GPUs found; or
- *   backend osprey-cuda on a host with no GPU), `OSPREY_ERR_CONFIG` (osprey-cuda with a KIND_CPU group).
- */
-export function placeInstances(
-  model: string,
-  groups: readonly InstanceGroupConfig[],
-  backend: ModelBackend,
-  inventory: GpuInventory,
-  gpuIds?: readonly number[],
-  /** Whether group `i` can only run on the CPU (its execution providers are `['cpu']`): placed once, not per GPU. */
-  cpuOnly: (i: number) => boolean = () => false,
-): InstancePlacement[] {
-  const out: InstancePlacement[] = [];
-  groups.forEach((g, gi) => {
-    if (g.kind === 'KIND_CPU') {
-      if (backend === 'osprey-cuda') {
-        throw new OspreyError('OSPREY_ERR_CONFIG', `${model}: instanceGroup[${gi}].kind: KIND_CPU, but backend osprey-cuda runs on GPUs only (use KIND_GPU, or backend onnxruntime for CPU instances)`, { keyPath: `instanceGroup[${gi}].kind` });
-      }
-      out.push({ group: gi, gpu: null, gpuInfo: null, count: g.count });
-      return;
-    }
-    const named = gpuIds ?? (g.gpus.length > 0 ? g.gpus : undefined);
-    if (named) checkGpuIds(named, inventory, gpuIds ? `${model}: --gpus` : `${model}: instanceGroup[${gi}].gpus`);
-    if (backend === 'onnxruntime' && cpuOnly(gi)) {
-      out.push({ group: gi, gpu: null, gpuInfo: null, count: g.count });
-      return;
-    }
-    const ids = named ?? inventory.gpus.map((x) => x.index);
-    if (ids.length === 0) {
-      if (backend === 'osprey-cuda') {
-        throw new OspreyError('OSPREY_ERR_GPU_NOT_FOUND', `${model}: backend osprey-cuda needs an NVIDIA GPU; GPUs found: ${describeGpus(inventory)}`, { gpusFound: [] });
-      }
-      out.push({ group: gi, gpu: 0, gpuInfo: null, count: g.count });
-      return;
-    }
-    for (const id of ids) out.push({ group: gi, gpu: id, gpuInfo: inventory.gpus.find((x) => x.index === id) ?? null, count: g.count });
-  });
-  return out;
-}
-
 /** Execution providers of an instance group kind. */
 function providersFor(group: InstanceGroupConfig, eps: readonly string[]): readonly string[] {
   if (group.kind === 'KIND_CPU') return ['cpu'];
@@ -193,6 +138,8 @@ export async function loadModelVersion(src: VersionSource, ctx: LifecycleContext
   const engines: EngineInstances[] = [];
   /** The GPU of each instance, in the pool's order (null: CPU). */
   const devices: Array<number | null> = [];
+  /** Group → the GPUs its instances were placed on (what `GET …/config` reports as `instance_group[].gpus`). */
+  const placedGpus = new Map<number, number[]>();
   try {
     const placements = placeInstances(src.model, src.resolved.instanceGroup, backend, await (ctx.gpus ?? gpuInventory)(), ctx.gpuIds, (i) =>
       providersFor(src.resolved.instanceGroup[i]!, ctx.executionProviders).every((e) => e === 'cpu'),
@@ -212,9 +159,11 @@ export async function loadModelVersion(src: VersionSource, ctx: LifecycleContext
       engines.push(loaded);
       const onGpu = p.gpu !== null && loaded.info.executionProvider !== 'cpu';
       for (let i = 0; i < loaded.instances.length; i++) devices.push(onGpu ? p.gpu : null);
+      if (onGpu && p.gpuInfo !== null) placedGpus.set(p.group, [...(placedGpus.get(p.group) ?? []), p.gpu!]);
     }
     const info = engines[0]!.info;
-    const config = resolveModelConfig(src.file, src.model, info, src.where);
+    const resolvedConfig = resolveModelConfig(src.file, src.model, info, src.where);
+    const config: ModelConfig = placedGpus.size === 0 ? resolvedConfig : { ...resolvedConfig, instanceGroup: resolvedConfig.instanceGroup.map((g, i) => ({ ...g, gpus: placedGpus.get(i) ?? g.gpus })) };
     let detector: Detector | null = null;
     let detectorError: OspreyError | null = null;
     try {

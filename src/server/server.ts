@@ -50,6 +50,8 @@ export interface ServeOptions {
   gpuMetrics?: boolean;
   /** Engine factory override (default: ONNX Runtime in worker_threads). */
   engineFactory?: EngineFactory;
+  /** `--gpus`: CUDA device ordinals every non-CPU instance group is placed on (replaces `instanceGroup[].gpus`; checked at load). */
+  gpuIds?: readonly number[];
   /** Largest gRPC request message, bytes (default: src/server/grpc DEFAULT_GRPC_MAX_RECEIVE_MESSAGE_BYTES). */
   grpcMaxReceiveMessageBytes?: number;
   /** Swap probation defaults (docs/grpc-routing.md); `false` = plain re-loads. */
@@ -152,6 +154,7 @@ export async function startServer(options: ServeOptions): Promise<OspreyServer> 
   const repoOptions = {
     ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}),
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
+    ...(options.gpuIds ? { gpuIds: options.gpuIds } : {}),
     ...(options.allowedSymlinkTargets ? { allowedSymlinkTargets: options.allowedSymlinkTargets } : {}),
     startupModels: mode === 'explicit' ? (options.loadModels?.includes('*') ? ('*' as const) : (options.loadModels ?? [])) : ('*' as const),
     observers: (model: string, version: number) => metrics.observer(model, version),

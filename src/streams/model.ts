@@ -7,7 +7,10 @@
 import { basename } from 'node:path';
 import { resolveDetectionModelSpec, type DetectionModelSpec } from '../core/model-spec.js';
 import type { DetectOptions } from '../core/types.js';
-import { createOrtEngine, type EnginePool } from '../engine/ort-engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { InstancePool } from '../engine/instance-pool.js';
+import { createOrtEngine } from '../engine/ort-engine.js';
+import { createPlacedEngine, isGpuEnginePath } from '../engine/placed-engine.js';
 import { resolveModelConfig } from '../repository/config.js';
 import { warmupBatchBuckets } from '../engine/warmup.js';
 import { DynamicBatcher, defaultBatchBuckets } from '../scheduler/dynamic-batcher.js';
@@ -20,6 +23,11 @@ export interface StreamsModelOptions {
   /** Engine instances. Default 1. */
   instances?: number;
   intraOpNumThreads?: number;
+  /**
+   * `--gpus`: CUDA device ordinals; `instances` go on EACH, and the batcher spreads batches across the GPUs by queue
+   * depth. An engine from `osprey build --engine cuda` (`*.engine` / its folder) runs on GPU 0 without it.
+   */
+  gpuIds?: readonly number[];
   /** Priority levels (cameras use 1..levels). Default 3. */
   priorityLevels?: number;
   /** Dynamic batching max queue delay. Default 2000 µs. */
@@ -30,7 +38,7 @@ export interface StreamsModelOptions {
 }
 
 export interface StreamsModel {
-  engine: EnginePool;
+  engine: Engine;
   batcher: DynamicBatcher;
   spec: DetectionModelSpec;
   inferer: BatcherFrameInferer;
@@ -39,16 +47,26 @@ export interface StreamsModel {
 
 /** Loads the model and builds engine → batcher → frame inferer. */
 export async function loadStreamsModel(o: StreamsModelOptions): Promise<StreamsModel> {
-  const engine = await createOrtEngine({
+  const common = {
     modelPath: o.modelPath,
     ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
     instances: o.instances ?? 1,
     ...(o.intraOpNumThreads ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
-  });
+  };
+  let engine: Engine;
+  /** The placed engine's pool (instances labelled by GPU) for the batcher; undefined = the ORT pool as one engine. */
+  let pool: InstancePool<Engine> | undefined;
+  if (o.gpuIds !== undefined || (await isGpuEnginePath(o.modelPath))) {
+    const placed = await createPlacedEngine({ ...common, ...(o.gpuIds ? { gpuIds: o.gpuIds } : {}) });
+    engine = placed;
+    pool = placed.pool;
+  } else {
+    engine = await createOrtEngine(common);
+  }
   try {
     const spec = resolveDetectionModelSpec(engine.info.inputs, engine.info.outputs, engine.info.metadata);
     const levels = o.priorityLevels ?? 3;
-    const name = basename(o.modelPath).replace(/\.onnx$/i, '');
+    const name = basename(o.modelPath).replace(/\.(onnx|engine)$/i, '');
     const cfg = resolveModelConfig(
       {
         ...(o.maxBatchSize !== undefined && spec.batchSize === null ? { maxBatchSize: o.maxBatchSize } : {}),
@@ -60,10 +78,10 @@ export async function loadStreamsModel(o: StreamsModelOptions): Promise<StreamsM
     // On a GPU, a dynamic-batch engine runs at a few tuned batch sizes (see DynamicBatcherOptions.batchBuckets).
     const batchBuckets =
       engine.info.executionProvider !== 'cpu' && spec.batchSize === null && cfg.maxBatchSize > 1 ? defaultBatchBuckets(cfg.maxBatchSize) : undefined;
-    if (batchBuckets) await warmupBatchBuckets(engine.info, [engine], batchBuckets);
+    if (batchBuckets) await warmupBatchBuckets(engine.info, pool ? pool.engines : [engine], batchBuckets);
     const batcher = new DynamicBatcher({
       name: `${name}:streams`,
-      engines: [engine],
+      engines: pool ?? [engine],
       maxBatchSize: cfg.maxBatchSize,
       dynamicBatching: cfg.dynamicBatching,
       fixedBatchSize: spec.batchSize,

@@ -73,3 +73,28 @@ test('osprey bench engine with two --model (CLI): interleaved comparison table +
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /OSPREY_ERR_USAGE: --rounds/);
 });
+
+test('osprey plan (CLI) uses a per-host figure: a server result whose model was placed on 2 GPUs plans hosts; bench engine --gpus naming a missing GPU exits with OSPREY_ERR_GPU_NOT_FOUND', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'osprey-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // a server bench file as `osprey bench server` writes one against `osprey serve --gpus 0,1` (figures are inputs here)
+  const server = {
+    kind: 'osprey-bench-server', schemaVersion: 1, model: { name: 'm' }, server: { url: 'x', protocol: 'http', endpoint: 'infer' },
+    environment: { deviceKind: 'gpu' }, settings: { percentile: 99, serverConfig: { maxBatchSize: 32, instances: 8, gpus: 2 } },
+    steps: [{ concurrency: 8, requests: 100, errors: 0, imagesPerSecond: 3000, latencyMs: { p99: 40 }, percentileMs: 40 }],
+  };
+  await writeFile(join(dir, 'server.json'), JSON.stringify(server));
+  const { readGpuInventory } = await import('../../src/gpu/inventory.js');
+  const missing = (await readGpuInventory()).gpus.length;
+  const [plan, bench] = await Promise.all([
+    osprey(['plan', '--qps', '12000', '--slo-p99-ms', '50', '--redundancy', '1.5', '--bench', join(dir, 'server.json'), '--json']),
+    osprey(['bench', 'engine', '--model', fileURLToPath(new URL('../../../shared/data/models/yolov8n.onnx', import.meta.url)), '--gpus', String(missing), '--duration-ms', '100', '--warmup-ms', '0']),
+  ]);
+  assert.equal(plan.code, 0, plan.stderr);
+  const p = JSON.parse(plan.stdout);
+  assert.equal(p.hosts, 6);
+  assert.equal(p.gpus, 12);
+  assert.equal(p.deployment.gpusPerReplica, 2);
+  assert.notEqual(bench.code, 0);
+  assert.match(bench.stderr, new RegExp(`OSPREY_ERR_GPU_NOT_FOUND.*--gpus: GPU ${missing} does not exist on this machine`));
+});

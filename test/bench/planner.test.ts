@@ -107,3 +107,21 @@ test('plan: zero or negative figures → OSPREY_ERR_USAGE', () => {
     assert.throws(() => computePlan(req), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_USAGE'), JSON.stringify(req));
   }
 });
+
+test('plan: a per-host figure (measured on 2 GPUs of one host together) plans hosts, not 2 × a one-GPU figure', () => {
+  // the points are written here as a multi-GPU bench result would yield them (planPoints); figures are inputs, not measurements
+  const host2: PlanPoint = { ...pt(32, 4, 3000, 40), gpus: 2, label: 'batch 32 × 4 instances on each of 2 GPUs' };
+  const p = computePlan({ qps: 12000, sloP99Ms: 50, redundancy: 1.5, points: [host2] });
+  assert.equal(p.hosts, 6); // ⌈12000 ÷ 3000 × 1.5⌉
+  assert.equal(p.gpusPerHost, 2);
+  assert.equal(p.gpus, 12);
+  assert.equal(p.unitName, 'host of 2 GPUs');
+  assert.ok(p.arithmetic.some((l) => l === 'GPUs: 6 hosts × 2 GPUs = 12 (the measured per-host figure, not 2 × a one-GPU figure)'), p.arithmetic.join('\n'));
+  assert.match(formatPlan(p), /GPUs needed: 12 \(6 hosts × 2 GPUs, from the per-host figure\)/);
+  // with a one-GPU figure too, the better per-GPU figure wins: 1600 img/s on one GPU beats 3000 / 2 = 1500 per GPU
+  const one = computePlan({ qps: 12000, sloP99Ms: 50, redundancy: 1.5, points: [host2, pt(32, 4, 1600, 40)] });
+  assert.equal(one.hosts, null);
+  assert.equal(one.gpus, 12); // ⌈7.5 × 1.5⌉ = ⌈11.25⌉
+  const two = computePlan({ qps: 12000, sloP99Ms: 50, redundancy: 1.5, points: [host2, pt(32, 4, 1400, 40)] });
+  assert.equal(two.hosts, 6);
+});

@@ -105,3 +105,12 @@ describe('osprey plan --emit (CLI)', () => {
     assert.match(r.stderr, /OSPREY_ERR_USAGE: --emit must be kubernetes or nginx, got helm/);
   });
 });
+
+it('a per-host plan: one replica per host, each asking for the host’s GPUs', () => {
+  const plan = computePlan({ qps: 12000, sloP99Ms: 50, redundancy: 1.5, points: [{ label: 'b32 on 2 GPUs', source: 'test', batchSize: 32, instances: 4, imagesPerSecond: 3000, p99Ms: 40, gpus: 2 }] });
+  const d = deploymentFromPlan(plan);
+  assert.equal(d.replicas, 6);
+  assert.equal(d.gpusPerReplica, 2);
+  assert.equal(d.gpus, 12);
+  assert.ok(d.arithmetic.some((l) => l === 'replicas: 6 (one per host of 2 GPUs), nvidia.com/gpu: 2 each'), d.arithmetic.join('\n'));
+});

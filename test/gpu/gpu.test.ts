@@ -28,6 +28,17 @@ test('doctor on this machine: cpu loads; cuda and tensorrt say why not, naming t
   const text = formatDoctorReport(r);
   assert.match(text, /ONNX Runtime \d+\.\d+\.\d+/);
   assert.match(text, /cpu: built into onnxruntime-node/);
+  if (r.gpus.length === 0) assert.match(text, /GPUs: none \(nvidia-smi not found or lists no GPU; libcuda\.so\.1 not found/);
+  else assert.match(text, new RegExp(`GPUs: ${r.gpus.length}, from (nvidia-smi|cuda-driver)`));
+});
+
+test('doctor lists every GPU of a multi-GPU host with its id for --gpus (report formatting)', () => {
+  // a report as doctor() returns it on a 2-GPU host (this machine has none): only the formatting is under test
+  const g = (index: number) => ({ index, name: 'NVIDIA H200', computeCapability: '9.0', driverVersion: '580.159.04', memoryTotalBytes: 150_754_820_096, memoryUsedBytes: 0 });
+  const text = formatDoctorReport({ onnxRuntimeVersion: '1.29.0', platform: 'linux-x64', gpus: [g(0), g(1)], gpuSource: 'nvidia-smi', gpuNote: '', executionProviders: [] });
+  assert.match(text, /GPUs: 2, from nvidia-smi \(ids for --gpus and instanceGroup\[\]\.gpus: 0, 1\)/);
+  assert.match(text, /GPU 0: NVIDIA H200, compute capability 9\.0, driver 580\.159\.04/);
+  assert.match(text, /GPU 1: NVIDIA H200, compute capability 9\.0/);
 });
 
 test('diagnose: with the provider library absent, the reason says to run osprey gpu install', (t) => {

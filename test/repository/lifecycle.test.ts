@@ -136,6 +136,7 @@ describe('placement across (described) GPUs with real CPU sessions', () => {
       ]);
       const v = repo.get('m');
       assert.deepEqual(v.batcher.stats().instances.map((i) => i.gpu), [0, 0, 1, 1]);
+      assert.deepEqual(v.config.instanceGroup[0]!.gpus, [0, 1]); // GET …/config reports where the instances went
       const zeros = () => ({ images: { type: 'float32' as const, dims: [1, 3, 640, 640], data: new Float32Array(3 * 640 * 640) } });
       await Promise.all(Array.from({ length: 8 }, () => v.batcher.submit(zeros())));
       const perGpu = new Map<number, number>();

@@ -6,6 +6,7 @@ import { basename, dirname } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { OspreyError } from '../../core/errors.js';
+import { parseGpuList } from '../../gpu/inventory.js';
 
 /** "1,8,32" → [1, 8, 32]; @throws OspreyError OSPREY_ERR_USAGE. */
 export function parseIntList(text: string, option: string): number[] {
@@ -53,6 +54,7 @@ interface EngineOpts {
   intraOpThreads?: string;
   intraOpSpinning: boolean;
   pipelineDepth: string;
+  gpus?: string;
   json?: string;
   plot?: string;
 }
@@ -164,6 +166,7 @@ export function register(program: Command): void {
       'batches in flight per instance: 2 decodes + letterboxes batch N+1 while N runs and post-processes N while N+1 runs; 1 = serial (pre → infer → post)',
       '2',
     )
+    .option('--gpus <list>', 'CUDA device ordinals, e.g. 0,1: each --instances count goes on EACH GPU (Triton placement); checked against the GPUs found')
     .option('--json <file>', 'write the result as JSON')
     .option('--plot <file>', 'write a latency-vs-throughput SVG')
     .action(async (o: EngineOpts) => {
@@ -186,6 +189,7 @@ export function register(program: Command): void {
         ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
         pipelineDepth: pipelineDepthOf(o),
         ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
+        ...(o.gpus !== undefined ? { gpuIds: parseGpuList(o.gpus) } : {}),
         command: commandLine(),
         onConfiguration: (ev, k, total, b, i) => {
           if (ev === 'start') {

@@ -103,6 +103,7 @@ export function register(program: Command): void {
           minReplicas: deployment.hpa.minReplicas,
           maxReplicas: deployment.hpa.maxReplicas,
           gpuResource,
+          gpusPerReplica: deployment.gpusPerReplica,
           ...(o.image !== undefined ? { kubernetes: { image: o.image } } : {}),
           ...(plan.inputs.sloP99Ms !== null ? { thresholds: { latencyP99SloSeconds: plan.inputs.sloP99Ms / 1000 } } : {}),
         });

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { OspreyError } from '../../core/errors.js';
 import { parseModelConfigText } from '../../repository/config.js';
+import { parseGpuList } from '../../gpu/inventory.js';
 import { AccessPolicy, AUTH_TOKEN_ENV, bearerRestriction, DEFAULT_RESTRICTED_GROUPS, parseApiGroups, parseTritonRestriction, readBearerTokens, type Restriction } from '../../server/auth.js';
 import { MODEL_CONTROL_MODES, type ModelControlMode } from '../../server/service.js';
 import { DEFAULT_REPOSITORY_POLL_SECONDS, startServer } from '../../server/server.js';
@@ -23,6 +24,7 @@ interface ServeCliOptions {
   metricsPort?: number;
   host: string;
   ep?: string[];
+  gpus?: number[];
   maxBodyBytes?: number;
   logLevel: string;
   cameras?: string;
@@ -85,6 +87,7 @@ export function register(program: Command): void {
     .option('--metrics-port <port>', "also serve /metrics on this port (Triton's 8002)", port)
     .option('--host <addr>', 'listen address', '0.0.0.0')
     .option('--ep <list>', 'execution providers for KIND_AUTO instance groups, in order (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', list)
+    .option('--gpus <list>', 'CUDA device ordinals, e.g. 0,1: every non-CPU instance group puts its count instances on EACH of them (replaces instanceGroup[].gpus; a GPU that does not exist fails the load with OSPREY_ERR_GPU_NOT_FOUND)', (v: string) => parseGpuList(v))
     .option('--max-body-bytes <n>', 'request body limit in bytes (413 over it)', positiveInt)
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error, silent)', 'info')
     .option('--cameras <file>', 'also run the camera pipelines of this cameras.yaml in this process, batched with API requests (dashboard at /dashboard/; see docs/streams.md)')
@@ -147,6 +150,7 @@ export function register(program: Command): void {
         grpcPort: opts.grpcPort,
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
         ...(opts.ep ? { executionProviders: opts.ep } : {}),
+        ...(opts.gpus ? { gpuIds: opts.gpus } : {}),
         ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
         logLevel: opts.logLevel,
         modelControlMode: opts.modelControlMode,

@@ -14,6 +14,7 @@ import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { OspreyError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
+import { parseGpuList } from '../../gpu/inventory.js';
 import { isFileSource, loadStreamsConfig, type StreamsConfig } from '../../streams/config.js';
 import { startStreamsRuntime } from '../../streams/runtime.js';
 import { AccessPolicy, AUTH_TOKEN_ENV, bearerRestriction, parseApiGroups, readBearerTokens } from '../../server/auth.js';
@@ -25,6 +26,7 @@ interface StreamsCliOptions {
   port: number;
   ep?: string[];
   instances?: number;
+  gpus?: number[];
   threads?: number;
   maxQueueDelayUs?: number;
   check?: boolean;
@@ -58,7 +60,8 @@ export function register(program: Command): void {
     .option('--host <addr>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'HTTP port: API, dashboard (/dashboard/), /metrics', port, 8080)
     .option('--ep <list>', 'execution providers in order (default: cuda,cpu where an NVIDIA GPU is present, else cpu)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .option('--instances <n>', 'engine instances (worker threads)', positiveInt)
+    .option('--instances <n>', 'engine instances (worker threads); with --gpus, on each GPU', positiveInt)
+    .option('--gpus <list>', 'CUDA device ordinals, e.g. 0,1: --instances instances on EACH GPU, batches spread across them by queue depth (a GPU that does not exist: OSPREY_ERR_GPU_NOT_FOUND)', (v: string) => parseGpuList(v))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', positiveInt)
     .option('--max-queue-delay-us <n>', 'dynamic batching max queue delay in microseconds (default 2000)', nonNegativeInt)
     .option('--check', 'validate the config (camera URLs, file sources exist) and load the model, then exit')
@@ -72,6 +75,7 @@ export function register(program: Command): void {
         ...(opts.model ? { modelPath: opts.model } : {}),
         ...(opts.ep ? { executionProviders: opts.ep } : {}),
         ...(opts.instances ? { instances: opts.instances } : {}),
+        ...(opts.gpus ? { gpuIds: opts.gpus } : {}),
         ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
         ...(opts.maxQueueDelayUs !== undefined ? { maxQueueDelayMicroseconds: opts.maxQueueDelayUs } : {}),
       };
