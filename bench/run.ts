@@ -81,6 +81,12 @@ export const SUITES: Record<string, Suite> = {
     measures: 'simulated cameras (pre-decoded frames) through the batcher, frame inferer and tracker: streams kept up, p50/p99 frame → detections',
     defaults: { '--model': '{data}/models/yolov8n.onnx', '--images': '{data}/coco-val-dev/images', '--out': '{results}/streams-capacity-predecoded-yolov8n.json' },
   },
+  'multi-gpu-scaling': {
+    script: 'multi-gpu-scaling.ts',
+    device: 'gpu',
+    measures: 'throughput on 1, 2, 4 GPUs of one host (FP16 batch 32, uint8 in): the engine alone and osprey serve --gpus under osprey bench server; speedup and efficiency over 1 GPU, per-GPU batches, host CPU share',
+    defaults: { '--model': 'yolov8n={data}/models/yolov8n.onnx', '--images': '{data}/coco-val-dev/images', '--out': '{results}/multi-gpu-scaling.json' },
+  },
   'cuda-cpu-agreement': {
     script: 'cuda-cpu-agreement.ts',
     device: 'gpu',

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { parseGpuList } from '../../gpu/inventory.js';
 import { OspreyError } from '../../core/errors.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../../optimize/calibration.js';
 import { buildEngine, type BuildProgress, type InputFormatOption, type Precision } from '../../optimize/build.js';
@@ -13,6 +14,7 @@ import { assertNotBroken, checkModel } from '../../optimize/check.js';
 import { listImageFiles } from '../../optimize/images.js';
 
 interface BuildCliOptions {
+  device?: string;
   model?: string;
   out?: string;
   repository?: string;
@@ -41,6 +43,13 @@ interface BuildCliOptions {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** `--device N`: one CUDA device ordinal. @throws OspreyError `OSPREY_ERR_USAGE`. */
+function deviceOrdinal(v: string): number {
+  const ids = parseGpuList(v, '--device');
+  if (ids.length !== 1) throw new OspreyError('OSPREY_ERR_USAGE', `--device '${v}': give one GPU (a CUDA device ordinal), e.g. --device 1`);
+  return ids[0]!;
+}
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -101,6 +110,7 @@ export function register(program: Command): void {
     .option('--check-data <dir>', 'images for the broken-model check (default: calibration images, else a synthetic image)')
     .option('--target-ep <ep>', 'execution provider the engine is built for (recorded in the manifest)', 'cpu')
     .option('--engine <engine>', 'onnx (ONNX Runtime engine directory, default) | cuda (Osprey\'s own GPU engine for the GPU in hand: FP16 NHWC, fused, autotuned)', 'onnx')
+    .option('--device <id>', 'with --engine cuda: the GPU to build (and autotune) on, a CUDA device ordinal (default 0); the engine is for its compute capability')
     .option('--check <model>', 'only run the broken-model check on MODEL (exit 2 with OSPREY_ERR_BROKEN_MODEL when broken)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bars')
@@ -124,7 +134,7 @@ export function register(program: Command): void {
         // Osprey's GPU engine: the builder lives in src/compile + src/engine/gpu-build.ts
         if (!o.out) throw new OspreyError('OSPREY_ERR_USAGE', 'osprey build --engine cuda needs --out DIR');
         const { buildGpuEngine } = await import('../../engine/gpu-build.js');
-        const r = await buildGpuEngine({ model: o.model, out: o.out, maxBatch: int('--max-batch', o.maxBatch)!, ...(o.topk !== undefined ? { topk: int('--topk', o.topk)! } : {}), log: (l) => process.stderr.write(`build: ${l}\n`) });
+        const r = await buildGpuEngine({ model: o.model, out: o.out, maxBatch: int('--max-batch', o.maxBatch)!, ...(o.device !== undefined ? { deviceId: deviceOrdinal(o.device) } : {}), ...(o.topk !== undefined ? { topk: int('--topk', o.topk)! } : {}), log: (l) => process.stderr.write(`build: ${l}\n`) });
         process.stdout.write(o.json ? JSON.stringify(r.manifest, null, 2) + '\n' : `${r.enginePath}\n`);
         return;
       }
