@@ -15,7 +15,7 @@ import { createPlacedEngine, isGpuEnginePath } from '../../src/engine/placed-eng
 import { readGpuInventory, type GpuInventory } from '../../src/gpu/inventory.js';
 import { loadStreamsModel } from '../../src/streams/model.js';
 import { tinyEngineFile } from '../compile/fixtures.js';
-import { MODEL_PATH } from '../server/fixtures.js';
+import { MODEL_PATH } from '../support/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'osprey-placed-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
