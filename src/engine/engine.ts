@@ -21,6 +21,8 @@ export interface EngineInfo {
   fallbacks: readonly ExecutionProviderFallback[];
   /** ONNX metadata_props as written by the exporter (Ultralytics writes `names`, `stride`, `imgsz`, `task`...). */
   metadata: Readonly<Record<string, string>>;
+  /** Largest batch the engine runs on its dynamic batch axis, when it has a limit (a GPU engine's max batch profile). */
+  maxBatchSize?: number;
 }
 
 /** Options of one {@link Engine.run}. */

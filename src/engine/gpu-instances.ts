@@ -17,6 +17,9 @@ import type { GpuInfo } from '../gpu/system.js';
 import type { Engine, EngineFactory, EngineInstances, RunOptions } from './engine.js';
 import { GpuEngine } from './gpu-engine.js';
 
+/** The header fields read on the main thread (the plan's layers are there too, untyped here). */
+export type EngineHeaderSummary = Omit<EngineFileHeader, 'plan'> & { plan: { profiles?: { max?: number } } };
+
 /** Largest engine header read on the main thread, bytes (yolov8s's is ~200 KB). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
@@ -25,7 +28,7 @@ const MAX_HEADER_BYTES = 64 * 1024 * 1024;
  * @throws OspreyError `OSPREY_ERR_MODEL_NOT_FOUND_FILE` (no such file), `OSPREY_ERR_ENGINE_INCOMPATIBLE` (not an
  *   Osprey engine file, or damaged).
  */
-export async function readEngineHeader(path: string): Promise<Omit<EngineFileHeader, 'plan'> & { plan: { input: unknown; output: unknown } }> {
+export async function readEngineHeader(path: string): Promise<EngineHeaderSummary> {
   const name = basename(path);
   const fh = await open(path, 'r').catch((err: Error) => {
     throw new OspreyError('OSPREY_ERR_MODEL_NOT_FOUND_FILE', `${name}: engine file not found or not readable`, { path: name }, { cause: err });
@@ -41,7 +44,7 @@ export async function readEngineHeader(path: string): Promise<Omit<EngineFileHea
     const r = await fh.read(buf, 0, len, 12);
     if (r.bytesRead !== len) throw bad('truncated header');
     try {
-      return JSON.parse(new TextDecoder().decode(buf)) as Omit<EngineFileHeader, 'plan'> & { plan: { input: unknown; output: unknown } };
+      return JSON.parse(new TextDecoder().decode(buf)) as EngineHeaderSummary;
     } catch {
       throw bad('header is not valid JSON');
     }
@@ -83,7 +86,8 @@ export const createGpuInstances: EngineFactory = async (options): Promise<Engine
     await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
     throw err;
   }
-  const info = engines[0]!.info;
+  const max = header.plan.profiles?.max;
+  const info = { ...engines[0]!.info, ...(typeof max === 'number' ? { maxBatchSize: max } : {}) };
   const instances: Engine[] = engines.map((e) => ({ info, run: (feeds: Record<string, Tensor>, o?: RunOptions) => e.run(feeds, o), close: () => e.close() }));
   return { info, instances, close: async () => void (await Promise.all(engines.map((e) => e.close()))) };
 };

@@ -285,6 +285,8 @@ function resolveQueuePolicy(p: Static<typeof QueuePolicySchema> | undefined, bas
 export interface ModelSignature {
   inputs: readonly TensorSpec[];
   outputs: readonly TensorSpec[];
+  /** Largest batch a dynamic batch axis accepts, when the engine has one (a GPU engine's max batch profile). */
+  maxBatchSize?: number;
 }
 
 const fixedDim = (d: number | string | undefined): number => (typeof d === 'number' && d >= 0 ? d : -1);
@@ -321,8 +323,12 @@ export function resolveModelConfig(file: ModelConfigFile, name: string, model?: 
           `use maxBatchSize 0, or make the batch axis dynamic (osprey build --dynamic-batch)`,
       );
     }
+    if (model?.maxBatchSize !== undefined && maxBatchSize > model.maxBatchSize) {
+      throw configError(where, 'maxBatchSize', `${maxBatchSize} but the engine runs batches up to ${model.maxBatchSize}; lower it, or rebuild the engine with --max-batch ${maxBatchSize}`);
+    }
   } else if (model) {
-    maxBatchSize = modelBatchDynamic ? CONFIG_DEFAULTS.autoMaxBatchSize : 0;
+    // Triton's auto-complete for engines with a batch profile: max_batch_size = the profile's max
+    maxBatchSize = modelBatchDynamic ? (model.maxBatchSize ?? CONFIG_DEFAULTS.autoMaxBatchSize) : 0;
     autoBatching = modelBatchDynamic;
   } else {
     maxBatchSize = 0;

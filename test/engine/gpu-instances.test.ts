@@ -27,6 +27,7 @@ test('readEngineHeader reads the target without the blobs; a file that is not an
   const h = await readEngineHeader(engine90);
   assert.equal(h.target.computeCapability, '9.0');
   assert.equal(h.format, 'osprey-gpu-engine');
+  assert.equal(typeof h.plan.profiles?.max, 'number'); // the factory reports it as the engine's maxBatchSize
   const junk = join(dir, 'junk.engine');
   writeFileSync(junk, 'not an engine at all');
   await assert.rejects(readEngineHeader(junk), (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_ENGINE_INCOMPATIBLE' && /bad magic/.test(e.message));

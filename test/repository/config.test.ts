@@ -118,3 +118,17 @@ describe('model config', () => {
     assert.equal(c.dynamicBatching!.defaultPriorityLevel, 3);
   });
 });
+
+it('an engine with a max batch profile (GPU engine): maxBatchSize defaults to it; a larger one is OSPREY_ERR_CONFIG', () => {
+  const engine = {
+    inputs: [{ name: 'images', type: 'uint8' as const, shape: ['batch', 640, 640, 3] }],
+    outputs: [{ name: 'output0', type: 'float32' as const, shape: ['batch', 300, 6] }],
+    maxBatchSize: 32,
+  };
+  assert.equal(resolveModelConfig({ backend: 'osprey-cuda' }, 'm', engine).maxBatchSize, 32);
+  assert.equal(resolveModelConfig({ maxBatchSize: 8 }, 'm', engine).maxBatchSize, 8);
+  assert.throws(
+    () => resolveModelConfig({ maxBatchSize: 64 }, 'm', engine, 'm/config.json'),
+    (e: unknown) => e instanceof OspreyError && e.code === 'OSPREY_ERR_CONFIG' && /maxBatchSize: 64 but the engine runs batches up to 32; lower it, or rebuild the engine with --max-batch 64/.test(e.message),
+  );
+});
