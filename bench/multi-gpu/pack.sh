@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
 # Prepares the multi-GPU scaling run (issue 19; bench/suites/multi-gpu-scaling.ts) for a lent multi-GPU machine
 # (nvidia-h200-x2 / -x4 / h100-x2 / -x4), which has no Node, npm, network or ../shared:
-#   1. ../shared/tools/gpu-pack.sh: node, node_modules (tsx, koffi, onnxruntime-node + its CUDA EP) in .gpu/part-00..03
+#   1. ../shared/tools/gpu-pack.sh: node, node_modules (tsx, koffi, onnxruntime-node + its CUDA EP) in .gpu/part-NN
 #   2. .gpu-data/ (ignored): yolov8n.onnx, 16 coco-val-dev images, torch_yolov8.py (makes the YOLOv8s-shaped export there)
-# Then make the four runs back to back (one machine kind for all four; within 30 s of each other), e.g. for 4 GPUs:
-#   run(kind="nvidia-h200-x4", carry=[".gpu/unpack.sh", ".gpu/part-00"], command="bash .gpu/unpack.sh")   # rc 3: 1 of 4 parts
-#   run(kind="nvidia-h200-x4", carry=[".gpu/unpack.sh", ".gpu/part-01"], command="bash .gpu/unpack.sh")   # rc 3
-#   run(kind="nvidia-h200-x4", carry=[".gpu/unpack.sh", ".gpu/part-02"], command="bash .gpu/unpack.sh")   # rc 3
-#   run(kind="nvidia-h200-x4", carry=[".gpu/unpack.sh", ".gpu/part-03", ".gpu-data"], command="bash bench/multi-gpu/run.sh")
-# run.sh unpacks, prints osprey doctor, runs the suite (1, 2, 4 GPUs; yolov8n and yolov8s-synth; engine alone and
-# osprey serve + osprey bench server) and leaves the JSON under $OUT. Usage: bash bench/multi-gpu/pack.sh
+# and prints the runs to make back to back on ONE machine kind (within 30 s of each other): every part but the last
+# with `bash .gpu/unpack.sh` (rc 3: "k of N parts here"), the last with .gpu-data and `bash bench/multi-gpu/run.sh`,
+# which unpacks, prints nvidia-smi and osprey doctor, runs the suite (1, 2, 4 GPUs; yolov8n and yolov8s-synth; the
+# engine alone and osprey serve + osprey bench server) and leaves the JSON under $OUT.
+# Usage: bash bench/multi-gpu/pack.sh [KIND]   (KIND for the printed runs, default nvidia-h200-x4)
 set -euo pipefail
+KIND=${1:-nvidia-h200-x4}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SHARED=${SHARED:-$ROOT/../shared}
-[ -d .gpu ] && [ -f .gpu/part-03 ] || bash "$SHARED/tools/gpu-pack.sh"
+if [ ! -f .gpu/unpack.sh ]; then
+  if [ -f .git ]; then
+    # a git worktree (.git is a file): gpu-pack.sh's .git/info/exclude line cannot work; .gpu/ is in .gitignore
+    sed 's#^grep -qx .*info/exclude$#:#' "$SHARED/tools/gpu-pack.sh" > /tmp/osprey-gpu-pack.sh
+    bash /tmp/osprey-gpu-pack.sh
+  else
+    bash "$SHARED/tools/gpu-pack.sh"
+  fi
+fi
 mkdir -p .gpu-data/models .gpu-data/coco-val-dev/images
 cp "$SHARED/data/models/yolov8n.onnx" .gpu-data/models/
 cp "$SHARED/tools/torch_yolov8.py" .gpu-data/
 ls "$SHARED/data/coco-val-dev/images" | sort | head -16 | while read -r f; do cp "$SHARED/data/coco-val-dev/images/$f" .gpu-data/coco-val-dev/images/; done
-du -sh .gpu/part-03 .gpu-data
+PARTS=$(ls .gpu/part-* | sort)
+LAST=$(echo "$PARTS" | tail -1)
+du -sh "$LAST" .gpu-data
+echo "runs (kind $KIND), back to back:"
+for p in $PARTS; do
+  if [ "$p" = "$LAST" ]; then
+    echo "  run(kind=\"$KIND\", carry=[\".gpu/unpack.sh\", \"$p\", \".gpu-data\"], command=\"bash bench/multi-gpu/run.sh\")"
+  else
+    echo "  run(kind=\"$KIND\", carry=[\".gpu/unpack.sh\", \"$p\"], command=\"bash .gpu/unpack.sh\")"
+  fi
+done
