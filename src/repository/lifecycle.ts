@@ -141,9 +141,11 @@ export async function loadModelVersion(src: VersionSource, ctx: LifecycleContext
   /** Group → the GPUs its instances were placed on (what `GET …/config` reports as `instance_group[].gpus`). */
   const placedGpus = new Map<number, number[]>();
   try {
-    const placements = placeInstances(src.model, src.resolved.instanceGroup, backend, await (ctx.gpus ?? gpuInventory)(), ctx.gpuIds, (i) =>
-      providersFor(src.resolved.instanceGroup[i]!, ctx.executionProviders).every((e) => e === 'cpu'),
-    );
+    const cpuOnly = (i: number) => providersFor(src.resolved.instanceGroup[i]!, ctx.executionProviders).every((e) => e === 'cpu');
+    // the host's GPUs are read only when some group may go on one (a CPU-only config never spawns nvidia-smi)
+    const needsGpus = src.resolved.instanceGroup.some((g, i) => g.kind !== 'KIND_CPU' && (backend !== 'onnxruntime' || !cpuOnly(i) || g.gpus.length > 0 || ctx.gpuIds !== undefined));
+    const inventory: GpuInventory = needsGpus ? await (ctx.gpus ?? gpuInventory)() : { gpus: [], source: 'none', note: 'not read: no instance group runs on a GPU' };
+    const placements = placeInstances(src.model, src.resolved.instanceGroup, backend, inventory, ctx.gpuIds, cpuOnly);
     for (const p of placements) {
       const g = src.resolved.instanceGroup[p.group]!;
       const cc = p.gpuInfo?.computeCapability;
