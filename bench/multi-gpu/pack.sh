@@ -13,6 +13,12 @@ KIND=${1:-nvidia-h200-x4}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SHARED=${SHARED:-$ROOT/../shared}
+if [ -L node_modules ]; then
+  # gpu-pack.sh archives node_modules with tar (a link would be packed as a link) and copies the CUDA EP libraries into
+  # it (through a link, into the checkout it points at): run this from a checkout with a real node_modules
+  echo "pack.sh: node_modules is a symbolic link ($(readlink node_modules)); run from a checkout with its own node_modules (npm ci)" >&2
+  exit 1
+fi
 if [ ! -f .gpu/unpack.sh ]; then
   if [ -f .git ]; then
     # a git worktree (.git is a file): gpu-pack.sh's .git/info/exclude line cannot work; .gpu/ is in .gitignore
