@@ -171,7 +171,8 @@ export class ModelRepository {
    */
   static async fromModelFile(path: string, options: RepositoryOptions & { name?: string; config?: ModelConfigFile } = {}): Promise<ModelRepository> {
     const abs = resolvePath(path);
-    const name = options.name ?? basename(abs, extname(abs));
+    // `model.sm90.engine` (osprey build --engine cuda) → `model`: the compute capability is not part of the name
+    const name = options.name ?? basename(abs, extname(abs)).replace(extname(abs) === '.engine' ? /\.sm[0-9]+$/ : /$^/, '');
     const repo = new ModelRepository(null, options);
     repo.models.set(name, { name, versions: new Map(), failures: new Map(), busy: Promise.resolve(), loading: false, file: abs });
     await repo.load(name, options.config ? { config: options.config as Record<string, unknown> } : {});

@@ -112,6 +112,9 @@ describe('model loads on this machine (real inventory: no GPU)', () => {
     } finally {
       await repo.close();
     }
+    // `osprey serve --model DIR/model.sm90.engine`: the one-model repository picks the same backend
+    const one = await ModelRepository.fromModelFile(join(dir, 'model.sm90.engine'), { executionProviders: ['cpu'] }).catch((e: unknown) => e);
+    assert.ok(one instanceof OspreyError && /model: backend osprey-cuda needs an NVIDIA GPU/.test(one.message), String(one));
   });
 });
 
