@@ -119,6 +119,7 @@ export class Detector {
           ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
           ...(options.gpuIds ? { gpuIds: options.gpuIds } : {}),
           ...(options.warmupBatchSize !== undefined ? { warmupBatchSize: options.warmupBatchSize } : {}),
+          ...(options.intraOpSpinning !== undefined ? { intraOpSpinning: options.intraOpSpinning } : {}),
           warmup: options.warmup === undefined ? 1 : typeof options.warmup === 'boolean' ? (options.warmup ? 1 : 0) : options.warmup,
         })
       : await createOrtEngine(modelBytes ? { ...options, modelBytes } : options);

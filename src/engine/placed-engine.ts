@@ -19,7 +19,7 @@ import { InstancePool } from './instance-pool.js';
 import { createOrtInstances, type OrtEngineOptions } from './ort-engine.js';
 import { placeInstances, type InstancePlacement } from './placement.js';
 
-export interface PlacedEngineOptions extends Pick<OrtEngineOptions, 'modelPath' | 'executionProviders' | 'instances' | 'intraOpNumThreads'> {
+export interface PlacedEngineOptions extends Pick<OrtEngineOptions, 'modelPath' | 'executionProviders' | 'instances' | 'intraOpNumThreads' | 'intraOpSpinning'> {
   /** CUDA device ordinals; `instances` go on each. Default: device 0 (ONNX Runtime: its execution providers decide). */
   gpuIds?: readonly number[];
   /** The host's GPUs (default: read once, src/gpu/inventory.ts). */
@@ -133,6 +133,8 @@ export async function createPlacedEngine(o: PlacedEngineOptions): Promise<Placed
         ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
         warmup: o.warmup ?? 1,
         ...(o.warmupBatchSize !== undefined ? { warmupBatchSize: o.warmupBatchSize } : {}),
+        // ONNX Runtime only (createOrtInstances hands its options to createOrtEngine); other backends ignore it
+        ...(o.intraOpSpinning !== undefined ? ({ intraOpSpinning: o.intraOpSpinning } as object) : {}),
       });
       groups.push(loaded);
       const onGpu = p.gpu !== null && loaded.info.executionProvider !== 'cpu';
