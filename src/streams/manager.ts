@@ -14,11 +14,12 @@ import { redactDeep, redactText, redactUrl, secretsOf } from '../core/redact.js'
 import { annotatedJpeg } from './annotate.js';
 import { CAMERA_STATES, Camera, type ProcessedFrame, type StateChange } from './camera.js';
 import { DEFAULTS, parseCamera, validateRulesInFrame, type CameraConfig, type RuleConfig, type StreamsConfig } from './config.js';
-import { EventStore, type StoredEvent } from './events.js';
+import { SqliteEventStore } from './events.js';
+import type { EventStore, NewEvent, OutboxWrite, StoredEvent } from './store.js';
 import type { FrameInferer } from './inferer.js';
 import { RuleEngine } from './rules.js';
 import { ByteTracker, type TrackedObject } from './tracker.js';
-import { MqttSink, WebhookSink, type OutboxSink } from './sinks.js';
+import { MqttSink, WebhookSink, defaultHolder, type OutboxSink } from './sinks.js';
 
 /** Metric names of the streams runtime (Prometheus base units). */
 export const STREAM_METRIC = {
@@ -38,6 +39,10 @@ export const STREAM_METRIC = {
   events: 'osprey_stream_events_total',
   /** Gauge: webhook outbox rows (labels sink, status). */
   outbox: 'osprey_stream_webhook_outbox',
+  /** Histogram seconds: one event-store operation (label `op`: insert, query, claimOutbox, renewLeases, …). */
+  storeLatency: 'osprey_event_store_latency_seconds',
+  /** Counter: events not written (labels camera, reason: `lease_lost`, `store_error`). */
+  eventWriteFailures: 'osprey_stream_event_write_failures_total',
 } as const;
 
 
@@ -46,6 +51,8 @@ interface CameraRuntime {
   tracker: ByteTracker;
   rules: RuleEngine;
   lastObjects: TrackedObject[];
+  /** Event writes of this camera, in order (each waits for the previous one). */
+  writes: Promise<void>;
   previewAtMs: number;
   previewBusy: boolean;
   jpeg: Buffer | null;
@@ -60,6 +67,13 @@ export interface StreamManagerOptions {
   ffmpegPath?: string;
   /** For logs (pino-like). Every string in what is logged is redacted first. */
   log?: StreamsLog;
+  /**
+   * An opened event store (PostgreSQL: {@link openEventStore}); the manager owns it from then on and closes it.
+   * Default: the SQLite store of `config.events`.
+   */
+  store?: EventStore;
+  /** Dispatcher / replica id written in outbox claims (and leases). Default `<host>:<pid>`. */
+  replicaId?: string;
 }
 
 /** The logger the streams runtime writes to (pino's shape). */
@@ -81,7 +95,10 @@ export class StreamManager extends EventEmitter {
     stateChanges?: Counter<'camera' | 'to' | 'reason'>;
     latency?: Histogram<'camera'>;
     events?: Counter<'camera' | 'rule'>;
+    writeFailures?: Counter<'camera' | 'reason'>;
   } = {};
+  /** Writes in flight (all cameras), awaited by {@link stop} and {@link flush}. */
+  private readonly pendingWrites = new Set<Promise<void>>();
   private readonly startedAtMs = Date.now();
   private snapshotWrites = new Set<Promise<void>>();
   private stopped = false;
@@ -109,17 +126,18 @@ export class StreamManager extends EventEmitter {
       info: (o, msg) => log.info(this.redactValue(o), msg === undefined ? undefined : this.redact(msg)),
       warn: (o, msg) => log.warn(this.redactValue(o), msg === undefined ? undefined : this.redact(msg)),
     };
-    this.store = new EventStore(opts.config.events.database, opts.config.events.snapshots, opts.config.events.retention);
-    this.webhooks = opts.config.webhooks.map((w, i) => new WebhookSink(this.store, w, `webhooks[${i}]`));
-    this.mqttSinks = (opts.config.mqtt ?? []).map((m, i) => new MqttSink(this.store, m, `mqtt[${i}]`));
+    this.store = opts.store ?? new SqliteEventStore(opts.config.events.database, opts.config.events.snapshots, opts.config.events.retention);
+    const holder = opts.replicaId ?? defaultHolder();
+    this.webhooks = opts.config.webhooks.map((w, i) => new WebhookSink(this.store, w, `webhooks[${i}]`, 200, holder));
+    this.mqttSinks = (opts.config.mqtt ?? []).map((m, i) => new MqttSink(this.store, m, `mqtt[${i}]`, 200, holder));
     this.sinks = [...this.webhooks, ...this.mqttSinks];
     if (opts.registry) this.registerMetrics(opts.registry);
   }
 
   /** Starts every enabled camera and the webhook sinks. */
   start(): void {
-    this.store.applyRetention();
-    for (const w of this.sinks) w.start();
+    this.store.applyRetention().catch((err: Error) => this.log?.warn({ err: err.message }, 'event retention failed'));
+    for (const w of this.sinks) void w.start();
     for (const c of this.config.cameras) this.addCameraConfig(c);
     this.started = true;
   }
@@ -152,7 +170,7 @@ export class StreamManager extends EventEmitter {
    * reasons are in the answer.
    */
   readiness(): { ready: boolean; checks: Record<string, boolean>; cameras: Record<string, number> } {
-    const checks = { started: this.started, notStopping: !this.stopped, eventDatabase: this.store.db.open };
+    const checks = { started: this.started, notStopping: !this.stopped, eventDatabase: this.store.isOpen };
     const cameras: Record<string, number> = { total: this.cams.size };
     for (const r of this.cams.values()) cameras[r.camera.state] = (cameras[r.camera.state] ?? 0) + 1;
     return { ready: Object.values(checks).every(Boolean), checks, cameras };
@@ -164,8 +182,14 @@ export class StreamManager extends EventEmitter {
     this.stopped = true;
     await Promise.all([...this.cams.values()].map((r) => r.camera.stop('shutdown')));
     await Promise.all(this.sinks.map((w) => w.stop()));
+    await this.flush();
     await Promise.all([...this.snapshotWrites]);
-    this.store.close();
+    await this.store.close();
+  }
+
+  /** Waits for every event write started so far (all cameras). */
+  async flush(): Promise<void> {
+    while (this.pendingWrites.size > 0) await Promise.all([...this.pendingWrites]);
   }
 
   get previewFps(): number {
@@ -250,7 +274,8 @@ export class StreamManager extends EventEmitter {
   }
 
   /** Server/runtime stats for the dashboard. */
-  stats(): Record<string, unknown> {
+  async stats(): Promise<Record<string, unknown>> {
+    const [events, stateEvents] = await Promise.all([this.store.count('rule'), this.store.count('state')]);
     const mem = process.memoryUsage();
     const cams = [...this.cams.values()].map((r) => r.camera);
     const sum = (k: 'decoded' | 'sampled' | 'dropped' | 'processed'): number => cams.reduce((a, c) => a + c.counters[k], 0);
@@ -260,8 +285,9 @@ export class StreamManager extends EventEmitter {
       streaming: cams.filter((c) => c.state === 'streaming').length,
       starved: cams.filter((c) => c.state === 'starved').length,
       frames: { decoded: sum('decoded'), sampled: sum('sampled'), dropped: sum('dropped'), processed: sum('processed') },
-      events: this.store.count('rule'),
-      stateEvents: this.store.count('state'),
+      events,
+      stateEvents,
+      store: { kind: this.store.kind, location: this.redact(this.store.location) },
       webhooks: this.webhooks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
       mqtt: this.mqttSinks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
@@ -276,7 +302,7 @@ export class StreamManager extends EventEmitter {
 
   private addCameraConfig(c: CameraConfig): Camera {
     const camera = new Camera(c, { inferer: this.inferer, ...(this.opts.ffmpegPath ? { ffmpegPath: this.opts.ffmpegPath } : {}) });
-    const rt: CameraRuntime = { camera, tracker: new ByteTracker(c.tracker), rules: new RuleEngine(c.rules), lastObjects: [], previewAtMs: 0, previewBusy: false, jpeg: null, jpegSeq: 0 };
+    const rt: CameraRuntime = { camera, tracker: new ByteTracker(c.tracker), rules: new RuleEngine(c.rules), lastObjects: [], writes: Promise.resolve(), previewAtMs: 0, previewBusy: false, jpeg: null, jpegSeq: 0 };
     this.cams.set(c.id, rt);
     camera.on('state', (s: StateChange) => this.onState(rt, s));
     camera.on('processed', (p: ProcessedFrame) => this.onProcessed(rt, p));
@@ -286,10 +312,10 @@ export class StreamManager extends EventEmitter {
   }
 
   private onState(rt: CameraRuntime, s: StateChange): void {
-    if (this.stopped || !this.store.db.open) return;
+    if (this.stopped || !this.store.isOpen) return;
     if (s.to === 'reconnecting' || s.to === 'failed' || s.from === 'reconnecting') rt.tracker.reset();
     this.metrics.stateChanges?.inc({ camera: s.camera, to: s.to, reason: s.reasonCode });
-    const ev = this.store.insert({
+    this.write(rt, {
       kind: 'state',
       camera: s.camera,
       rule: s.to,
@@ -305,8 +331,44 @@ export class StreamManager extends EventEmitter {
       details: this.redactValue({ from: s.from, to: s.to, reasonCode: s.reasonCode, reason: s.reason, attempt: s.attempt, ...(s.error ? { error: { code: s.error.code } } : {}) }),
     });
     this.log?.info({ camera: s.camera, from: s.from, to: s.to, reasonCode: s.reasonCode, reason: s.reason, error: s.error?.code }, 'camera state');
-    this.emit('event', ev);
-    for (const w of this.sinks) w.enqueue(ev);
+  }
+
+  /**
+   * Stores an event with its outbox rows (one transaction), after the camera's previous writes; then emits it. A
+   * duplicate (same idempotency key) is neither emitted nor sent again. A write the store refuses is logged and
+   * counted; the camera goes on.
+   */
+  private write(rt: CameraRuntime, e: NewEvent, extra?: (ev: StoredEvent) => Record<string, unknown>, after?: (ev: StoredEvent) => void): void {
+    const outbox: OutboxWrite[] = this.sinks.map((w) => w.outboxWrite(extra));
+    const fence = this.fenceFor(e.camera);
+    const p = rt.writes.then(async () => {
+      if (!this.store.isOpen) return;
+      try {
+        const { event, dropped } = await this.store.insert(e, { outbox, ...(fence ? { fence } : {}) });
+        if (!event) return;
+        for (const w of this.sinks) w.written(dropped[w.sink] ?? 0);
+        after?.(event);
+        this.emit('event', event);
+      } catch (err) {
+        const oe = err instanceof OspreyError ? err : new OspreyError('OSPREY_ERR_EVENT_STORE', String((err as Error)?.message ?? err));
+        this.metrics.writeFailures?.inc({ camera: e.camera, reason: oe.code === 'OSPREY_ERR_LEASE_LOST' ? 'lease_lost' : 'store_error' });
+        this.log?.warn({ camera: e.camera, code: oe.code, idempotencyKey: e.idempotencyKey }, oe.message);
+        this.onWriteFailed(e.camera, oe);
+      }
+    });
+    rt.writes = p;
+    this.pendingWrites.add(p);
+    void p.finally(() => this.pendingWrites.delete(p));
+  }
+
+  /** The lease an event write of this camera must hold (none without leases). Overridden by the lease runtime. */
+  protected fenceFor(_camera: string): { camera: string; holder: string; token: number } | undefined {
+    return undefined;
+  }
+
+  /** Called when a write of this camera failed (the lease runtime stops a camera it was fenced out of). */
+  protected onWriteFailed(_camera: string, _err: OspreyError): void {
+    /* no leases: nothing to do */
   }
 
   private onProcessed(rt: CameraRuntime, p: ProcessedFrame): void {
@@ -318,30 +380,35 @@ export class StreamManager extends EventEmitter {
     for (const f of firings) {
       const snapshot = this.store.snapshotPathFor(p.camera, f.rule, f.trackId, f.atMs);
       const latencyMs = performance.now() - p.frame.receivedAtPerfMs;
-      const ev = this.store.insert({
-        kind: 'rule',
-        camera: p.camera,
-        rule: f.rule,
-        ruleType: f.ruleType,
-        className: f.className,
-        classId: f.classId,
-        trackId: f.trackId,
-        score: f.score,
-        box: f.box,
-        timeMs: f.atMs,
-        snapshot,
-        latencyMs,
-        details: { ...(f.dwellMs !== undefined ? { dwellMs: Math.round(f.dwellMs) } : {}), ...(f.direction ? { direction: f.direction } : {}), batchSize: p.result.batchSize },
-      });
-      this.metrics.events?.inc({ camera: p.camera, rule: f.rule });
       const boxes = objects.map((o) => ({ box: o.box, label: `${o.className} #${o.trackId}`, highlight: o.trackId === f.trackId }));
-      const write = annotatedJpeg(p.pixels, p.info.geometry, boxes, { rules: rt.rules.ruleList.filter((r) => r.name === f.rule), quality: 80 })
-        .then((jpeg) => writeFile(this.store.ensureSnapshotDir(snapshot), jpeg))
-        .catch((err: Error) => this.log?.warn({ camera: p.camera, err: err.message }, 'snapshot write failed'))
-        .finally(() => this.snapshotWrites.delete(write));
-      this.snapshotWrites.add(write);
-      this.emit('event', ev);
-      for (const w of this.sinks) w.enqueue(ev, { snapshotUrl: `/api/events/${ev.id}/snapshot.jpg` });
+      this.write(
+        rt,
+        {
+          kind: 'rule',
+          camera: p.camera,
+          rule: f.rule,
+          ruleType: f.ruleType,
+          className: f.className,
+          classId: f.classId,
+          trackId: f.trackId,
+          score: f.score,
+          box: f.box,
+          timeMs: f.atMs,
+          snapshot,
+          latencyMs,
+          details: { ...(f.dwellMs !== undefined ? { dwellMs: Math.round(f.dwellMs) } : {}), ...(f.direction ? { direction: f.direction } : {}), batchSize: p.result.batchSize },
+        },
+        (ev) => ({ snapshotUrl: `/api/events/${ev.id}/snapshot.jpg` }),
+        () => {
+          // Stored (not a duplicate, not fenced out): count it and write its snapshot.
+          this.metrics.events?.inc({ camera: p.camera, rule: f.rule });
+          const write = annotatedJpeg(p.pixels, p.info.geometry, boxes, { rules: rt.rules.ruleList.filter((r) => r.name === f.rule), quality: 80 })
+            .then((jpeg) => writeFile(this.store.ensureSnapshotDir(snapshot), jpeg))
+            .catch((err: Error) => this.log?.warn({ camera: p.camera, err: err.message }, 'snapshot write failed'))
+            .finally(() => this.snapshotWrites.delete(write));
+          this.snapshotWrites.add(write);
+        },
+      );
     }
     // Live preview at previewFps (never more than one encode in flight per camera).
     const now = Date.now();
@@ -413,7 +480,7 @@ export class StreamManager extends EventEmitter {
       registers: [registry],
       collect() {
         this.reset();
-        if (!mgr.store.db.open) return;
+        if (!mgr.store.isOpen) return;
         for (const w of mgr.sinks) {
           const s = w.stats();
           this.set({ sink: w.sink, status: 'pending' }, s.pending);
@@ -430,6 +497,15 @@ export class StreamManager extends EventEmitter {
       registers: [registry],
     });
     this.metrics.events = new Counter({ name: STREAM_METRIC.events, help: 'Rule events.', labelNames: ['camera', 'rule'], registers: [registry] });
+    this.metrics.writeFailures = new Counter({ name: STREAM_METRIC.eventWriteFailures, help: 'Events not written: lease_lost (fenced out: another replica holds the camera) or store_error.', labelNames: ['camera', 'reason'], registers: [registry] });
+    const storeLatency = new Histogram({
+      name: STREAM_METRIC.storeLatency,
+      help: 'Duration of one event-store operation (SQLite or PostgreSQL), seconds, by operation.',
+      labelNames: ['store', 'op'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    });
+    this.store.latencyObserver = (op, seconds) => storeLatency.observe({ store: this.store.kind, op }, seconds);
   }
 }
 

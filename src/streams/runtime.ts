@@ -7,6 +7,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { OspreyError } from '../core/errors.js';
 import { AccessPolicy, httpApiGroup } from '../server/auth.js';
 import type { StreamsConfig } from './config.js';
+import { openEventStore } from './pg-store.js';
 import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
 import { registerProbeRoutes, registerStreamsRoutes } from './routes.js';
@@ -26,6 +27,8 @@ export interface StreamsRuntimeOptions {
    * rules (`camera-control`) by default. Default: none restricted.
    */
   accessPolicy?: AccessPolicy;
+  /** Replica id (outbox claims; camera leases with a PostgreSQL store). Default `<host>:<pid>`. */
+  replicaId?: string;
 }
 
 export interface StreamsRuntime {
@@ -50,7 +53,8 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
   collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
   let manager: StreamManager;
   try {
-    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, ...(o.log ? { log: o.log } : {}) });
+    const store = await openEventStore(o.config);
+    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await model?.close();
     throw err;
