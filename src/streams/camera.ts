@@ -99,6 +99,8 @@ export interface CameraDeps {
   random?: () => number;
   /** Sliding window of the rates and latency, ms. Default {@link rateWindowMsFor}(fps). */
   rateWindowMs?: number;
+  /** File sources: media time to start at, ms (a camera resumed on another replica). Default 0. */
+  startAtMs?: number;
 }
 
 /**
@@ -281,6 +283,7 @@ export class Camera extends EventEmitter {
       rtspTransport: c.rtspTransport,
       loop: c.loop,
       realtime: c.realtime,
+      ...(file !== null && this.deps.startAtMs ? { startAtMs: this.deps.startAtMs } : {}),
       ...(c.hwaccel ? { hwaccel: c.hwaccel } : {}),
       inputArgs: c.inputArgs,
       width: inf?.inputWidth ?? this.deps.frameSize?.width ?? 640,

@@ -13,9 +13,11 @@ import { OspreyError } from '../core/errors.js';
 import { redactDeep, redactText, redactUrl, secretsOf } from '../core/redact.js';
 import { annotatedJpeg } from './annotate.js';
 import { CAMERA_STATES, Camera, type ProcessedFrame, type StateChange } from './camera.js';
-import { DEFAULTS, parseCamera, validateRulesInFrame, type CameraConfig, type RuleConfig, type StreamsConfig } from './config.js';
+import { DEFAULTS, isFileSource, parseCamera, validateRulesInFrame, type CameraConfig, type RuleConfig, type StreamsConfig } from './config.js';
 import { SqliteEventStore } from './events.js';
-import type { EventStore, NewEvent, OutboxWrite, StoredEvent } from './store.js';
+import { LeaseCoordinator, requirePostgres, type HeldLease, type LeaseHooks, type LeasePosition, type LeaseRow, type ReplicaRow } from './leases.js';
+import { PostgresEventStore } from './pg-store.js';
+import type { EventStore, Fence, NewEvent, OutboxWrite, StoredEvent } from './store.js';
 import type { FrameInferer } from './inferer.js';
 import { RuleEngine } from './rules.js';
 import { ByteTracker, type TrackedObject } from './tracker.js';
@@ -41,6 +43,10 @@ export const STREAM_METRIC = {
   outbox: 'osprey_stream_webhook_outbox',
   /** Histogram seconds: one event-store operation (label `op`: insert, query, claimOutbox, renewLeases, …). */
   storeLatency: 'osprey_event_store_latency_seconds',
+  /** Gauge: camera leases this replica holds. */
+  leasesHeld: 'osprey_stream_leases_held',
+  /** Counter: cameras this replica took over from a replica whose lease expired (label camera). */
+  failovers: 'osprey_stream_failovers_total',
   /** Counter: events not written (labels camera, reason: `lease_lost`, `store_error`). */
   eventWriteFailures: 'osprey_stream_event_write_failures_total',
 } as const;
@@ -53,6 +59,15 @@ interface CameraRuntime {
   lastObjects: TrackedObject[];
   /** Event writes of this camera, in order (each waits for the previous one). */
   writes: Promise<void>;
+  /** File source: frame times are `anchorMs + mediaTimeMs` (the same on every replica that resumes it). */
+  isFile: boolean;
+  anchorMs: number;
+  /** File source: state after the last frame whose events are committed (stored with the lease). */
+  committed: LeasePosition | null;
+  /** A write of this camera failed: the committed position stops advancing (a resume replays from before it). */
+  writeFailed: boolean;
+  /** The lease this camera runs under (lease mode), else null. */
+  lease: HeldLease | null;
   previewAtMs: number;
   previewBusy: boolean;
   jpeg: Buffer | null;
@@ -74,6 +89,11 @@ export interface StreamManagerOptions {
   store?: EventStore;
   /** Dispatcher / replica id written in outbox claims (and leases). Default `<host>:<pid>`. */
   replicaId?: string;
+  /**
+   * Share the cameras with the other replicas through leases (needs a PostgreSQL store): this manager runs only the
+   * cameras it holds. Default false (every camera of the config runs here).
+   */
+  leases?: boolean;
 }
 
 /** The logger the streams runtime writes to (pino's shape). */
@@ -96,6 +116,7 @@ export class StreamManager extends EventEmitter {
     latency?: Histogram<'camera'>;
     events?: Counter<'camera' | 'rule'>;
     writeFailures?: Counter<'camera' | 'reason'>;
+    failovers?: Counter<'camera'>;
   } = {};
   /** Writes in flight (all cameras), awaited by {@link stop} and {@link flush}. */
   private readonly pendingWrites = new Set<Promise<void>>();
@@ -106,6 +127,9 @@ export class StreamManager extends EventEmitter {
   /** Secret values of every configured URL and sink credential ever seen by this manager (for redaction). */
   private readonly secrets = new Set<string>();
   private readonly log: StreamsLog | undefined;
+  /** Camera leases (lease mode), else null. */
+  readonly leases: LeaseCoordinator | null = null;
+  readonly replicaId: string;
 
   constructor(private readonly opts: StreamManagerOptions) {
     super();
@@ -128,18 +152,59 @@ export class StreamManager extends EventEmitter {
     };
     this.store = opts.store ?? new SqliteEventStore(opts.config.events.database, opts.config.events.snapshots, opts.config.events.retention);
     const holder = opts.replicaId ?? defaultHolder();
+    this.replicaId = holder;
+    if (opts.leases) {
+      if (!(this.store instanceof PostgresEventStore)) requirePostgres(this.store.kind);
+      this.leases = new LeaseCoordinator(this.store as PostgresEventStore, holder, opts.config.cameras.map((c) => c.id), opts.config.leases, this.leaseHooks());
+    }
     this.webhooks = opts.config.webhooks.map((w, i) => new WebhookSink(this.store, w, `webhooks[${i}]`, 200, holder));
     this.mqttSinks = (opts.config.mqtt ?? []).map((m, i) => new MqttSink(this.store, m, `mqtt[${i}]`, 200, holder));
     this.sinks = [...this.webhooks, ...this.mqttSinks];
     if (opts.registry) this.registerMetrics(opts.registry);
   }
 
-  /** Starts every enabled camera and the webhook sinks. */
-  start(): void {
+  /**
+   * Starts the webhook sinks and every enabled camera — in lease mode, the cameras of this replica's first claim
+   * (resolves once it is done).
+   */
+  async start(): Promise<void> {
     this.store.applyRetention().catch((err: Error) => this.log?.warn({ err: err.message }, 'event retention failed'));
     for (const w of this.sinks) void w.start();
-    for (const c of this.config.cameras) this.addCameraConfig(c);
     this.started = true;
+    if (this.leases) {
+      await this.leases.start();
+      return;
+    }
+    for (const c of this.config.cameras) this.addCameraConfig(c);
+  }
+
+  private leaseHooks(): LeaseHooks {
+    return {
+      acquire: (lease) => {
+        const c = this.config.cameras.find((x) => x.id === lease.camera);
+        if (!c || this.stopped) return;
+        this.log?.info({ camera: c.id, replica: this.replicaId, token: lease.token, takenFrom: lease.takenFrom, resumeAtMs: lease.position?.mediaTimeMs ?? null }, lease.takenFrom ? 'camera taken over' : 'camera lease acquired');
+        if (lease.takenFrom) this.metrics.failovers?.inc({ camera: c.id });
+        this.addCameraConfig(c, lease);
+      },
+      release: async (camera, why) => {
+        const rt = this.cams.get(camera);
+        if (!rt) return null;
+        this.cams.delete(camera);
+        this.log?.info({ camera, replica: this.replicaId, why }, why === 'lost' ? 'camera lease lost' : 'camera lease released');
+        await rt.camera.stop(why === 'shutdown' ? 'shutdown' : 'stopped');
+        await rt.writes;
+        return rt.committed;
+      },
+      position: (camera) => this.cams.get(camera)?.committed ?? null,
+      capacity: () => (this.config.leases.maxCameras > 0 ? this.config.leases.maxCameras : 1),
+    };
+  }
+
+  /** Lease table of every camera and replica (lease mode), for `GET /api/streams/leases` and the dashboard. */
+  async leaseTable(): Promise<{ replica: string; leases: LeaseRow[]; replicas: ReplicaRow[]; failovers: number; lastError: string | null } | null> {
+    if (!this.leases) return null;
+    return { replica: this.replicaId, ...(await this.leases.list()), failovers: this.leases.failovers, lastError: this.leases.lastError };
   }
 
   /**
@@ -179,6 +244,8 @@ export class StreamManager extends EventEmitter {
   /** Stops cameras, sinks, waits for snapshot writes and closes the database. */
   async stop(): Promise<void> {
     if (this.stopped) return;
+    // Leases first: each held camera stops, its writes finish, its position is stored and its lease released.
+    await this.leases?.stop().catch((err: Error) => this.log?.warn({ err: err.message }, 'releasing camera leases failed'));
     this.stopped = true;
     await Promise.all([...this.cams.values()].map((r) => r.camera.stop('shutdown')));
     await Promise.all(this.sinks.map((w) => w.stop()));
@@ -208,7 +275,12 @@ export class StreamManager extends EventEmitter {
 
   /** Cameras as JSON for the API. */
   list(): Array<Record<string, unknown>> {
-    return [...this.cams.values()].map((r) => ({ ...r.camera.toJSON(), tracks: r.tracker.size, previewSeq: r.jpegSeq }));
+    return [...this.cams.values()].map((r) => ({
+      ...r.camera.toJSON(),
+      tracks: r.tracker.size,
+      previewSeq: r.jpegSeq,
+      ...(r.lease ? { lease: { replica: this.replicaId, token: r.lease.token, acquiredMs: r.lease.acquiredMs, takenFrom: r.lease.takenFrom, failovers: r.lease.failovers } } : {}),
+    }));
   }
 
   /** Latest annotated JPEG of a camera and its sequence number. */
@@ -288,6 +360,7 @@ export class StreamManager extends EventEmitter {
       events,
       stateEvents,
       store: { kind: this.store.kind, location: this.redact(this.store.location) },
+      ...(this.leases ? { leases: { replica: this.replicaId, held: this.leases.held.size, failovers: this.leases.failovers, lastError: this.leases.lastError } } : {}),
       webhooks: this.webhooks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
       mqtt: this.mqttSinks.map((w) => this.redactValue({ ...w.stats(), url: redactUrl(w.stats().url) })),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, externalBytes: mem.external, arrayBuffersBytes: mem.arrayBuffers },
@@ -300,9 +373,21 @@ export class StreamManager extends EventEmitter {
     return this.config.cameraDefaults;
   }
 
-  private addCameraConfig(c: CameraConfig): Camera {
-    const camera = new Camera(c, { inferer: this.inferer, ...(this.opts.ffmpegPath ? { ffmpegPath: this.opts.ffmpegPath } : {}) });
-    const rt: CameraRuntime = { camera, tracker: new ByteTracker(c.tracker), rules: new RuleEngine(c.rules), lastObjects: [], writes: Promise.resolve(), previewAtMs: 0, previewBusy: false, jpeg: null, jpegSeq: 0 };
+  private addCameraConfig(c: CameraConfig, lease: HeldLease | null = null): Camera {
+    const isFile = isFileSource(c.url);
+    const pos = isFile ? lease?.position ?? null : null;
+    // A file camera resumes on the frame after its last committed one, on the same frame grid (1000 / fps ms).
+    const startAtMs = pos ? pos.mediaTimeMs + 1000 / c.fps : 0;
+    const camera = new Camera(c, { inferer: this.inferer, ...(this.opts.ffmpegPath ? { ffmpegPath: this.opts.ffmpegPath } : {}), ...(startAtMs > 0 ? { startAtMs } : {}) });
+    const rt: CameraRuntime = {
+      camera, tracker: new ByteTracker(c.tracker), rules: new RuleEngine(c.rules), lastObjects: [], writes: Promise.resolve(),
+      isFile, anchorMs: pos?.anchorMs ?? Date.now(), committed: pos, writeFailed: false, lease,
+      previewAtMs: 0, previewBusy: false, jpeg: null, jpegSeq: 0,
+    };
+    if (pos) {
+      rt.tracker.restore(pos.tracker);
+      rt.rules.restore(pos.rules);
+    }
     this.cams.set(c.id, rt);
     camera.on('state', (s: StateChange) => this.onState(rt, s));
     camera.on('processed', (p: ProcessedFrame) => this.onProcessed(rt, p));
@@ -353,7 +438,8 @@ export class StreamManager extends EventEmitter {
         const oe = err instanceof OspreyError ? err : new OspreyError('OSPREY_ERR_EVENT_STORE', String((err as Error)?.message ?? err));
         this.metrics.writeFailures?.inc({ camera: e.camera, reason: oe.code === 'OSPREY_ERR_LEASE_LOST' ? 'lease_lost' : 'store_error' });
         this.log?.warn({ camera: e.camera, code: oe.code, idempotencyKey: e.idempotencyKey }, oe.message);
-        this.onWriteFailed(e.camera, oe);
+        rt.writeFailed = true;
+        this.onWriteFailed(e.camera, oe, fence);
       }
     });
     rt.writes = p;
@@ -361,22 +447,26 @@ export class StreamManager extends EventEmitter {
     void p.finally(() => this.pendingWrites.delete(p));
   }
 
-  /** The lease an event write of this camera must hold (none without leases). Overridden by the lease runtime. */
-  protected fenceFor(_camera: string): { camera: string; holder: string; token: number } | undefined {
-    return undefined;
+  /** The lease an event write of this camera must hold (none without leases). */
+  private fenceFor(camera: string): Fence | undefined {
+    if (!this.leases) return undefined;
+    // Not held (lost a moment ago, camera stopping): a token no lease has, so the store refuses the write.
+    return this.leases.fence(camera) ?? { camera, holder: this.replicaId, token: -1 };
   }
 
-  /** Called when a write of this camera failed (the lease runtime stops a camera it was fenced out of). */
-  protected onWriteFailed(_camera: string, _err: OspreyError): void {
-    /* no leases: nothing to do */
+  /** A write of this camera was fenced out: the lease is gone, stop the camera now. */
+  private onWriteFailed(camera: string, err: OspreyError, fence: Fence | undefined): void {
+    if (err.code === 'OSPREY_ERR_LEASE_LOST' && fence && this.leases) void this.leases.fencedOut(camera, fence.token);
   }
 
   private onProcessed(rt: CameraRuntime, p: ProcessedFrame): void {
     if (this.stopped || !this.cams.has(p.camera)) return;
-    const objects = rt.tracker.update(p.result.detections, p.frame.receivedAtMs);
+    // Time base: a file camera's media time (from its anchor), the same on every replica; a live camera's arrival time.
+    const frameMs = rt.isFile ? rt.anchorMs + p.frame.mediaTimeMs : p.frame.receivedAtMs;
+    const objects = rt.tracker.update(p.result.detections, frameMs);
     rt.lastObjects = objects;
     this.metrics.latency?.observe({ camera: p.camera }, p.latencyMs / 1000);
-    const firings = rt.rules.evaluate(objects, p.frame.receivedAtMs);
+    const firings = rt.rules.evaluate(objects, frameMs);
     for (const f of firings) {
       const snapshot = this.store.snapshotPathFor(p.camera, f.rule, f.trackId, f.atMs);
       const latencyMs = performance.now() - p.frame.receivedAtPerfMs;
@@ -396,7 +486,7 @@ export class StreamManager extends EventEmitter {
           timeMs: f.atMs,
           snapshot,
           latencyMs,
-          details: { ...(f.dwellMs !== undefined ? { dwellMs: Math.round(f.dwellMs) } : {}), ...(f.direction ? { direction: f.direction } : {}), batchSize: p.result.batchSize },
+          details: { ...(f.dwellMs !== undefined ? { dwellMs: Math.round(f.dwellMs) } : {}), ...(f.direction ? { direction: f.direction } : {}), batchSize: p.result.batchSize, ...(rt.isFile ? { mediaTimeMs: p.frame.mediaTimeMs } : {}) },
         },
         (ev) => ({ snapshotUrl: `/api/events/${ev.id}/snapshot.jpg` }),
         () => {
@@ -409,6 +499,13 @@ export class StreamManager extends EventEmitter {
           this.snapshotWrites.add(write);
         },
       );
+    }
+    if (rt.isFile) {
+      // The resume point: state after this frame, committed once this frame's events are.
+      const snap: LeasePosition = { mediaTimeMs: p.frame.mediaTimeMs, anchorMs: rt.anchorMs, tracker: rt.tracker.snapshot(), rules: rt.rules.snapshot() };
+      rt.writes = rt.writes.then(() => {
+        if (!rt.writeFailed) rt.committed = snap;
+      });
     }
     // Live preview at previewFps (never more than one encode in flight per camera).
     const now = Date.now();
@@ -497,6 +594,15 @@ export class StreamManager extends EventEmitter {
       registers: [registry],
     });
     this.metrics.events = new Counter({ name: STREAM_METRIC.events, help: 'Rule events.', labelNames: ['camera', 'rule'], registers: [registry] });
+    this.metrics.failovers = new Counter({ name: STREAM_METRIC.failovers, help: 'Cameras this replica took over from a replica whose lease expired.', labelNames: ['camera'], registers: [registry] });
+    new Gauge({
+      name: STREAM_METRIC.leasesHeld,
+      help: 'Camera leases this replica holds (lease mode; 0 otherwise).',
+      registers: [registry],
+      collect() {
+        this.set(mgr.leases?.held.size ?? 0);
+      },
+    });
     this.metrics.writeFailures = new Counter({ name: STREAM_METRIC.eventWriteFailures, help: 'Events not written: lease_lost (fenced out: another replica holds the camera) or store_error.', labelNames: ['camera', 'reason'], registers: [registry] });
     const storeLatency = new Histogram({
       name: STREAM_METRIC.storeLatency,

@@ -14,6 +14,7 @@
  * | GET | `/api/cameras/:id/mjpeg` | live annotated frames (`multipart/x-mixed-replace`) |
  * | GET | `/api/events` | events, newest first: `camera`, `class`, `kind`, `rule`, `since`, `until` (ISO 8601 or ms), `afterId`, `limit` |
  * | GET | `/api/events/:id/snapshot.jpg` | an event's snapshot |
+ * | GET | `/api/streams/leases` | lease mode: every camera's holder replica, token, lease age, failovers, stored position; the live replicas |
  * | GET | `/api/cameras/:id/health` | the camera's state-change history from the event store (`limit`) |
  * | GET | `/api/cameras/:id/tracks` | tracks of the camera that fired rules: class, first / last event, count (`limit`) |
  * | GET | `/api/stream-events` | server-sent events: `event` (rule and state events) |
@@ -212,6 +213,7 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     raw.on('close', done);
   });
   app.get('/api/streams/stats', wrap(async () => ({ ...(await manager.stats()), ...(options.extraStats?.() ?? {}) })));
+  app.get('/api/streams/leases', wrap(async () => (await manager.leaseTable()) ?? { replica: null, leases: [], replicas: [], failovers: 0, lastError: null }));
   app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>('/api/cameras/:id/health', wrap(async (req) => {
     const limit = parseIntParam(req.query['limit'], 'limit') ?? 100;
     return { camera: req.params.id, history: await manager.store.healthHistory(req.params.id, Math.max(1, Math.min(1000, limit))) };

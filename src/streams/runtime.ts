@@ -27,7 +27,10 @@ export interface StreamsRuntimeOptions {
    * rules (`camera-control`) by default. Default: none restricted.
    */
   accessPolicy?: AccessPolicy;
-  /** Replica id (outbox claims; camera leases with a PostgreSQL store). Default `<host>:<pid>`. */
+  /**
+   * Replica id (outbox claims). With a PostgreSQL store it also turns on camera leases: the cameras of the config are
+   * shared with the other replicas (leases.ts). Default `<host>:<pid>`, no leases.
+   */
   replicaId?: string;
 }
 
@@ -54,7 +57,7 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
   let manager: StreamManager;
   try {
     const store = await openEventStore(o.config);
-    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId } : {}), ...(o.log ? { log: o.log } : {}) });
+    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId, leases: o.config.store.kind === 'postgres' } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await model?.close();
     throw err;
@@ -79,7 +82,14 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
   }
-  manager.start();
+  try {
+    await manager.start();
+  } catch (err) {
+    await app?.close();
+    await manager.stop();
+    await model?.close();
+    throw err;
+  }
   return {
     manager,
     model,
