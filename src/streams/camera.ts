@@ -101,6 +101,8 @@ export interface CameraDeps {
   rateWindowMs?: number;
   /** File sources: media time to start at, ms (a camera resumed on another replica). Default 0. */
   startAtMs?: number;
+  /** File sources: frames with a media time up to this (already processed elsewhere) are decoded but not sampled. */
+  skipThroughMs?: number;
 }
 
 /**
@@ -350,6 +352,7 @@ export class Camera extends EventEmitter {
       this.markProgress(f.receivedAtMs);
       this.setState('streaming', 'frames_arriving', 'frames arriving again');
     }
+    if (this.deps.skipThroughMs !== undefined && f.mediaTimeMs <= this.deps.skipThroughMs) return;
     // Token-bucket sampler at the target fps (capacity 2 frames).
     const now = f.receivedAtPerfMs;
     this.tokens = Math.min(2, this.tokens + ((now - this.tokensAt) * this.config.fps) / 1000);

@@ -26,7 +26,7 @@ export interface FrameSourceOptions {
   loop?: boolean;
   /** Files: `-re` (read at native frame rate). */
   realtime?: boolean;
-  /** Files: start this far into the file (`-ss`, accurate seek), ms. Default 0. */
+  /** Files: start this far into the file (`-ss` accurate seek with `-copyts`), ms, a multiple of 1000 / fps. Default 0. */
   startAtMs?: number;
   /** `-hwaccel <value>`, passed through. */
   hwaccel?: string;
@@ -136,7 +136,9 @@ export function buildFfmpegArgs(o: FrameSourceOptions): string[] {
   } else if (isFileUrl(o.url)) {
     if (o.realtime !== false) args.push('-re');
     if (o.loop) args.push('-stream_loop', '-1');
-    if (o.startAtMs && o.startAtMs > 0) args.push('-ss', (o.startAtMs / 1000).toFixed(3));
+    // Resume: accurate seek, keeping the file's own timestamps (-copyts) so ffmpeg's fps filter picks the same source
+    // frames on the same grid as a process that read the file from its start (startAtMs must lie on that grid).
+    if (o.startAtMs && o.startAtMs > 0) args.push('-copyts', '-ss', (o.startAtMs / 1000).toFixed(3));
   }
   args.push(...(o.inputArgs ?? []));
   args.push('-i', o.url, '-an', '-sn', '-dn');

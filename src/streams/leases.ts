@@ -37,6 +37,8 @@ export interface LeasePosition {
   anchorMs: number;
   tracker: TrackerSnapshot;
   rules: RuleEngineSnapshot;
+  /** The file has been read to its end (non-looping): the next holder does not start it again. */
+  ended?: boolean;
 }
 
 export interface HeldLease {

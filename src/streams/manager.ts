@@ -376,9 +376,15 @@ export class StreamManager extends EventEmitter {
   private addCameraConfig(c: CameraConfig, lease: HeldLease | null = null): Camera {
     const isFile = isFileSource(c.url);
     const pos = isFile ? lease?.position ?? null : null;
-    // A file camera resumes on the frame after its last committed one, on the same frame grid (1000 / fps ms).
-    const startAtMs = pos ? pos.mediaTimeMs + 1000 / c.fps : 0;
-    const camera = new Camera(c, { inferer: this.inferer, ...(this.opts.ffmpegPath ? { ffmpegPath: this.opts.ffmpegPath } : {}), ...(startAtMs > 0 ? { startAtMs } : {}) });
+    // A file camera resumes on the frame after its last committed one: ffmpeg seeks two frames (of 1000 / fps ms)
+    // before it, on the same grid, and the frames up to the committed one are skipped.
+    const periodMs = 1000 / c.fps;
+    const startAtMs = pos ? Math.max(0, Math.round(pos.mediaTimeMs / periodMs) - 2) * periodMs : 0;
+    const camera = new Camera(c, {
+      inferer: this.inferer,
+      ...(this.opts.ffmpegPath ? { ffmpegPath: this.opts.ffmpegPath } : {}),
+      ...(pos ? { startAtMs, skipThroughMs: pos.mediaTimeMs } : {}),
+    });
     const rt: CameraRuntime = {
       camera, tracker: new ByteTracker(c.tracker), rules: new RuleEngine(c.rules), lastObjects: [], writes: Promise.resolve(),
       isFile, anchorMs: pos?.anchorMs ?? Date.now(), committed: pos, writeFailed: false, lease,
@@ -392,13 +398,19 @@ export class StreamManager extends EventEmitter {
     camera.on('state', (s: StateChange) => this.onState(rt, s));
     camera.on('processed', (p: ProcessedFrame) => this.onProcessed(rt, p));
     camera.on('inferError', (e: OspreyError) => this.log?.warn({ camera: c.id, code: e.code }, e.message));
-    if (c.enabled) camera.start();
+    if (c.enabled && !pos?.ended) camera.start();
     return camera;
   }
 
   private onState(rt: CameraRuntime, s: StateChange): void {
     if (this.stopped || !this.store.isOpen) return;
     if (s.to === 'reconnecting' || s.to === 'failed' || s.from === 'reconnecting') rt.tracker.reset();
+    if (rt.isFile && s.to === 'stopped' && s.reasonCode === 'end_of_file') {
+      // Read to its end: a replica that takes the camera over later leaves it stopped.
+      rt.writes = rt.writes.then(() => {
+        if (rt.committed && !rt.writeFailed) rt.committed = { ...rt.committed, ended: true };
+      });
+    }
     this.metrics.stateChanges?.inc({ camera: s.camera, to: s.to, reason: s.reasonCode });
     this.write(rt, {
       kind: 'state',
