@@ -338,6 +338,10 @@ export class Camera extends EventEmitter {
     this.setState('failed', reasonCode, reason, errorCode);
   }
 
+  private get isRealtimeFile(): boolean {
+    return this.config.realtime && isFileSource(this.config.url);
+  }
+
   private onFrame(f: SourceFrame): void {
     this.counters.decoded++;
     this.decodedWindow.add(f.receivedAtPerfMs);
@@ -353,12 +357,15 @@ export class Camera extends EventEmitter {
       this.setState('streaming', 'frames_arriving', 'frames arriving again');
     }
     if (this.deps.skipThroughMs !== undefined && f.mediaTimeMs <= this.deps.skipThroughMs) return;
-    // Token-bucket sampler at the target fps (capacity 2 frames).
-    const now = f.receivedAtPerfMs;
-    this.tokens = Math.min(2, this.tokens + ((now - this.tokensAt) * this.config.fps) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 0.75) return;
-    this.tokens -= 1;
+    // Token-bucket sampler at the target fps (capacity 2 frames). A file read at its native rate is sampled by ffmpeg's
+    // fps filter alone, on media time: every frame it writes is kept (the same frames whatever the load).
+    if (!(this.isRealtimeFile)) {
+      const now = f.receivedAtPerfMs;
+      this.tokens = Math.min(2, this.tokens + ((now - this.tokensAt) * this.config.fps) / 1000);
+      this.tokensAt = now;
+      if (this.tokens < 0.75) return;
+      this.tokens -= 1;
+    }
     this.counters.sampled++;
     this.queue.push(f);
     while (this.queue.length > this.config.queueSize) {
@@ -450,11 +457,21 @@ export class Camera extends EventEmitter {
     if (!this.running || e.requested) return;
     const isFile = isFileSource(this.config.url);
     if (isFile && !this.config.loop && e.code === 0 && this.streamedThisAttempt) {
-      // End of a non-looping file: done.
-      this.running = false;
+      // End of a non-looping file: done once the frames already read are processed (a file's events are the same
+      // however slow the model is).
       if (this.watchdog) clearInterval(this.watchdog);
       this.watchdog = null;
-      this.setState('stopped', 'end_of_file', 'end of file');
+      const generation = this.generation;
+      void (async () => {
+        while (this.queue.length > 0 || this.inFlight > 0) {
+          await this.ordered;
+          await new Promise((r) => setImmediate(r));
+          if (generation !== this.generation) return; // stopped or restarted meanwhile
+        }
+        if (generation !== this.generation) return;
+        this.running = false;
+        this.setState('stopped', 'end_of_file', 'end of file');
+      })();
       return;
     }
     const failure = classifySourceFailure({

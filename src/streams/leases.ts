@@ -8,8 +8,8 @@
  * - Every `renewMs` (default ttlMs / 3) a replica heartbeats (`stream_replicas`: capacity, expiry), renews the leases
  *   it holds (`WHERE holder = me AND token = mine AND not expired`; a lease not renewed is lost and its camera
  *   stopped), computes every live replica's fair share of the cameras (largest remainder over capacities, the same
- *   answer on every replica), claims free or expired leases up to its share (`FOR UPDATE SKIP LOCKED`: two replicas
- *   never take the same row) and releases leases above its share (a replica that joined gets them at its next tick).
+ *   answer on every replica), claims free or expired leases up to its share, in its {@link preference} order (`FOR UPDATE
+ *   SKIP LOCKED`: two replicas never take the same row) and releases leases above its share (a replica that joined gets them at its next tick).
  * - A replica that stops renewing (killed, frozen, partitioned) loses its cameras within the TTL: their leases expire
  *   and the others claim them, counting a failover. Its writes after that are refused in their own transaction by the
  *   fencing check (pg-store.ts, `OSPREY_ERR_LEASE_LOST`).
@@ -21,6 +21,7 @@
  * token comes with it, and nothing can be stored with it; a row lease expires on the server's clock and carries the
  * token and the position.
  */
+import { createHash } from 'node:crypto';
 import { OspreyError } from '../core/errors.js';
 import type { LeasesConfig } from './config.js';
 import type { PostgresEventStore } from './pg-store.js';
@@ -109,6 +110,12 @@ export function fairShares(n: number, replicas: ReadonlyArray<{ replica: string;
   return out;
 }
 
+/**
+ * A replica's preference order of cameras (rendezvous hashing: md5 of `camera/replica`): it claims in this order and
+ * releases from its end, so each replica keeps a stable, spread set of cameras (not the first ones by name).
+ */
+export const preference = (camera: string, replica: string): string => createHash('md5').update(`${camera}/${replica}`).digest('hex');
+
 export class LeaseCoordinator {
   readonly held = new Map<string, HeldLease>();
   /** Leases this replica took over from an expired holder. */
@@ -192,7 +199,7 @@ export class LeaseCoordinator {
             `WITH f AS (
                SELECT camera, holder AS prev FROM camera_leases
                WHERE camera = ANY($1::text[]) AND (holder IS NULL OR expires_ms <= ${NOW_MS}) AND NOT (holder IS NOT NULL AND holder = $2 AND camera = ANY($5::text[]))
-               ORDER BY camera LIMIT $3 FOR UPDATE SKIP LOCKED)
+               ORDER BY md5(camera || '/' || $2) LIMIT $3 FOR UPDATE SKIP LOCKED)
              UPDATE camera_leases l SET holder = $2, token = l.token + 1, acquired_ms = ${NOW_MS}, renewed_ms = ${NOW_MS}, expires_ms = ${NOW_MS} + $4,
                failovers = l.failovers + (CASE WHEN f.prev IS NOT NULL AND f.prev <> $2 THEN 1 ELSE 0 END)
              FROM f WHERE l.camera = f.camera
@@ -211,7 +218,7 @@ export class LeaseCoordinator {
       }
     } else if (this.held.size > share) {
       // Above the share (a replica joined): release the excess; its holder-to-be claims them at its next tick.
-      const excess = [...this.held.keys()].sort().slice(share);
+      const excess = [...this.held.keys()].sort((x, y) => preference(x, this.replicaId).localeCompare(preference(y, this.replicaId))).slice(share);
       for (const camera of excess) await this.release(camera, 'rebalance');
     }
   }

@@ -45,21 +45,23 @@ export interface StreamsRuntime {
 }
 
 export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<StreamsRuntime> {
+  // The store first: an unreachable PostgreSQL fails the start before the model is loaded.
+  const store = await openEventStore(o.config);
   let model: StreamsModel | null = null;
-  if (o.model !== null) {
-    const modelPath = o.model?.modelPath ?? o.config.model;
-    if (!modelPath) throw new OspreyError('OSPREY_ERR_USAGE', 'no model: pass --model or set `model:` in cameras.yaml');
-    const maxPriority = Math.max(1, ...o.config.cameras.map((c) => c.priority));
-    model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
-  }
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
   let manager: StreamManager;
+  const registry = new Registry();
   try {
-    const store = await openEventStore(o.config);
+    if (o.model !== null) {
+      const modelPath = o.model?.modelPath ?? o.config.model;
+      if (!modelPath) throw new OspreyError('OSPREY_ERR_USAGE', 'no model: pass --model or set `model:` in cameras.yaml');
+      const maxPriority = Math.max(1, ...o.config.cameras.map((c) => c.priority));
+      model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
+    }
+    collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
     manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId, leases: o.config.store.kind === 'postgres' } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await model?.close();
+    await store.close();
     throw err;
   }
   let app: FastifyInstance | null = null;

@@ -2,7 +2,7 @@
  * End to end: three `osprey streams` replicas (real processes: src/cli/main.ts through tsx), one PostgreSQL
  * (test/support/postgres.ts), six cameras from ../shared/data/videos — two live over the real RTSP server
  * (helpers.ts), four files — shared by camera leases (TTL 4 s here, renewed every 1.33 s). After the cameras settle,
- * the replica holding `file-a` is SIGKILLed:
+ * a replica holding a file and a live camera (else the holder of `file-a`) is SIGKILLed:
  * - its cameras are taken by the others within the TTL (plus one renew period) and produce frames again;
  * - every file camera's rule events equal a single-process run over the same file (an in-process SQLite runtime
  *   here): same (track, rule, media time) — the idempotency key's parts — no duplicate, none missing;
@@ -136,8 +136,10 @@ test('3 replicas, 6 cameras, one PostgreSQL: SIGKILL → takeover within the TTL
     return all.length === 6 && all.every((c) => c.counters.processed > 0);
   }, 30_000, 'every camera processing frames');
 
-  // ---- SIGKILL the holder of file-a ----
-  const victimId = (await holders()).get('file-a')!;
+  // ---- SIGKILL a replica: one that holds a file camera and a live one where there is one ----
+  const before = await holders();
+  const holdsBoth = ids.find((id) => [...before].some(([c, h]) => h === id && c.startsWith('file')) && [...before].some(([c, h]) => h === id && c.startsWith('live')));
+  const victimId = holdsBoth ?? before.get('file-a')!;
   const victim = replicas.get(victimId)!;
   const moved = [...(await holders())].filter(([, h]) => h === victimId).map(([c]) => c);
   const killedAt = Date.now();
