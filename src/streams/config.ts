@@ -522,7 +522,7 @@ export function parseStore(raw: unknown, path = 'store'): StoreConfig {
   }
   if (kind !== 'postgres') fail(join(path, 'kind'), `expected sqlite or postgres, got ${JSON.stringify(kind)}`);
   const url = o['url'];
-  if (typeof url !== 'string' || !/^postgres(ql)?:\/\/[^/]/i.test(url)) fail(join(path, 'url'), `expected postgres://user:password@host:port/database, got ${typeof url === 'string' ? JSON.stringify(redactUrl(url)) : shown('url', url)}`);
+  if (typeof url !== 'string' || !/^postgres(ql)?:\/\/[^/]/i.test(url)) fail(join(path, 'url'), `expected a postgres:// URL (postgres://user@host:5432/database, the password after the user), got ${typeof url === 'string' ? JSON.stringify(redactUrl(url)) : shown('url', url)}`);
   try {
     new URL(url);
   } catch {
