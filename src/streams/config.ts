@@ -156,8 +156,9 @@ export interface LeasesConfig {
   /** Renewal period. Default ttlMs / 3. */
   renewMs: number;
   /**
-   * This replica's capacity in cameras for the fair share; 0 = measured (processed frames per second of the cameras it
-   * runs, over the cameras' configured fps). Default 0.
+   * This replica's capacity in cameras for the fair share; 0 = measured: the engine's frames per second (instances /
+   * model compute time per frame, from the batcher's statistics after 20 frames; 1 camera before) over the cameras'
+   * mean fps, heartbeated again only when it moves by more than 25 %. Default 0.
    */
   maxCameras: number;
 }

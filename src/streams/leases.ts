@@ -116,6 +116,22 @@ export function fairShares(n: number, replicas: ReadonlyArray<{ replica: string;
  */
 export const preference = (camera: string, replica: string): string => createHash('md5').update(`${camera}/${replica}`).digest('hex');
 
+/**
+ * A replica's capacity in cameras from its measured inference rate: `floor(framesPerSecond / cameraFps)`, at least 1.
+ * @param framesPerSecond frames the replica's engine processes per second at most (measured), or null before any.
+ * @param cameraFps mean target fps of the cameras.
+ */
+export function measuredCapacity(framesPerSecond: number | null, cameraFps: number): number {
+  if (framesPerSecond === null || !Number.isFinite(framesPerSecond) || framesPerSecond <= 0 || cameraFps <= 0) return 1;
+  return Math.max(1, Math.floor(framesPerSecond / cameraFps));
+}
+
+/** The capacity to heartbeat: the previous one unless the new one differs by more than 25 % (no churn on noise). */
+export function steadyCapacity(previous: number | null, next: number): number {
+  if (previous === null || previous <= 0) return next;
+  return Math.abs(next - previous) / previous > 0.25 ? next : previous;
+}
+
 export class LeaseCoordinator {
   readonly held = new Map<string, HeldLease>();
   /** Leases this replica took over from an expired holder. */
@@ -124,6 +140,8 @@ export class LeaseCoordinator {
   private ticking: Promise<void> | null = null;
   private stopped = false;
   lastError: string | null = null;
+  /** The capacity last heartbeated (see {@link steadyCapacity}). */
+  reportedCapacity: number | null = null;
 
   constructor(
     private readonly store: PostgresEventStore,
@@ -172,7 +190,7 @@ export class LeaseCoordinator {
   private async round(): Promise<void> {
     if (this.stopped) return;
     const ttl = this.config.ttlMs;
-    const capacity = this.hooks.capacity();
+    const capacity = (this.reportedCapacity = steadyCapacity(this.reportedCapacity, this.hooks.capacity()));
     await this.store.timed('heartbeat', (c) =>
       c.query(
         `INSERT INTO stream_replicas (replica, capacity, heartbeat_ms, expires_ms) VALUES ($1, $2, ${NOW_MS}, ${NOW_MS} + $3)

@@ -15,7 +15,7 @@ import { annotatedJpeg } from './annotate.js';
 import { CAMERA_STATES, Camera, type ProcessedFrame, type StateChange } from './camera.js';
 import { DEFAULTS, isFileSource, parseCamera, validateRulesInFrame, type CameraConfig, type RuleConfig, type StreamsConfig } from './config.js';
 import { SqliteEventStore } from './events.js';
-import { LeaseCoordinator, requirePostgres, type HeldLease, type LeaseHooks, type LeasePosition, type LeaseRow, type ReplicaRow } from './leases.js';
+import { LeaseCoordinator, measuredCapacity, requirePostgres, type HeldLease, type LeaseHooks, type LeasePosition, type LeaseRow, type ReplicaRow } from './leases.js';
 import { PostgresEventStore } from './pg-store.js';
 import type { EventStore, Fence, NewEvent, OutboxWrite, StoredEvent } from './store.js';
 import type { FrameInferer } from './inferer.js';
@@ -94,6 +94,11 @@ export interface StreamManagerOptions {
    * cameras it holds. Default false (every camera of the config runs here).
    */
   leases?: boolean;
+  /**
+   * Frames per second this replica's engine can process, measured (null before enough frames): its lease capacity is
+   * this over the cameras' mean fps when `leases.maxCameras` is 0.
+   */
+  measuredFramesPerSecond?: () => number | null;
 }
 
 /** The logger the streams runtime writes to (pino's shape). */
@@ -197,7 +202,11 @@ export class StreamManager extends EventEmitter {
         return rt.committed;
       },
       position: (camera) => this.cams.get(camera)?.committed ?? null,
-      capacity: () => (this.config.leases.maxCameras > 0 ? this.config.leases.maxCameras : 1),
+      capacity: () => {
+        if (this.config.leases.maxCameras > 0) return this.config.leases.maxCameras;
+        const fps = this.config.cameras.reduce((a, c) => a + c.fps, 0) / Math.max(1, this.config.cameras.length);
+        return measuredCapacity(this.opts.measuredFramesPerSecond?.() ?? null, fps);
+      },
     };
   }
 

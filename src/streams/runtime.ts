@@ -58,7 +58,7 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
       model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
     }
     collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
-    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId, leases: o.config.store.kind === 'postgres' } : {}), ...(o.log ? { log: o.log } : {}) });
+    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId, leases: o.config.store.kind === 'postgres' } : {}), ...(model ? { measuredFramesPerSecond: measuredRate(model, o.model?.instances ?? 1) } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await model?.close();
     await store.close();
@@ -104,6 +104,18 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
       await manager.stop();
       await model?.close();
     },
+  };
+}
+
+/**
+ * The engine's measured frame rate: instances × 1 s / (model compute time per frame), from the batcher's statistics
+ * once 20 frames have been inferred (null before).
+ */
+function measuredRate(m: StreamsModel, instances: number): () => number | null {
+  return () => {
+    const s = m.batcher.stats();
+    if (s.inferenceCount < 20 || s.computeInfer.ns <= 0) return null;
+    return (instances * 1e9) / (s.computeInfer.ns / s.inferenceCount);
   };
 }
 

@@ -72,7 +72,7 @@ export interface OutboxWrite {
   extra?: (event: StoredEvent) => Record<string, unknown>;
 }
 
-/** The lease an event write must still hold (checked in the write's transaction; PostgreSQL only). */
+/** The lease an event write must still hold, checked in the write's transaction by the PostgreSQL store (the SQLite store serves one process without leases and ignores it). */
 export interface Fence {
   camera: string;
   /** Replica id of the writer. */

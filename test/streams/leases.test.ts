@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { OspreyError } from '../../src/core/errors.js';
-import { fairShares, LeaseCoordinator, type LeaseHooks, type LeasePosition } from '../../src/streams/leases.js';
+import { fairShares, LeaseCoordinator, measuredCapacity, steadyCapacity, type LeaseHooks, type LeasePosition } from '../../src/streams/leases.js';
 import { PostgresEventStore } from '../../src/streams/pg-store.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
@@ -37,6 +37,16 @@ test('fair shares: largest remainder by capacity, the same on every replica, sum
   assert.deepEqual(s(5, { a: 3, b: 1, c: 1 }), { a: 3, b: 1, c: 1 });
   assert.deepEqual(s(6, { a: 0, b: 0 }), { a: 3, b: 3 });
   assert.deepEqual(s(0, { a: 1 }), { a: 0 });
+});
+
+test('measured capacity: cameras = engine frames/s over camera fps, at least 1; heartbeated again only past ±25 %', () => {
+  assert.equal(measuredCapacity(null, 5), 1, 'nothing measured yet: one camera');
+  assert.equal(measuredCapacity(47.9, 5), 9);
+  assert.equal(measuredCapacity(3, 5), 1);
+  assert.equal(steadyCapacity(null, 9), 9);
+  assert.equal(steadyCapacity(9, 10), 9, 'noise does not move the shares');
+  assert.equal(steadyCapacity(9, 12), 12);
+  assert.equal(steadyCapacity(9, 6), 6);
 });
 
 function replica(id: string, cameras: string[], ttlMs: number) {
