@@ -304,6 +304,7 @@ export class StreamManager extends EventEmitter {
    * @throws OspreyError `OSPREY_ERR_CONFIG` (key path), `OSPREY_ERR_INVALID_ARGUMENT` (the id exists).
    */
   addCamera(raw: unknown): Camera {
+    this.refuseInLeaseMode('add');
     const c = parseCamera(raw, 'camera', this.cameraDefaults());
     this.addSecrets(c.url);
     if (this.cams.has(c.id)) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `camera ${JSON.stringify(c.id)} exists; use PUT /api/cameras/${c.id} to change it`, { camera: c.id });
@@ -323,8 +324,18 @@ export class StreamManager extends EventEmitter {
     return r.camera;
   }
 
+  /**
+   * With leases the camera list is the replicas' shared cameras.yaml: a change through one replica's API would not
+   * reach the others.
+   * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT`.
+   */
+  private refuseInLeaseMode(what: 'add' | 'replace' | 'remove'): void {
+    if (this.leases) throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `cannot ${what} a camera through the API of replica ${JSON.stringify(this.replicaId)}: with leases the cameras are those of the cameras.yaml every replica reads; change it there and restart the replicas one by one`);
+  }
+
   /** Replaces a camera's configuration (restarts only that camera). */
   async updateCamera(id: string, raw: unknown): Promise<Camera> {
+    this.refuseInLeaseMode('replace');
     this.camera(id);
     const c = parseCamera({ ...(raw as object), id }, 'camera', this.cameraDefaults());
     this.addSecrets(c.url);
@@ -334,6 +345,7 @@ export class StreamManager extends EventEmitter {
   }
 
   async removeCamera(id: string): Promise<void> {
+    this.refuseInLeaseMode('remove');
     const r = this.cams.get(id);
     if (!r) throw new OspreyError('OSPREY_ERR_CAMERA_NOT_FOUND', `unknown camera ${JSON.stringify(id)}`, { camera: id });
     this.cams.delete(id);

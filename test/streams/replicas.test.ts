@@ -75,7 +75,7 @@ const up = async (r: Replica): Promise<boolean> => {
 interface LeaseTable {
   leases: Array<{ camera: string; holder: string | null; token: number; failovers: number; leaseAgeMs: number; positionMs: number | null }>;
 }
-type CameraJson = { id: string; state: string; counters: { processed: number } };
+type CameraJson = { id: string; state: string; counters: { processed: number }; lease?: { replica: string; token: number; takenFrom: string | null } };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'osprey-replicas-'));
@@ -167,6 +167,16 @@ test('3 replicas, 6 cameras, one PostgreSQL: SIGKILL → takeover within the TTL
     for (const c of moved) if (frameAgainAt[c] === undefined && (await processedOn(c)) > 0) frameAgainAt[c] = Date.now();
     return moved.every((c) => frameAgainAt[c] !== undefined);
   }, 30_000, `frames again from ${moved.join(', ')}`);
+  // The new holder shows the lease (the dashboard reads this) and refuses camera changes through one replica.
+  for (const id of survivors) {
+    for (const c of (await camerasOf(replicas.get(id)!)).filter((x) => moved.includes(x.id))) {
+      assert.equal(c.lease?.replica, id);
+      assert.equal(c.lease?.takenFrom, victimId);
+    }
+  }
+  const add = await fetch(`http://127.0.0.1:${replicas.get(survivors[0]!)!.port}/api/cameras`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'extra', url: CAR_VIDEO }) });
+  assert.equal(add.status, 400);
+  assert.match(((await add.json()) as { error: { message: string } }).error.message, /with leases the cameras are those of the cameras\.yaml/);
 
   // ---- restart the killed replica: rebalance, no camera without a live holder for longer than the TTL ----
   const back = startReplica(victimId, ports[ids.indexOf(victimId)]!, configFile);
