@@ -8,6 +8,8 @@
  *   here): same (track, rule, media time) — the idempotency key's parts — no duplicate, none missing;
  * - the killed replica is restarted: cameras rebalance to 2 each, no camera without a live holder for longer than
  *   the TTL;
+ * - every stored event reaches the webhook (outbox claimed across replicas), at most one repeated (a row the killed
+ *   replica was sending);
  * - SIGTERM stops each replica with exit 0 and releases its leases; the store's password is in no log.
  * Printed: failover time, frames lost per camera, events/s the store sustains (8 writers, event + outbox row each).
  * 1 fps per camera so 2 shared cores run it.
@@ -15,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +80,20 @@ interface LeaseTable {
 }
 type CameraJson = { id: string; state: string; counters: { processed: number }; lease?: { replica: string; token: number; takenFrom: string | null } };
 
+// The webhook receiver: every notification by idempotency key.
+const notified = new Map<string, number>();
+const hookServer: Server = createServer((req, res) => {
+  let body = '';
+  req.on('data', (d: Buffer) => (body += d.toString()));
+  req.on('end', () => {
+    const k = (JSON.parse(body) as { idempotencyKey: string }).idempotencyKey;
+    notified.set(k, (notified.get(k) ?? 0) + 1);
+    res.writeHead(204).end();
+  });
+});
+
 before(async () => {
+  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
   dir = mkdtempSync(join(tmpdir(), 'osprey-replicas-'));
   pg = await startPostgres();
   rtsp = await startRtspServer({ cars: CAR_VIDEO, people: PERSON_VIDEO });
@@ -87,6 +103,8 @@ after(async () => {
   for (const r of replicas.values()) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
   await reference?.close();
   await rtsp?.stop();
+  hookServer.closeAllConnections();
+  await new Promise((r) => hookServer.close(r));
   pg?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -101,6 +119,7 @@ test('3 replicas, 6 cameras, one PostgreSQL: SIGKILL → takeover within the TTL
     events: { snapshots: join(dir, 'snapshots') },
     // Capacity 2 each (not measured): on a loaded shared machine measured rates would move cameras during the test.
     leases: { ttlMs: TTL_MS, maxCameras: 2 },
+    webhooks: [{ url: `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`, timeoutMs: 2000, initialDelayMs: 100, maxDelayMs: 500 }],
     defaults: { fps: 1, queueSize: 8, reconnect: { initialDelayMs: 200, maxDelayMs: 1000 }, tracker: { minHits: 1 } },
     cameras: [
       { id: 'live-cars', url: rtsp.url('cars'), tracker: CAR_TRACKER, rules: CAR_RULES },
@@ -222,6 +241,14 @@ test('3 replicas, 6 cameras, one PostgreSQL: SIGKILL → takeover within the TTL
     assert.match(metrics, /osprey_stream_leases_held 2/);
     assert.match(metrics, /osprey_event_store_latency_seconds_bucket\{.*store="postgres".*op="insert"/);
 
+    // ---- notifications: every stored event sent by the outbox of one replica; a repeat only for a row the killed
+    // replica was sending when it died (its claim expired; at-least-once at that one point) ----
+    await waitFor(async () => (await db.pool.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM outbox WHERE status = 'pending'")).rows[0]!.n === 0, 30_000, 'the outbox drained');
+    const storedKeys = (await db.pool.query<{ k: string }>('SELECT idempotency_key AS k FROM events')).rows.map((r) => r.k);
+    const missing = storedKeys.filter((k) => !notified.has(k));
+    assert.deepEqual(missing, [], 'every stored event was notified');
+    const repeats = [...notified].filter(([, n]) => n > 1);
+    assert.ok(repeats.length <= 1 && repeats.every(([, n]) => n === 2), `repeated notifications: ${JSON.stringify(repeats)}`);
     // ---- events/s the store sustains: 8 writers, each event with one outbox row, in its transaction ----
     const n = 2000;
     const writers = 8;
@@ -234,7 +261,7 @@ test('3 replicas, 6 cameras, one PostgreSQL: SIGKILL → takeover within the TTL
     const eventsPerSecond = n / ((performance.now() - tw) / 1000);
     console.log(JSON.stringify({
       ttlMs: TTL_MS, settledAfterMs: settledAt - t0, failoverMs, moved, framesLostPerCamera: lost, longestRebalanceGapMs: longestGapMs,
-      fileEventsPerCamera: refEvents.length, storeEventsPerSecond: Math.round(eventsPerSecond), storeWriters: writers, totalMs: Date.now() - t0,
+      fileEventsPerCamera: refEvents.length, eventsNotified: storedKeys.length, repeatedNotifications: repeats.length, storeEventsPerSecond: Math.round(eventsPerSecond), storeWriters: writers, totalMs: Date.now() - t0,
     }));
   } finally {
     await db.close();
