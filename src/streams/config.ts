@@ -26,6 +26,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { OspreyError } from '../core/errors.js';
 import { isSensitiveName, redactText, redactUrl, secretsOf } from '../core/redact.js';
+import { STORE_DEFAULTS, parseLeases, parseStore, type LeasesConfig, type StoreConfig } from './store-config.js';
+
+export { parseStore, type LeasesConfig, type StoreConfig };
 
 /** Reconnect policy: exponential backoff with jitter (delay = min(maxDelayMs, initialDelayMs × 2^(attempt−1)) ± jitter). */
 export interface ReconnectConfig {
@@ -143,26 +146,6 @@ export interface EventsConfig {
   retention: { maxEvents: number; maxAgeHours: number };
 }
 
-/**
- * Where events, tracks, camera health, the outbox (and, with PostgreSQL, the camera leases) are kept: `sqlite` (the
- * default: the `events.database` file, one process) or `postgres` (one server shared by replicas).
- */
-export type StoreConfig = { kind: 'sqlite' } | { kind: 'postgres'; url: string; maxConnections: number };
-
-/** Camera leases (PostgreSQL store, `--replica-id`): cameras shared by several replicas. */
-export interface LeasesConfig {
-  /** Lease time to live; a replica that stops renewing loses its cameras within it. Default 10000 ms. */
-  ttlMs: number;
-  /** Renewal period. Default ttlMs / 3. */
-  renewMs: number;
-  /**
-   * This replica's capacity in cameras for the fair share; 0 = measured: the engine's frames per second (instances /
-   * model compute time per frame, from the batcher's statistics after 20 frames; 1 camera before) over the cameras'
-   * mean fps, heartbeated again only when it moves by more than 25 %. Default 0.
-   */
-  maxCameras: number;
-}
-
 export interface WebhookConfig {
   url: string;
   /** Per-attempt timeout. Default 5000 ms. */
@@ -234,8 +217,7 @@ export const DEFAULTS = {
   reconnect: { initialDelayMs: 500, maxDelayMs: 30000, maxAttempts: 0, jitter: 0.2 },
   rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection },
   events: { database: 'osprey-events.db', snapshots: 'snapshots', retention: { maxEvents: 10000, maxAgeHours: 168 } },
-  store: { kind: 'sqlite' as const, maxConnections: 8 },
-  leases: { ttlMs: 10000, maxCameras: 0 },
+  ...STORE_DEFAULTS,
   webhook: { timeoutMs: 5000, maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 60000, outboxMaxSize: 10000 },
   mqtt: { topic: 'osprey/events/{camera}', qos: 1 as const, retain: false },
   previewFps: 2,
@@ -505,41 +487,6 @@ export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): Strea
   const store = parseStore(doc['store']);
   const leases = parseLeases(doc['leases']);
   return { ...(model ? { model } : {}), cameras, events, store, leases, webhooks, mqtt, cameraDefaults: defaults, previewFps: num(doc, 'previewFps', '', DEFAULTS.previewFps, { min: 0, exclusiveMin: true, max: 30 }) };
-}
-
-/**
- * `store:` — `{ kind: sqlite }` (default) or `{ kind: postgres, url: postgres://user:password@host:5432/db }`; a bare
- * `postgres://` URL string is accepted too (the `--store` flag's form).
- * @throws OspreyError `OSPREY_ERR_CONFIG` naming the key path; the URL's password is never repeated.
- */
-export function parseStore(raw: unknown, path = 'store'): StoreConfig {
-  if (raw === undefined) return { kind: 'sqlite' };
-  const o: Obj = typeof raw === 'string' ? (/^sqlite$/i.test(raw) ? { kind: 'sqlite' } : { kind: 'postgres', url: raw }) : isObj(raw) ? raw : fail(path, 'expected a mapping { kind: sqlite | postgres, url }');
-  checkKeys(o, ['kind', 'url', 'maxConnections'], path);
-  const kind = str(o, 'kind', path, DEFAULTS.store.kind);
-  if (kind === 'sqlite') {
-    if (o['url'] !== undefined) fail(join(path, 'url'), 'a sqlite store takes its file from events.database, not a url');
-    return { kind: 'sqlite' };
-  }
-  if (kind !== 'postgres') fail(join(path, 'kind'), `expected sqlite or postgres, got ${JSON.stringify(kind)}`);
-  const url = o['url'];
-  if (typeof url !== 'string' || !/^postgres(ql)?:\/\/[^/]/i.test(url)) fail(join(path, 'url'), `expected a postgres:// URL (postgres://user@host:5432/database, the password after the user), got ${typeof url === 'string' ? JSON.stringify(redactUrl(url)) : shown('url', url)}`);
-  try {
-    new URL(url);
-  } catch {
-    fail(join(path, 'url'), `not a valid URL: ${JSON.stringify(redactUrl(url))}`);
-  }
-  return { kind: 'postgres', url, maxConnections: num(o, 'maxConnections', path, DEFAULTS.store.maxConnections, { min: 1, max: 100, integer: true }) };
-}
-
-function parseLeases(raw: unknown, path = 'leases'): LeasesConfig {
-  if (raw === undefined) return { ttlMs: DEFAULTS.leases.ttlMs, renewMs: Math.round(DEFAULTS.leases.ttlMs / 3), maxCameras: DEFAULTS.leases.maxCameras };
-  if (!isObj(raw)) fail(path, 'expected a mapping { ttlMs, renewMs, maxCameras }');
-  checkKeys(raw, ['ttlMs', 'renewMs', 'maxCameras'], path);
-  const ttlMs = num(raw, 'ttlMs', path, DEFAULTS.leases.ttlMs, { min: 500, integer: true });
-  const renewMs = num(raw, 'renewMs', path, Math.round(ttlMs / 3), { min: 100, integer: true });
-  if (renewMs >= ttlMs) fail(join(path, 'renewMs'), `must be < ttlMs (${ttlMs}), got ${renewMs}`);
-  return { ttlMs, renewMs, maxCameras: num(raw, 'maxCameras', path, DEFAULTS.leases.maxCameras, { min: 0, integer: true }) };
 }
 
 function parseMqtt(raw: unknown, path: string): MqttSinkConfig {

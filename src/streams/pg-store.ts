@@ -113,12 +113,15 @@ export class PostgresEventStore extends SnapshotFolder implements EventStore {
     } catch (err) {
       throw this.storeError(err, 'cannot connect');
     }
+    let broken: Error | undefined;
     try {
       return await fn(client);
     } catch (err) {
+      // A failure of the server or the connection (not one of ours, such as a lost lease): drop that connection.
+      if (!(err instanceof OspreyError) && err instanceof Error) broken = err;
       throw this.storeError(err, op);
     } finally {
-      client.release();
+      client.release(broken);
       this.latencyObserver?.(op, (performance.now() - t0) / 1000);
     }
   }

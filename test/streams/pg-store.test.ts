@@ -213,7 +213,7 @@ test('postgres: two replicas\' webhook sinks over one database deliver every eve
   }
 });
 
-test('postgres: a wrong password or an absent server is OSPREY_ERR_EVENT_STORE without the password; config errors redact it', async () => {
+test('postgres: a wrong password or an absent server is OSPREY_ERR_EVENT_STORE without the password', async () => {
   const bad = pg.url.replace(encodeURIComponent(pg.password), 'not-the-password-3141');
   await assert.rejects(openEventStore({ events: { database: join(dir, 'x.db'), snapshots: join(dir, 'snaps'), retention }, store: parseStore(bad) }), (e: OspreyError) => {
     assert.equal(e.code, 'OSPREY_ERR_EVENT_STORE');
@@ -223,8 +223,5 @@ test('postgres: a wrong password or an absent server is OSPREY_ERR_EVENT_STORE w
   });
   const absent = `postgres://osprey:hunter2-secret@127.0.0.1:1/osprey`;
   await assert.rejects(PostgresEventStore.open({ url: absent, snapshotsDir: join(dir, 'snaps'), retention, connectTimeoutMs: 1000 }), (e: OspreyError) => e.code === 'OSPREY_ERR_EVENT_STORE' && !e.message.includes('hunter2-secret') && /cannot connect/.test(e.message));
-  assert.throws(() => parseStore({ kind: 'postgres', url: 'mysql://u:hunter2-secret@h/db' }), (e: OspreyError) => e.code === 'OSPREY_ERR_CONFIG' && /^store\.url:/.test(e.message) && !e.message.includes('hunter2-secret'));
-  assert.throws(() => parseStore({ kind: 'oracle' }), (e: OspreyError) => /^store\.kind: expected sqlite or postgres/.test(e.message));
-  assert.deepEqual(parseStore('sqlite'), { kind: 'sqlite' });
   assert.deepEqual(parseStreamsConfig({ cameras: [], store: { kind: 'postgres', url: pg.url } }).store, { kind: 'postgres', url: pg.url, maxConnections: 8 });
 });
