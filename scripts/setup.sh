@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh machine: Debian packages (ffmpeg, chromium, an RTSP server, nginx, Prometheus for tests), then `npm ci`
+# One-time set-up on a fresh machine: Debian packages (ffmpeg, chromium, an RTSP server, nginx, Prometheus, PostgreSQL for tests), then `npm ci`
 # (which builds Osprey through the `prepare` script). Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,9 @@ APT_PACKAGES=(ffmpeg chromium fonts-dejavu-core
   # streams tests: a real MQTT broker for the MQTT event sink
   mosquitto
   # deploy tests (test/deploy): nginx in front of replicas, Prometheus + promtool (Debian's prometheus package)
-  nginx prometheus)
+  nginx prometheus
+  # streams tests: a real PostgreSQL server (initdb + pg_ctl in a temp folder) for the shared event store and leases
+  postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ let previewFps = 2;
 const fmtBytes = (n) => (n > 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / (1 << 20)).toFixed(0)} MiB`);
 const fmtTime = (iso) => new Date(iso).toLocaleTimeString();
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const fmtAge = (ms) => (ms < 60000 ? `${Math.max(0, Math.round(ms / 1000))} s` : ms < 3600000 ? `${Math.round(ms / 60000)} min` : `${(ms / 3600000).toFixed(1)} h`);
 
 // Control routes (restart, edit, rules) may need a bearer token (`--auth-token-file`): on 401 the dashboard asks
 // for it once and keeps it for this tab only (sessionStorage), sending it as `Authorization: Bearer`.
@@ -101,7 +102,8 @@ function renderCameras() {
       `latency ${cam.latencyMs === null ? '—' : `${cam.latencyMs.toFixed(0)} ms`} · batch ${cam.batchSize} · tracks ${cam.tracks}<br>` +
       `decoded ${c.decoded} · sampled ${c.sampled} · <span class="dropped">dropped ${c.dropped}</span> · processed ${c.processed}` +
       (c.reconnects ? ` · reconnects ${c.reconnects}` : '') +
-      (cam.source ? ` · ${cam.source.width}×${cam.source.height}` : '');
+      (cam.source ? ` · ${cam.source.width}×${cam.source.height}` : '') +
+      (cam.lease ? `<br><span class="lease" title="lease token ${cam.lease.token}${cam.lease.takenFrom ? `, taken over from ${esc(cam.lease.takenFrom)}` : ''}">replica ${esc(cam.lease.replica)} · lease ${fmtAge(Date.now() - cam.lease.acquiredMs)} · failovers ${cam.lease.failovers}</span>` : '');
     // Why the camera is not streaming: one bounded, redacted reason (and the catalogue code of its error, if any).
     $('.camera-error', t.el).textContent =
       cam.state === 'streaming' ? '' : `${cam.reasonCode}: ${cam.reason}${cam.error && cam.state !== 'starting' ? ` (${cam.error.code})` : ''}`;

@@ -111,6 +111,8 @@ export const ERROR_CATALOGUE = {
   // ---- streams ----
   OSPREY_ERR_CAMERA: { meaning: 'A camera source failed (refused, unreachable, unauthorized, not found, no frames, not a video); live sources keep retrying', http: 502, grpc: G.UNAVAILABLE, solve: 'Read the camera\'s reasonCode and reason (GET /api/cameras, the dashboard); fix the URL, credentials or network' },
   OSPREY_ERR_CAMERA_NOT_FOUND: { meaning: 'Unknown camera id', http: 404, grpc: G.NOT_FOUND, solve: 'List cameras with GET /api/cameras' },
+  OSPREY_ERR_EVENT_STORE: { meaning: 'The event store (SQLite file or PostgreSQL server) cannot be opened, migrated or written', http: 503, grpc: G.UNAVAILABLE, solve: 'Check events.database / store.url (the message names the store without its password) and that PostgreSQL is up and reachable' },
+  OSPREY_ERR_LEASE_LOST: { meaning: 'A replica wrote for a camera whose lease it no longer holds (fenced out: another replica took the camera)', http: 409, grpc: G.ABORTED, solve: 'Nothing to do: the camera runs on its new holder; check why this replica missed its renewals (GET /api/streams/leases)' },
   OSPREY_ERR_ZONE: { meaning: 'A zone or line is invalid (e.g. outside the frame)', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Use coordinates inside the frame, at least 3 polygon points' },
 
   // ---- bench / plan ----

@@ -124,6 +124,14 @@ export const STREAM_METRIC = {
   events: 'osprey_stream_events_total',
   /** Gauge: webhook outbox rows (labels sink, status). */
   outbox: 'osprey_stream_webhook_outbox',
+  /** Histogram seconds: one event-store operation (label `op`: insert, query, claimOutbox, renewLeases, …). */
+  storeLatency: 'osprey_event_store_latency_seconds',
+  /** Gauge: camera leases this replica holds. */
+  leasesHeld: 'osprey_stream_leases_held',
+  /** Counter: cameras this replica took over from a replica whose lease expired (label camera). */
+  failovers: 'osprey_stream_failovers_total',
+  /** Counter: events not written (labels camera, reason: `lease_lost`, `store_error`). */
+  eventWriteFailures: 'osprey_stream_event_write_failures_total',
 } as const;
 
 /**

@@ -12,6 +12,7 @@ import type { LetterboxGeometry } from '../core/letterbox.js';
 import { loadStreamsConfig, type StreamsConfig } from './config.js';
 import type { FrameFormat } from './frame-source.js';
 import { BatcherFrameInferer, frameFormatFor, type BatchSubmitter, type FrameInferer, type InferOptions, type InferResult } from './inferer.js';
+import { openEventStore } from './pg-store.js';
 import { StreamManager } from './manager.js';
 import { registerStreamsRoutes } from './routes.js';
 
@@ -94,7 +95,8 @@ export function camerasExtension(o: ServeCamerasOptions): CamerasExtension {
       }
       const name = model;
       const inferer = new ServedModelFrameInferer(() => ctx.resolve(name), name);
-      manager = new StreamManager({ config, inferer, ...(ctx.registry ? { registry: ctx.registry } : {}), ...(o.log ? { log: o.log } : {}) });
+      const store = await openEventStore(config);
+      manager = new StreamManager({ config, inferer, store, ...(ctx.registry ? { registry: ctx.registry } : {}), ...(o.log ? { log: o.log } : {}) });
       const m = manager;
       registerStreamsRoutes(app, m);
       app.addHook('onReady', async () => m.start());

@@ -99,6 +99,10 @@ export interface CameraDeps {
   random?: () => number;
   /** Sliding window of the rates and latency, ms. Default {@link rateWindowMsFor}(fps). */
   rateWindowMs?: number;
+  /** File sources: media time to start at, ms (a camera resumed on another replica). Default 0. */
+  startAtMs?: number;
+  /** File sources: frames with a media time up to this (already processed elsewhere) are decoded but not sampled. */
+  skipThroughMs?: number;
 }
 
 /**
@@ -281,6 +285,7 @@ export class Camera extends EventEmitter {
       rtspTransport: c.rtspTransport,
       loop: c.loop,
       realtime: c.realtime,
+      ...(file !== null && this.deps.startAtMs ? { startAtMs: this.deps.startAtMs } : {}),
       ...(c.hwaccel ? { hwaccel: c.hwaccel } : {}),
       inputArgs: c.inputArgs,
       width: inf?.inputWidth ?? this.deps.frameSize?.width ?? 640,
@@ -333,6 +338,10 @@ export class Camera extends EventEmitter {
     this.setState('failed', reasonCode, reason, errorCode);
   }
 
+  private get isRealtimeFile(): boolean {
+    return this.config.realtime && isFileSource(this.config.url);
+  }
+
   private onFrame(f: SourceFrame): void {
     this.counters.decoded++;
     this.decodedWindow.add(f.receivedAtPerfMs);
@@ -347,12 +356,16 @@ export class Camera extends EventEmitter {
       this.markProgress(f.receivedAtMs);
       this.setState('streaming', 'frames_arriving', 'frames arriving again');
     }
-    // Token-bucket sampler at the target fps (capacity 2 frames).
-    const now = f.receivedAtPerfMs;
-    this.tokens = Math.min(2, this.tokens + ((now - this.tokensAt) * this.config.fps) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 0.75) return;
-    this.tokens -= 1;
+    if (this.deps.skipThroughMs !== undefined && f.mediaTimeMs <= this.deps.skipThroughMs) return;
+    // Token-bucket sampler at the target fps (capacity 2 frames). A file read at its native rate is sampled by ffmpeg's
+    // fps filter alone, on media time: every frame it writes is kept (the same frames whatever the load).
+    if (!(this.isRealtimeFile)) {
+      const now = f.receivedAtPerfMs;
+      this.tokens = Math.min(2, this.tokens + ((now - this.tokensAt) * this.config.fps) / 1000);
+      this.tokensAt = now;
+      if (this.tokens < 0.75) return;
+      this.tokens -= 1;
+    }
     this.counters.sampled++;
     this.queue.push(f);
     while (this.queue.length > this.config.queueSize) {
@@ -444,11 +457,21 @@ export class Camera extends EventEmitter {
     if (!this.running || e.requested) return;
     const isFile = isFileSource(this.config.url);
     if (isFile && !this.config.loop && e.code === 0 && this.streamedThisAttempt) {
-      // End of a non-looping file: done.
-      this.running = false;
+      // End of a non-looping file: done once the frames already read are processed (a file's events are the same
+      // however slow the model is).
       if (this.watchdog) clearInterval(this.watchdog);
       this.watchdog = null;
-      this.setState('stopped', 'end_of_file', 'end of file');
+      const generation = this.generation;
+      void (async () => {
+        while (this.queue.length > 0 || this.inFlight > 0) {
+          await this.ordered;
+          await new Promise((r) => setImmediate(r));
+          if (generation !== this.generation) return; // stopped or restarted meanwhile
+        }
+        if (generation !== this.generation) return;
+        this.running = false;
+        this.setState('stopped', 'end_of_file', 'end of file');
+      })();
       return;
     }
     const failure = classifySourceFailure({

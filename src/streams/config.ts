@@ -30,6 +30,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { configError, describeSchemaError, joinKeyPath, ROOT_KEY_PATH } from '../core/config-errors.js';
 import { OspreyError } from '../core/errors.js';
 import { isSensitiveName, redactText, redactUrl, secretsOf } from '../core/redact.js';
+import { STORE_DEFAULTS, parseLeases, parseStore, type LeasesConfig, type StoreConfig } from './store-config.js';
+
+export { parseStore, type LeasesConfig, type StoreConfig };
 
 /** Reconnect policy: exponential backoff with jitter (delay = min(maxDelayMs, initialDelayMs × 2^(attempt−1)) ± jitter). */
 export interface ReconnectConfig {
@@ -189,6 +192,8 @@ export interface StreamsConfig {
   model?: string;
   cameras: CameraConfig[];
   events: EventsConfig;
+  store: StoreConfig;
+  leases: LeasesConfig;
   webhooks: WebhookConfig[];
   /** MQTT sinks (optional). */
   mqtt: MqttSinkConfig[];
@@ -216,6 +221,7 @@ export const DEFAULTS = {
   reconnect: { initialDelayMs: 500, maxDelayMs: 30000, maxAttempts: 0, jitter: 0.2 },
   rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection },
   events: { database: 'osprey-events.db', snapshots: 'snapshots', retention: { maxEvents: 10000, maxAgeHours: 168 } },
+  ...STORE_DEFAULTS,
   webhook: { timeoutMs: 5000, maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 60000, outboxMaxSize: 10000 },
   mqtt: { topic: 'osprey/events/{camera}', qos: 1 as const, retain: false },
   previewFps: 2,
@@ -307,6 +313,8 @@ export const CAMERAS_CONFIG_SCHEMA = Type.Object(
     defaults: Type.Optional(CameraDefaultsSchema),
     cameras: Type.Array(CameraSchema, { requiredMessage: 'required: a list of cameras', typeMessage: 'required: a list of cameras' }),
     events: Type.Optional(EventsSchema),
+    store: Type.Optional(Type.Unknown()),
+    leases: Type.Optional(Type.Object({ ttlMs: Num({ min: 500, integer: true }), renewMs: Num({ min: 100, integer: true }), maxCameras: Num({ min: 0, integer: true }) }, Strict)),
     webhooks: Type.Optional(Type.Array(WebhookSchema)),
     mqtt: Type.Optional(Type.Array(MqttSchema)),
     previewFps: Num({ min: 0, exclusiveMin: true, max: 30 }),
@@ -479,7 +487,10 @@ export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): Strea
   };
   const webhooks = (doc.webhooks ?? []).map((w, i) => parseWebhook(w, join('webhooks', i)));
   const mqtt = (doc.mqtt ?? []).map((m, i) => parseMqtt(m, join('mqtt', i)));
-  return { ...(model ? { model } : {}), cameras, events, webhooks, mqtt, cameraDefaults: defaults, previewFps: doc.previewFps ?? DEFAULTS.previewFps };
+  // `store` takes a mapping or the --store flag's URL string: store-config.ts checks it (both forms, URL redaction).
+  const store = parseStore(doc.store);
+  const leases = parseLeases(doc.leases);
+  return { ...(model ? { model } : {}), cameras, events, store, leases, webhooks, mqtt, cameraDefaults: defaults, previewFps: doc.previewFps ?? DEFAULTS.previewFps };
 }
 
 function parseMqtt(raw: Static<typeof MqttSchema>, path: string): MqttSinkConfig {

@@ -26,6 +26,8 @@ export interface FrameSourceOptions {
   loop?: boolean;
   /** Files: `-re` (read at native frame rate). */
   realtime?: boolean;
+  /** Files: start this far into the file (`-ss` accurate seek with `-copyts`), ms, a multiple of 1000 / fps. Default 0. */
+  startAtMs?: number;
   /** `-hwaccel <value>`, passed through. */
   hwaccel?: string;
   /** Extra input options inserted before `-i`. */
@@ -48,6 +50,11 @@ export interface SourceFrame {
   rgb: Uint8Array;
   /** 0-based index of the frame within this ffmpeg process. */
   index: number;
+  /**
+   * Media time of the frame, ms: `startAtMs + index × 1000 / fps` (ffmpeg's fps filter writes frames on that grid from
+   * the start of its input). For a file, the same frame has the same media time in every process that reads it.
+   */
+  mediaTimeMs: number;
   /** Wall-clock arrival time, `Date.now()` milliseconds. */
   receivedAtMs: number;
   /** High-resolution arrival time, `performance.now()` milliseconds (for latency). */
@@ -129,6 +136,9 @@ export function buildFfmpegArgs(o: FrameSourceOptions): string[] {
   } else if (isFileUrl(o.url)) {
     if (o.realtime !== false) args.push('-re');
     if (o.loop) args.push('-stream_loop', '-1');
+    // Resume: accurate seek, keeping the file's own timestamps (-copyts) so ffmpeg's fps filter picks the same source
+    // frames on the same grid as a process that read the file from its start (startAtMs must lie on that grid).
+    if (o.startAtMs && o.startAtMs > 0) args.push('-copyts', '-ss', (o.startAtMs / 1000).toFixed(3));
   }
   args.push(...(o.inputArgs ?? []));
   args.push('-i', o.url, '-an', '-sn', '-dn');
@@ -283,7 +293,7 @@ export class FfmpegFrameSource extends EventEmitter {
   }
 
   private emitFrame(data: Uint8Array, rgb: Uint8Array): void {
-    const frame: SourceFrame = { data, rgb, index: this.index++, receivedAtMs: Date.now(), receivedAtPerfMs: performance.now() };
+    const frame: SourceFrame = { data, rgb, index: this.index, mediaTimeMs: Math.round((this.options.startAtMs ?? 0) + (this.index++ * 1000) / this.options.fps), receivedAtMs: Date.now(), receivedAtPerfMs: performance.now() };
     this.emit('frame', frame);
   }
 }

@@ -14,6 +14,9 @@
  * | GET | `/api/cameras/:id/mjpeg` | live annotated frames (`multipart/x-mixed-replace`) |
  * | GET | `/api/events` | events, newest first: `camera`, `class`, `kind`, `rule`, `since`, `until` (ISO 8601 or ms), `afterId`, `limit` |
  * | GET | `/api/events/:id/snapshot.jpg` | an event's snapshot |
+ * | GET | `/api/streams/leases` | lease mode: every camera's holder replica, token, lease age, failovers, stored position; the live replicas |
+ * | GET | `/api/cameras/:id/health` | the camera's state-change history from the event store (`limit`) |
+ * | GET | `/api/cameras/:id/tracks` | tracks of the camera that fired rules: class, first / last event, count (`limit`) |
  * | GET | `/api/stream-events` | server-sent events: `event` (rule and state events) |
  * | GET | `/api/streams/stats` | runtime stats (frames, events, webhooks, memory, batcher) |
  *
@@ -160,7 +163,7 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     raw.on('close', done);
   }));
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', wrap((req) => {
+  app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', wrap(async (req) => {
     const q = req.query;
     const kind = q['kind'];
     if (kind !== undefined && kind !== 'rule' && kind !== 'state') throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `kind: expected rule or state, got ${JSON.stringify(kind)}`);
@@ -177,11 +180,11 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     if (until !== undefined) query.untilMs = until;
     if (afterId !== undefined) query.afterId = afterId;
     if (limit !== undefined) query.limit = limit;
-    return { events: manager.store.query(query) };
+    return { events: await manager.store.query(query) };
   }));
   app.get<{ Params: { id: string } }>('/api/events/:id/snapshot.jpg', wrap(async (req, reply) => {
     const id = parseIntParam(req.params.id, 'id')!;
-    const ev = manager.store.get(id);
+    const ev = await manager.store.get(id);
     const abs = ev?.snapshot ? manager.store.resolveSnapshot(ev.snapshot) : null;
     if (!abs) throw new OspreyError('OSPREY_ERR_FILE_NOT_FOUND', `event ${id} has no snapshot`);
     try {
@@ -209,7 +212,16 @@ export function registerStreamsRoutes(app: FastifyInstance, manager: StreamManag
     req.raw.on('close', done);
     raw.on('close', done);
   });
-  app.get('/api/streams/stats', wrap(() => ({ ...manager.stats(), ...(options.extraStats?.() ?? {}) })));
+  app.get('/api/streams/stats', wrap(async () => ({ ...(await manager.stats()), ...(options.extraStats?.() ?? {}) })));
+  app.get('/api/streams/leases', wrap(async () => (await manager.leaseTable()) ?? { replica: null, leases: [], replicas: [], failovers: 0, lastError: null }));
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>('/api/cameras/:id/health', wrap(async (req) => {
+    const limit = parseIntParam(req.query['limit'], 'limit') ?? 100;
+    return { camera: req.params.id, history: await manager.store.healthHistory(req.params.id, Math.max(1, Math.min(1000, limit))) };
+  }));
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>('/api/cameras/:id/tracks', wrap(async (req) => {
+    const limit = parseIntParam(req.query['limit'], 'limit') ?? 100;
+    return { camera: req.params.id, tracks: await manager.store.tracks(req.params.id, Math.max(1, Math.min(1000, limit))) };
+  }));
 }
 
 /**

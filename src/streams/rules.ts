@@ -64,7 +64,7 @@ function segmentsIntersect(a: readonly [number, number], b: readonly [number, nu
 
 export const anchorOf = (box: BoxXYXY): [number, number] => [(box[0] + box[2]) / 2, box[3]];
 
-interface TrackRuleState {
+export interface TrackRuleState {
   /** Zone: when the current stay started (ms), or -1 outside. */
   enteredAtMs: number;
   /** Zone: fired during the current stay. */
@@ -72,6 +72,13 @@ interface TrackRuleState {
   /** Line: last anchor (for the crossing segment). */
   lastAnchor: [number, number] | null;
   lastSeenMs: number;
+}
+
+/** {@link RuleEngine.snapshot}: JSON-serializable. */
+export interface RuleEngineSnapshot {
+  state: Array<[string, Array<[number, TrackRuleState]>]>;
+  lastFiredMs: Array<[string, number]>;
+  recent: Array<[string, Array<{ box: BoxXYXY; atMs: number }>]>;
 }
 
 /** Evaluates one camera's rules frame by frame. */
@@ -91,6 +98,22 @@ export class RuleEngine {
     this.state.clear();
     this.lastFiredMs.clear();
     this.recent.clear();
+  }
+
+  /** The engine's per-track, cool-down and de-duplication state as plain JSON data (a resume checkpoint). */
+  snapshot(): RuleEngineSnapshot {
+    return {
+      state: [...this.state].map(([rule, m]) => [rule, [...m].map(([id, st]) => [id, { ...st, lastAnchor: st.lastAnchor ? [...st.lastAnchor] : null }])]),
+      lastFiredMs: [...this.lastFiredMs],
+      recent: [...this.recent].map(([rule, list]) => [rule, list.map((r) => ({ box: [...r.box] as BoxXYXY, atMs: r.atMs }))]),
+    };
+  }
+
+  /** Restores a {@link snapshot} (taken with the same rules). */
+  restore(s: RuleEngineSnapshot): void {
+    this.state = new Map(s.state.map(([rule, list]) => [rule, new Map(list.map(([id, st]) => [id, { ...st }]))]));
+    this.lastFiredMs = new Map(s.lastFiredMs);
+    this.recent = new Map(s.recent);
   }
 
   get ruleList(): readonly RuleConfig[] {

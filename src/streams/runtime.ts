@@ -7,6 +7,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { OspreyError } from '../core/errors.js';
 import { AccessPolicy, httpApiGroup } from '../server/auth.js';
 import type { StreamsConfig } from './config.js';
+import { openEventStore } from './pg-store.js';
 import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
 import { registerProbeRoutes, registerStreamsRoutes } from './routes.js';
@@ -26,6 +27,11 @@ export interface StreamsRuntimeOptions {
    * rules (`camera-control`) by default. Default: none restricted.
    */
   accessPolicy?: AccessPolicy;
+  /**
+   * Replica id (outbox claims). With a PostgreSQL store it also turns on camera leases: the cameras of the config are
+   * shared with the other replicas (leases.ts). Default `<host>:<pid>`, no leases.
+   */
+  replicaId?: string;
 }
 
 export interface StreamsRuntime {
@@ -39,20 +45,23 @@ export interface StreamsRuntime {
 }
 
 export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<StreamsRuntime> {
+  // The store first: an unreachable PostgreSQL fails the start before the model is loaded.
+  const store = await openEventStore(o.config);
   let model: StreamsModel | null = null;
-  if (o.model !== null) {
-    const modelPath = o.model?.modelPath ?? o.config.model;
-    if (!modelPath) throw new OspreyError('OSPREY_ERR_USAGE', 'no model: pass --model or set `model:` in cameras.yaml');
-    const maxPriority = Math.max(1, ...o.config.cameras.map((c) => c.priority));
-    model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
-  }
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
   let manager: StreamManager;
+  const registry = new Registry();
   try {
-    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, ...(o.log ? { log: o.log } : {}) });
+    if (o.model !== null) {
+      const modelPath = o.model?.modelPath ?? o.config.model;
+      if (!modelPath) throw new OspreyError('OSPREY_ERR_USAGE', 'no model: pass --model or set `model:` in cameras.yaml');
+      const maxPriority = Math.max(1, ...o.config.cameras.map((c) => c.priority));
+      model = await loadStreamsModel({ priorityLevels: Math.max(3, maxPriority), ...(o.model ?? {}), modelPath });
+    }
+    collectDefaultMetrics({ register: registry, prefix: 'osprey_streams_process_' });
+    manager = new StreamManager({ config: o.config, inferer: model?.inferer ?? null, registry, store, ...(o.replicaId ? { replicaId: o.replicaId, leases: o.config.store.kind === 'postgres' } : {}), ...(model ? { measuredFramesPerSecond: measuredRate(model, o.model?.instances ?? 1) } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await model?.close();
+    await store.close();
     throw err;
   }
   let app: FastifyInstance | null = null;
@@ -75,7 +84,14 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
   }
-  manager.start();
+  try {
+    await manager.start();
+  } catch (err) {
+    await app?.close();
+    await manager.stop();
+    await model?.close();
+    throw err;
+  }
   return {
     manager,
     model,
@@ -88,6 +104,18 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
       await manager.stop();
       await model?.close();
     },
+  };
+}
+
+/**
+ * The engine's measured frame rate: instances × 1 s / (model compute time per frame), from the batcher's statistics
+ * once 20 frames have been inferred (null before).
+ */
+function measuredRate(m: StreamsModel, instances: number): () => number | null {
+  return () => {
+    const s = m.batcher.stats();
+    if (s.inferenceCount < 20 || s.computeInfer.ns <= 0) return null;
+    return (instances * 1e9) / (s.computeInfer.ns / s.inferenceCount);
   };
 }
 

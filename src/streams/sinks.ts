@@ -1,6 +1,6 @@
 /**
  * Event sinks: webhooks (HTTP POST of each event as JSON) and MQTT (publish of the same JSON), both through an outbox
- * table in the events database.
+ * table in the events database (SQLite or PostgreSQL, store.ts).
  *
  * - An event is written to the outbox before any delivery attempt, so nothing is lost when the receiver is down,
  *   slow (per-attempt `timeoutMs`) or the process restarts (pending rows are picked up again).
@@ -10,9 +10,10 @@
  * Delivery is one request at a time per sink, oldest first. The transport (HTTP or MQTT) only sends one payload and
  * says whether it was accepted; everything else (durability, order, retries, bounds) is the outbox's.
  */
+import { hostname } from 'node:os';
 import { connect, type MqttClient } from 'mqtt';
 import type { MqttSinkConfig, WebhookConfig } from './config.js';
-import type { EventStore, StoredEvent } from './events.js';
+import type { EventStore, OutboxRow, OutboxWrite, StoredEvent } from './store.js';
 
 /** The outbox policy a sink's config carries (webhook and MQTT alike). */
 export type OutboxPolicy = Pick<WebhookConfig, 'timeoutMs' | 'maxAttempts' | 'initialDelayMs' | 'maxDelayMs' | 'outboxMaxSize'>;
@@ -36,14 +37,14 @@ export interface WebhookStats {
   lastError: string | null;
 }
 
-interface OutboxRow {
-  id: number;
-  event_id: number;
-  payload: string;
-  attempts: number;
-}
+/** Default dispatcher id: host and process (a replica passes its `--replica-id`). */
+export const defaultHolder = (): string => `${hostname()}:${process.pid}`;
 
-/** A sink: the outbox, its retries and bounds, over one {@link SinkTransport}. */
+/**
+ * A sink: the outbox, its retries and bounds, over one {@link SinkTransport}. Several replicas may run the same sink
+ * over one PostgreSQL store: each row is claimed by one dispatcher at a time (store.claimOutbox), for the attempt's
+ * timeout plus a margin, and removed by the one that delivered it.
+ */
 export class OutboxSink {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
@@ -53,6 +54,7 @@ export class OutboxSink {
   private lastError: string | null = null;
   private stopped = false;
   private inflight: AbortController | null = null;
+  private counts = { pending: 0, failed: 0 };
 
   constructor(
     private readonly store: EventStore,
@@ -61,13 +63,17 @@ export class OutboxSink {
     readonly sink: string,
     private readonly transport: SinkTransport,
     private readonly pollMs = 200,
+    /** Dispatcher id written in the rows it claims. */
+    readonly holder: string = defaultHolder(),
   ) {}
 
-  start(): void {
+  /** Starts delivering; resolves once the outbox counts have been read from the store. */
+  start(): Promise<void> {
     this.stopped = false;
     this.transport.start?.();
     this.timer = setInterval(() => void this.drain(), this.pollMs);
     this.timer.unref();
+    return this.refreshCounts();
   }
 
   async stop(): Promise<void> {
@@ -79,50 +85,58 @@ export class OutboxSink {
     await this.transport.stop?.();
   }
 
-  /** Adds an event to the outbox (dropping the oldest rows beyond the bound). */
-  enqueue(event: StoredEvent, extra: Record<string, unknown> = {}): void {
-    const db = this.store.db;
-    const now = Date.now();
-    db.prepare('INSERT INTO outbox (sink, event_id, payload, next_attempt_ms, created_ms) VALUES (?, ?, ?, ?, ?)').run(
-      this.sink,
-      event.id,
-      JSON.stringify({ ...event, ...extra }),
-      now,
-      now,
-    );
-    const n = (db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE sink = ?').get(this.sink) as { n: number }).n;
-    if (n > this.config.outboxMaxSize) {
-      const excess = n - this.config.outboxMaxSize;
-      const r = db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sink = ? ORDER BY id ASC LIMIT ?)').run(this.sink, excess);
-      this.dropped += r.changes;
-    }
+  /** The outbox row to write with an event (same transaction): this sink's key and bound. */
+  outboxWrite(extra?: (event: StoredEvent) => Record<string, unknown>): OutboxWrite {
+    return { sink: this.sink, maxSize: this.config.outboxMaxSize, ...(extra ? { extra } : {}) };
+  }
+
+  /** Counts rows the store dropped for this sink's bound and starts a delivery (after the event's transaction). */
+  written(dropped: number): void {
+    this.dropped += dropped;
+    this.counts.pending++;
     if (!this.busy && this.timer) void this.drain();
   }
 
+  /** Adds an already stored event to the outbox (dropping the oldest rows beyond the bound). */
+  async enqueue(event: StoredEvent, extra: Record<string, unknown> = {}): Promise<void> {
+    this.written(await this.store.enqueueOutbox(this.sink, event, extra, this.config.outboxMaxSize));
+    await this.refreshCounts();
+  }
+
+  /** Counters; `pending` and `failed` as last read from the store (refreshed by every delivery round). */
   stats(): WebhookStats {
-    const db = this.store.db;
-    const count = (status: string): number => (db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE sink = ? AND status = ?').get(this.sink, status) as { n: number }).n;
-    return { url: this.transport.target, pending: count('pending'), failed: count('failed'), delivered: this.delivered, dropped: this.dropped, attempts: this.attemptsTotal, lastError: this.lastError };
+    return { url: this.transport.target, pending: this.counts.pending, failed: this.counts.failed, delivered: this.delivered, dropped: this.dropped, attempts: this.attemptsTotal, lastError: this.lastError };
+  }
+
+  /** Reads `pending` / `failed` from the store. */
+  async refreshCounts(): Promise<void> {
+    if (!this.store.isOpen) return;
+    try {
+      this.counts = await this.store.outboxCounts(this.sink);
+    } catch {
+      /* store unreachable: keep the last counts */
+    }
   }
 
   /**
    * Delivers pending rows strictly in event order: the oldest pending row goes first, and while it waits for its
-   * retry no younger row overtakes it (a receiver sees events in the order they happened, also across retries).
+   * retry (or another replica's claim) no younger row overtakes it (a receiver sees events in the order they
+   * happened, also across retries).
    */
   async drain(): Promise<void> {
-    if (this.busy || this.stopped || !this.store.db.open) return;
+    if (this.busy || this.stopped || !this.store.isOpen) return;
     this.busy = true;
     try {
-      const head = this.store.db.prepare(
-        "SELECT id, event_id, payload, attempts, next_attempt_ms FROM outbox WHERE sink = ? AND status = 'pending' ORDER BY id ASC LIMIT 1",
-      );
       for (;;) {
-        if (this.stopped || !this.store.db.open) break;
-        const row = head.get(this.sink) as (OutboxRow & { next_attempt_ms: number }) | undefined;
-        if (!row || row.next_attempt_ms > Date.now()) break;
-        await this.deliver(row);
+        if (this.stopped || !this.store.isOpen) break;
+        const claim = await this.store.claimOutbox(this.sink, this.holder, this.config.timeoutMs + 5000);
+        if (!claim || !('row' in claim)) break;
+        await this.deliver(claim.row);
       }
+    } catch (err) {
+      this.lastError = (err as Error).message;
     } finally {
+      await this.refreshCounts();
       this.busy = false;
     }
   }
@@ -138,20 +152,20 @@ export class OutboxSink {
     } finally {
       this.inflight = null;
     }
-    if (!this.store.db.open) return;
+    if (!this.store.isOpen) return;
     if (error === null) {
-      this.store.db.prepare('DELETE FROM outbox WHERE id = ?').run(row.id);
+      await this.store.completeOutbox(row.id, this.holder);
       this.delivered++;
       return;
     }
     this.lastError = error;
     const attempts = row.attempts + 1;
     if (attempts >= c.maxAttempts) {
-      this.store.db.prepare("UPDATE outbox SET attempts = ?, status = 'failed', last_error = ? WHERE id = ?").run(attempts, error, row.id);
+      await this.store.failOutboxAttempt(row.id, this.holder, attempts, error, null);
       return;
     }
     const delay = Math.min(c.maxDelayMs, c.initialDelayMs * 2 ** (attempts - 1)) * (0.8 + 0.4 * Math.random());
-    this.store.db.prepare('UPDATE outbox SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE id = ?').run(attempts, Date.now() + delay, error, row.id);
+    await this.store.failOutboxAttempt(row.id, this.holder, attempts, error, Date.now() + delay);
   }
 }
 
@@ -183,8 +197,8 @@ class HttpTransport implements SinkTransport {
 
 /** A webhook: HTTP POST of each event as JSON, through the outbox. */
 export class WebhookSink extends OutboxSink {
-  constructor(store: EventStore, config: WebhookConfig, sink: string, pollMs = 200) {
-    super(store, config, sink, new HttpTransport(config), pollMs);
+  constructor(store: EventStore, config: WebhookConfig, sink: string, pollMs = 200, holder = defaultHolder()) {
+    super(store, config, sink, new HttpTransport(config), pollMs, holder);
   }
 }
 
@@ -258,7 +272,7 @@ class MqttTransport implements SinkTransport {
 
 /** An MQTT sink: each event published as JSON, through the outbox. */
 export class MqttSink extends OutboxSink {
-  constructor(store: EventStore, config: MqttSinkConfig, sink: string, pollMs = 200) {
-    super(store, config, sink, new MqttTransport(config), pollMs);
+  constructor(store: EventStore, config: MqttSinkConfig, sink: string, pollMs = 200, holder = defaultHolder()) {
+    super(store, config, sink, new MqttTransport(config), pollMs, holder);
   }
 }

@@ -59,7 +59,7 @@ export const DEFAULT_TRACKER_OPTIONS: Readonly<TrackerOptions> = Object.freeze({
 
 type TrackState = 'tentative' | 'active' | 'lost';
 
-interface Track {
+export interface Track {
   id: number;
   state: TrackState;
   box: BoxXYXY;
@@ -88,6 +88,13 @@ export interface TrackedObject {
   hits: number;
 }
 
+/** {@link ByteTracker.snapshot}: JSON-serializable. */
+export interface TrackerSnapshot {
+  tracks: Track[];
+  nextId: number;
+  frame: number;
+}
+
 export class ByteTracker {
   private readonly o: TrackerOptions;
   private tracks: Track[] = [];
@@ -106,6 +113,18 @@ export class ByteTracker {
   reset(): void {
     this.tracks = [];
     this.frame = 0;
+  }
+
+  /** The tracker's whole state as plain JSON data (a checkpoint a camera resumes from on another replica). */
+  snapshot(): TrackerSnapshot {
+    return { tracks: this.tracks.map((t) => ({ ...t, box: [...t.box], velocity: [...t.velocity] })), nextId: this.nextId, frame: this.frame };
+  }
+
+  /** Restores a {@link snapshot}: the next `update` continues exactly as the tracker that took it would have. */
+  restore(s: TrackerSnapshot): void {
+    this.tracks = s.tracks.map((t) => ({ ...t, box: [...t.box], velocity: [...t.velocity] }));
+    this.nextId = s.nextId;
+    this.frame = s.frame;
   }
 
   /**

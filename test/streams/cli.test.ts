@@ -50,3 +50,14 @@ test('osprey streams --check refuses a URL-looking string such as rtsp//host/x w
   assert.equal(m.code, 2);
   assert.match(m.stderr, /OSPREY_ERR_FILE_NOT_FOUND: .*missing\.yaml: cameras\[0\]\.url: ".*no-such-video\.mp4" is read as a file path and cannot be read \(no such file\)/);
 });
+
+test('osprey streams --store with an unreachable PostgreSQL exits 2 with OSPREY_ERR_EVENT_STORE, the password hidden; --store with a bad URL names the flag', async () => {
+  const r = await osprey(['streams', '--config', join(FIXTURES, 'cameras.yaml'), '--store', 'postgres://osprey:S3cretPgPass@127.0.0.1:1/osprey', '--replica-id', 'r1']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /OSPREY_ERR_EVENT_STORE: event store postgres:\/\/osprey:\*\*\*@127\.0\.0\.1:1\/osprey: cannot connect/);
+  assert.doesNotMatch(r.stderr + r.stdout, /S3cretPgPass/);
+  const bad = await osprey(['streams', '--config', join(FIXTURES, 'cameras.yaml'), '--store', 'mysql://u:S3cretPgPass@h/db']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /OSPREY_ERR_CONFIG: --store\.url: expected a postgres:\/\/ URL .*got "mysql:\/\/u:\*\*\*@h\/db"/);
+  assert.doesNotMatch(bad.stderr, /S3cretPgPass/);
+});

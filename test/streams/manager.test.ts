@@ -14,6 +14,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { parseStreamsConfig } from '../../src/streams/config.js';
 import { MAX_REASON_BYTES } from '../../src/streams/health.js';
+import { SqliteEventStore } from '../../src/streams/events.js';
 import { StreamManager } from '../../src/streams/manager.js';
 import { freePort, waitFor } from './helpers.js';
 
@@ -42,7 +43,7 @@ test('after many retries each state row holds one reason ≤ 1 KB, and the state
   t.after(() => manager.stop());
   manager.start();
   const reconnects = () => Math.min(manager.camera('refused').counters.reconnects, manager.camera('html').counters.reconnects);
-  const stateBytes = () => manager.store.db.prepare("SELECT COUNT(*) AS rows, SUM(length(details)) AS bytes FROM events WHERE kind = 'state'").get() as { rows: number; bytes: number };
+  const stateBytes = () => (manager.store as SqliteEventStore).db.prepare("SELECT COUNT(*) AS rows, SUM(length(details)) AS bytes FROM events WHERE kind = 'state'").get() as { rows: number; bytes: number };
   await waitFor(() => reconnects() >= 20, 60000, '20 retries per camera');
   const a = stateBytes();
   await waitFor(() => reconnects() >= 60, 120000, '60 retries per camera');

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { connect, type MqttClient } from 'mqtt';
 import { isOspreyError } from '../../src/core/errors.js';
 import { parseStreamsConfig } from '../../src/streams/config.js';
-import { EventStore, type NewEvent } from '../../src/streams/events.js';
+import { SqliteEventStore, type NewEvent } from '../../src/streams/events.js';
 import { MqttSink } from '../../src/streams/sinks.js';
 import { freePort, waitFor } from './helpers.js';
 
@@ -66,12 +66,12 @@ test('mqtt: events are published as JSON to osprey/events/{camera}, in event ord
   const port = await freePort();
   const broker = await startBroker(port);
   const sub = await subscribe(port);
-  const store = new EventStore(join(dir, 'pub.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
+  const store = new SqliteEventStore(join(dir, 'pub.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
   const sink = new MqttSink(store, mqttConfig(`mqtt://127.0.0.1:${port}`), 'mqtt[0]', 20);
   try {
     sink.start();
-    const stored = [0, 1, 2, 3].map((i) => store.insert(ev(i)));
-    for (const e of stored) sink.enqueue(e, { snapshotUrl: `/api/events/${e.id}/snapshot.jpg` });
+    const stored = [0, 1, 2, 3].map((i) => store.insertSync(ev(i)).event!);
+    for (const e of stored) await sink.enqueue(e, { snapshotUrl: `/api/events/${e.id}/snapshot.jpg` });
     await waitFor(() => sub.got.length === 4, 10000, 'four messages at the subscriber');
     assert.deepEqual(sub.got.map(([t]) => t), ['osprey/events/gate', 'osprey/events/dock', 'osprey/events/gate', 'osprey/events/dock']);
     assert.deepEqual(sub.got.map(([, p]) => p['id']), stored.map((e) => e.id));
@@ -83,7 +83,7 @@ test('mqtt: events are published as JSON to osprey/events/{camera}, in event ord
     assert.match(st.url, /^mqtt:\/\/127\.0\.0\.1:\d+ osprey\/events\/\{camera\}$/);
   } finally {
     await sink.stop();
-    store.close();
+    await store.close();
     await sub.client.endAsync();
     broker.kill();
   }
@@ -91,20 +91,20 @@ test('mqtt: events are published as JSON to osprey/events/{camera}, in event ord
 
 test('mqtt: broker down when events happen → kept in the outbox and retried; delivered in order once it is up', async () => {
   const port = await freePort();
-  const store = new EventStore(join(dir, 'down.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
+  const store = new SqliteEventStore(join(dir, 'down.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
   const sink = new MqttSink(store, mqttConfig(`mqtt://127.0.0.1:${port}`, { topic: 'osprey/{camera}/{rule}', initialDelayMs: 100, maxDelayMs: 300, maxAttempts: 100, timeoutMs: 2000 }), 'mqtt[0]', 20);
   let sub: Awaited<ReturnType<typeof subscribe>> | undefined;
   let broker: ChildProcess | undefined;
   try {
     sink.start();
-    const stored = [0, 1, 2].map((i) => store.insert(ev(i)));
-    for (const e of stored) sink.enqueue(e);
+    const stored = [0, 1, 2].map((i) => store.insertSync(ev(i)).event!);
+    for (const e of stored) await sink.enqueue(e);
     await waitFor(() => sink.stats().attempts >= 3, 10000, 'delivery attempts against the absent broker');
     const down = sink.stats();
     assert.equal(down.pending, 3, 'every event waits in the outbox');
     assert.equal(down.delivered, 0);
     assert.match(down.lastError ?? '', /not connected to mqtt:\/\/127\.0\.0\.1/);
-    assert.equal(store.count(), 3, 'events are stored whatever the broker does');
+    assert.equal(store.countSync(), 3, 'events are stored whatever the broker does');
     broker = await startBroker(port);
     sub = await subscribe(port); // before the sink's client reconnects (its reconnect period is 1 s)
     await waitFor(() => sink.stats().delivered === 3, 15000, 'delivery once the broker is up');
@@ -114,7 +114,7 @@ test('mqtt: broker down when events happen → kept in the outbox and retried; d
     assert.equal(sink.stats().pending, 0);
   } finally {
     await sink.stop();
-    store.close();
+    await store.close();
     await sub?.client.endAsync();
     broker?.kill();
   }

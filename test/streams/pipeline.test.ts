@@ -76,8 +76,8 @@ test('both RTSP cameras stream through the model and rules fire events into the 
   await waitFor(() => rt.manager.list().every((c) => c['state'] === 'streaming'), 30000, 'both cameras streaming');
   // People appear ~6 s into their video and stay; cars cross in ~2 s, so on a loaded machine the cars camera may miss
   // them: require the people camera's event, and frames processed by both.
-  await waitFor(() => rt.manager.store.query({ kind: 'rule', camera: 'people' }).length >= 1, 60000, 'a rule event from the people camera').catch((err: Error) => {
-    throw new Error(`${err.message}; cameras: ${JSON.stringify(rt.manager.list().map((c) => [c['id'], c['state'], c['counters'], c['error']]))}; events: ${JSON.stringify(rt.manager.store.query({ limit: 20 }).map((e) => [e.camera, e.rule, e.details['reason']]))}`);
+  await waitFor(async () => (await rt.manager.store.query({ kind: 'rule', camera: 'people' })).length >= 1, 60000, 'a rule event from the people camera').catch(async (err: Error) => {
+    throw new Error(`${err.message}; cameras: ${JSON.stringify(rt.manager.list().map((c) => [c['id'], c['state'], c['counters'], c['error']]))}; events: ${JSON.stringify((await rt.manager.store.query({ limit: 20 })).map((e) => [e.camera, e.rule, e.details['reason']]))}`);
   });
   assert.ok(rt.manager.camera('cars').counters.processed > 0);
   // Read the real file with a separate connection (WAL: committed rows are visible).

@@ -39,7 +39,7 @@ test('serve --cameras: the camera streams through the served model\'s batcher, A
   }, 30000, 'the camera to stream through the served model');
   const stats = (await (await fetch(`${url}/v2/models/yolov8n/stats`)).json()) as { model_stats: Array<{ inference_count: number }> };
   assert.ok(stats.model_stats[0]!.inference_count >= 2, 'the served batcher ran the camera frames');
-  await waitFor(() => (cams.manager()?.store.count('rule') ?? 0) >= 1, 30000, 'a rule event');
+  await waitFor(async () => ((await cams.manager()?.store.count('rule')) ?? 0) >= 1, 30000, 'a rule event');
   assert.equal((await fetch(`${url}/dashboard/`)).headers.get('content-type'), 'text/html; charset=utf-8');
   const metrics = await (await fetch(`${url}/metrics`)).text();
   assert.match(metrics, /osprey_stream_camera_state\{camera="hall",state="streaming"\} 1/);

@@ -114,3 +114,30 @@ test('cool-down: a rule stays quiet for cooldownMs after firing (any track)', ()
   assert.equal(e.evaluate([obj(2, [500, 500, 510, 510])], 500).length, 0);
   assert.equal(e.evaluate([obj(3, [700, 700, 710, 710])], 1200).length, 1);
 });
+
+test('tracker + rules: a snapshot taken mid-stream, restored from JSON into fresh instances, continues exactly as the original', () => {
+  const zone = parseRule({ name: 'z', type: 'zone', zone: [[100, 0], [400, 0], [400, 400], [100, 400]], minDwellMs: 300, cooldownMs: 0 }, 'r');
+  const line = parseRule({ name: 'l', type: 'line', line: [[250, 0], [250, 400]], direction: 'any' }, 'r');
+  const frames = Array.from({ length: 40 }, (_, f) => {
+    const out: Detection[] = [det(shift([0, 100, 40, 180], f * 12))];
+    if (f % 7 !== 3) out.push(det(shift([500, 100, 540, 180], -f * 10), 0.7));
+    if (f > 15) out.push(det(shift([120, 250, 160, 330], f), 0.3 + (f % 5) / 10, 'car', 2));
+    return out;
+  });
+  const run = (from: number, to: number, t: ByteTracker, r: RuleEngine): string[] => {
+    const got: string[] = [];
+    for (let f = from; f < to; f++) for (const x of r.evaluate(t.update(frames[f]!, f * 100), f * 100)) got.push(`${f}:${x.rule}:${x.trackId}`);
+    return got;
+  };
+  const whole = run(0, 40, new ByteTracker(), new RuleEngine([zone, line]));
+  assert.ok(whole.length >= 3, `the sequence fires rules (${whole.join(' ')})`);
+  const t1 = new ByteTracker();
+  const r1 = new RuleEngine([zone, line]);
+  const first = run(0, 21, t1, r1);
+  const saved = JSON.parse(JSON.stringify({ tracker: t1.snapshot(), rules: r1.snapshot() })) as { tracker: ReturnType<ByteTracker['snapshot']>; rules: ReturnType<RuleEngine['snapshot']> };
+  const t2 = new ByteTracker();
+  const r2 = new RuleEngine([zone, line]);
+  t2.restore(saved.tracker);
+  r2.restore(saved.rules);
+  assert.deepEqual([...first, ...run(21, 40, t2, r2)], whole);
+});

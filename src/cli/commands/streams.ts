@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { OspreyError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
 import { parseGpuList } from '../../gpu/inventory.js';
-import { isFileSource, loadStreamsConfig, type StreamsConfig } from '../../streams/config.js';
+import { isFileSource, loadStreamsConfig, parseStore, type StreamsConfig } from '../../streams/config.js';
 import { startStreamsRuntime } from '../../streams/runtime.js';
 import { AccessPolicy, AUTH_TOKEN_ENV, bearerRestriction, parseApiGroups, readBearerTokens } from '../../server/auth.js';
 
@@ -33,6 +33,8 @@ interface StreamsCliOptions {
   logLevel: string;
   authTokenFile?: string;
   restrictedApi?: string;
+  store?: string;
+  replicaId?: string;
 }
 
 const port = (v: string): number => {
@@ -54,7 +56,7 @@ const nonNegativeInt = (v: string): number => {
 export function register(program: Command): void {
   program
     .command('streams')
-    .description('Run multi-camera pipelines (RTSP/HTTP/files via ffmpeg) through one dynamic batcher, with tracking, zone/line rules, SQLite events, webhooks and a live dashboard')
+    .description('Run multi-camera pipelines (RTSP/HTTP/files via ffmpeg) through one dynamic batcher, with tracking, zone/line rules, events in SQLite or PostgreSQL, webhooks and a live dashboard')
     .requiredOption('--config <file>', 'cameras.yaml (see docs/streams.md)')
     .option('--model <path>', 'detection model (.onnx); overrides `model:` in the config')
     .option('--host <addr>', 'listen address', '127.0.0.1')
@@ -68,8 +70,12 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--auth-token-file <file>', `bearer tokens (one per line) required on the routes that change cameras and rules; or set ${AUTH_TOKEN_ENV}`)
     .option('--restricted-api <groups>', 'API groups the tokens protect (default camera-control; e.g. camera-control,metadata,metrics)')
+    .option('--store <url>', 'event store: postgres://user:password@host:port/db (shared by replicas) or sqlite (events.database); overrides `store:` in the config')
+    .option('--replica-id <id>', 'this replica\'s id (outbox claims; with a PostgreSQL store, cameras are shared with the other replicas by leases)')
     .action(async (opts: StreamsCliOptions) => {
-      const config = loadStreamsConfig(opts.config);
+      const loaded = loadStreamsConfig(opts.config);
+      const config: StreamsConfig = opts.store !== undefined ? { ...loaded, store: parseStore(opts.store, '--store') } : loaded;
+      if (opts.replicaId !== undefined && !/^[A-Za-z0-9_.:-]{1,64}$/.test(opts.replicaId)) throw new OspreyError('OSPREY_ERR_USAGE', `--replica-id: expected 1–64 letters, digits, '_', '-', '.', ':', got ${JSON.stringify(opts.replicaId)}`);
       const log = pino({ level: opts.logLevel, base: { service: 'osprey-streams' } }, pino.destination(2));
       const model = {
         ...(opts.model ? { modelPath: opts.model } : {}),
@@ -95,7 +101,7 @@ export function register(program: Command): void {
       const tokens = await readBearerTokens({ ...(opts.authTokenFile !== undefined ? { file: opts.authTokenFile } : {}) });
       if (opts.restrictedApi !== undefined && tokens.length === 0) throw new OspreyError('OSPREY_ERR_USAGE', `--restricted-api needs tokens: --auth-token-file FILE or ${AUTH_TOKEN_ENV}`);
       const accessPolicy = new AccessPolicy(tokens.length > 0 ? [bearerRestriction(tokens, opts.restrictedApi !== undefined ? parseApiGroups(opts.restrictedApi, '--restricted-api') : ['camera-control'])] : []);
-      const rt = await startStreamsRuntime({ config, model, host: opts.host, port: opts.port, log, accessPolicy });
+      const rt = await startStreamsRuntime({ config, model, host: opts.host, port: opts.port, log, accessPolicy, ...(opts.replicaId ? { replicaId: opts.replicaId } : {}) });
       log.info({ url: rt.url, dashboard: `${rt.url}/dashboard/`, cameras: config.cameras.map((c) => c.id) }, 'osprey streams is running');
       await new Promise<void>((resolve) => {
         let signals = 0;
