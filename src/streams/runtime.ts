@@ -10,6 +10,7 @@ import type { StreamsConfig } from './config.js';
 import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
 import { registerProbeRoutes, registerStreamsRoutes } from './routes.js';
+import { startScada, type Scada } from './scada.js';
 
 export interface StreamsRuntimeOptions {
   config: StreamsConfig;
@@ -35,6 +36,8 @@ export interface StreamsRuntime {
   /** `http://host:port` when the server listens. */
   url: string | null;
   registry: Registry;
+  /** The OPC UA server and Sparkplug B edge nodes configured in cameras.yaml (docs/scada.md). */
+  scada: Scada;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,15 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
   }
+  let scada: Scada;
+  try {
+    scada = await startScada(manager, o.config, { host: o.host ?? '127.0.0.1', ...(o.log ? { log: o.log } : {}) });
+  } catch (err) {
+    await app?.close();
+    await manager.stop();
+    await model?.close();
+    throw err;
+  }
   manager.start();
   return {
     manager,
@@ -82,9 +94,11 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app,
     url,
     registry,
+    scada,
     async close() {
       closing = true;
       await app?.close();
+      await scada.stop();
       await manager.stop();
       await model?.close();
     },
