@@ -6,7 +6,7 @@
  */
 import type { StreamsConfig } from './config.js';
 import type { StreamManager, StreamsLog } from './manager.js';
-import { startOpcUaServer, type OspreyOpcUaServer } from './opcua.js';
+import type { OspreyOpcUaServer } from './opcua.js';
 import { SparkplugEdgeNode } from './sparkplug.js';
 
 export interface Scada {
@@ -17,7 +17,7 @@ export interface Scada {
 
 /**
  * @param host listen address of the OPC UA server when `opcua.host` is not set (the HTTP server's).
- * @throws OspreyError from {@link startOpcUaServer} (`OSPREY_ERR_ADDRESS_IN_USE`, `OSPREY_ERR_OPCUA`).
+ * @throws OspreyError from `startOpcUaServer` (opcua.ts) (`OSPREY_ERR_ADDRESS_IN_USE`, `OSPREY_ERR_OPCUA`).
  */
 export async function startScada(manager: StreamManager, config: StreamsConfig, o: { host?: string; log?: StreamsLog } = {}): Promise<Scada> {
   const sparkplug: SparkplugEdgeNode[] = [];
@@ -29,7 +29,8 @@ export async function startScada(manager: StreamManager, config: StreamsConfig, 
   });
   let opcua: OspreyOpcUaServer | null = null;
   try {
-    if (config.opcua) opcua = await startOpcUaServer({ manager, config: config.opcua, ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}) });
+    // node-opcua is loaded only when an OPC UA server is configured (it is large and slow to import).
+    if (config.opcua) opcua = await (await import('./opcua.js')).startOpcUaServer({ manager, config: config.opcua, ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}) });
   } catch (err) {
     await Promise.all(sparkplug.map((n) => n.stop()));
     throw err;

@@ -31,12 +31,16 @@ import {
 } from 'node-opcua';
 import { isOspreyError } from '../../src/core/errors.js';
 import { parseStreamsConfig } from '../../src/streams/config.js';
+import { StreamManager } from '../../src/streams/manager.js';
+import { startOpcUaServer } from '../../src/streams/opcua.js';
 import { startStreamsRuntime, type StreamsRuntime } from '../../src/streams/runtime.js';
 import { CAR_VIDEO, MODEL, freePort, startRtspServer, waitFor, type RtspServer } from './helpers.js';
 
 const FULL_FRAME = [[0, 0], [768, 0], [768, 432], [0, 432]];
 const PASSWORD = 'op-Secret-4711';
 const STALL_TIMEOUT_MS = 2000;
+/** The watchdog while starting (after a reconnect or RestartCamera, before the first frame). */
+const CONNECT_TIMEOUT_MS = 3000;
 let dir: string;
 let rtsp: RtspServer;
 let rt: StreamsRuntime;
@@ -77,6 +81,7 @@ before(async () => {
           url: rtsp.url('cars'),
           fps: 4,
           stallTimeoutMs: STALL_TIMEOUT_MS,
+          connectTimeoutMs: CONNECT_TIMEOUT_MS,
           reconnect: { initialDelayMs: 200, maxDelayMs: 1000, maxAttempts: 0 },
           // Seen from above, yolov8n scores these cars 0.3–0.7 (as in pipeline.test.ts).
           tracker: { minHits: 1, highThreshold: 0.3, newTrackThreshold: 0.3 },
@@ -226,17 +231,59 @@ test('browse, subscribe to counters and alarms: the rule alarm goes active when 
   const unknown = await session.call({ objectId: nid('Cameras/cars'), methodId: nid('Cameras/nope/RestartCamera'), inputArguments: [] });
   assert.notEqual(unknown.statusCode.name, StatusCodes.Good.name, 'an unknown method is refused');
 
-  // Kill the RTSP source: the camera must be in a fault state within the watchdog time (stallTimeoutMs).
+  // Kill the RTSP source: the camera must be in a fault state within the watchdog time (stallTimeoutMs while
+  // streaming, connectTimeoutMs while starting; ffmpeg usually sees the end of the stream sooner), plus 2 s for a
+  // loaded machine and the RTSP server's own shutdown.
   const faultsBefore = fault.values.length;
   const killedAt = Date.now();
   await rtsp.stop();
-  await waitFor(() => fault.values.slice(faultsBefore).some((v) => v.value.value === true), STALL_TIMEOUT_MS + 2000, 'Fault = true after the RTSP server was killed');
+  const statesBefore = state.values.length;
+  await waitFor(() => fault.values.slice(faultsBefore).some((v) => v.value.value === true), Math.max(STALL_TIMEOUT_MS, CONNECT_TIMEOUT_MS) + 2000, 'Fault = true after the RTSP server was killed').catch((err: Error) => {
+    const c = rt.manager.camera('cars');
+    throw new Error(`${err.message}; OPC UA states since: ${state.values.slice(statesBefore).map((v) => v.value.value).join(',')}; camera ${c.state} (${c.reason}); fault values ${fault.values.map((v) => v.value.value).join(',')}`);
+  });
   const faultAt = fault.arrivals[fault.values.slice(faultsBefore).findIndex((v) => v.value.value === true) + faultsBefore]!;
   const faultState = state.values.at(-1)!.value.value as string;
   assert.ok(['stalled', 'reconnecting', 'starting', 'failed'].includes(faultState) || fault.values.at(-1)!.value.value === true, `state ${faultState}`);
   const reason = await session.read({ nodeId: nid('Cameras/cars/HealthReason'), attributeId: AttributeIds.Value });
   assert.ok(String(reason.value.value).length > 0, 'a health reason is given');
-  console.log(`# OPC UA: RTSP server killed → Fault at the client after ${faultAt - killedAt} ms (watchdog stallTimeoutMs ${STALL_TIMEOUT_MS} ms); state ${faultState}: ${reason.value.value}`);
+  console.log(`# OPC UA: RTSP server killed → Fault at the client after ${faultAt - killedAt} ms (watchdog: stallTimeoutMs ${STALL_TIMEOUT_MS} ms, connectTimeoutMs ${CONNECT_TIMEOUT_MS} ms); state ${faultState}: ${reason.value.value}`);
   await sub.terminate();
 });
 
+
+test('allowAnonymous + securityModes [None] when asked for: anonymous may read but not call RestartCamera or Acknowledge', async () => {
+  const anonPort = await freePort();
+  const cfg = parseStreamsConfig(
+    {
+      events: { database: join(dir, 'anon', 'events.db'), snapshots: join(dir, 'anon', 'snapshots') },
+      opcua: { port: anonPort, allowAnonymous: true, securityModes: ['None'] },
+      cameras: [{ id: 'door', url: CAR_VIDEO, enabled: false, rules: [{ name: 'at-door', type: 'zone', zone: FULL_FRAME }] }],
+    },
+    dir,
+  );
+  const manager = new StreamManager({ config: cfg, inferer: null });
+  const server = await startOpcUaServer({ manager, config: cfg.opcua! });
+  manager.start();
+  const anon = newClient(MessageSecurityMode.None, SecurityPolicy.None);
+  try {
+    await anon.connect(server.endpointUrl);
+    const endpoints = await anon.getEndpoints();
+    assert.deepEqual([...new Set(endpoints.map((e) => MessageSecurityMode[e.securityMode]))], ['None'], 'only the mode asked for');
+    const s = await anon.createSession();
+    const idx = ((await s.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).value.value as string[]).indexOf('urn:osprey:streams');
+    const id = (p: string) => coerceNodeId(`ns=${idx};s=${p}`);
+    const st = await s.read({ nodeId: id('Cameras/door/State'), attributeId: AttributeIds.Value });
+    assert.equal(st.value.value, 'stopped', 'anonymous reads');
+    const r = await s.call({ objectId: id('Cameras/door'), methodId: id('Cameras/door/RestartCamera'), inputArguments: [] });
+    assert.match(r.statusCode.name, /^Bad(UserAccessDenied|NotExecutable)$/, `RestartCamera refused for anonymous: ${r.statusCode.name}`);
+    const ack = await s.acknowledgeCondition(id('Cameras/door/Rules/at-door/Alarm'), Buffer.alloc(16), 'anonymous');
+    assert.match(ack.name, /^Bad(UserAccessDenied|NotExecutable)$/, `Acknowledge refused for anonymous: ${ack.name}`);
+    assert.equal(manager.camera('door').state, 'stopped', 'the camera was not restarted');
+    await s.close();
+  } finally {
+    await anon.disconnect().catch(() => undefined);
+    await server.stop();
+    await manager.stop();
+  }
+});
