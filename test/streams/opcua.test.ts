@@ -280,6 +280,18 @@ test('allowAnonymous + securityModes [None] when asked for: anonymous may read b
     const ack = await s.acknowledgeCondition(id('Cameras/door/Rules/at-door/Alarm'), Buffer.alloc(16), 'anonymous');
     assert.match(ack.name, /^Bad(UserAccessDenied|NotExecutable)$/, `Acknowledge refused for anonymous: ${ack.name}`);
     assert.equal(manager.camera('door').state, 'stopped', 'the camera was not restarted');
+    // The address space follows the cameras and rules changed at run time.
+    const names = async (p: string) => [...new Set((await s.browse(id(p).toString())).references?.map((r) => r.browseName.name))];
+    manager.addCamera({ id: 'gate', url: CAR_VIDEO, enabled: false });
+    assert.ok((await names('Cameras')).includes('gate'), 'a camera added at run time appears');
+    manager.setRules('door', [{ name: 'new-line', type: 'line', line: [[0, 0], [10, 10]], direction: 'any', classes: [], minConfidence: 0.25, cooldownMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, severity: 900, alarmHoldMs: 0 }]);
+    assert.deepEqual(await names('Cameras/door/Rules'), ['new-line'], 'rules rebuilt');
+    assert.equal((await s.read({ nodeId: id('Cameras/door/Rules/new-line/Severity'), attributeId: AttributeIds.Value })).value.value, 900);
+    assert.deepEqual(await names('Cameras/door/Zones'), [], 'a line rule has no zone counts');
+    await manager.removeCamera('gate');
+    assert.ok(!(await names('Cameras')).includes('gate'), 'a removed camera disappears');
+    const gone = await s.read({ nodeId: id('Cameras/gate/State'), attributeId: AttributeIds.Value });
+    assert.equal(gone.statusCode.name, 'BadNodeIdUnknown', 'its nodes are deleted');
     await s.close();
   } finally {
     await anon.disconnect().catch(() => undefined);
