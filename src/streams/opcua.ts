@@ -154,7 +154,8 @@ export class OspreyOpcUaServer {
       throw new OspreyError('OSPREY_ERR_OPCUA', `the OPC UA server could not start on ${host}:${c.port}: ${m}`);
     }
     this.server = server;
-    this.endpointUrl = `opc.tcp://${host === '0.0.0.0' || host === '::' ? server.getEndpointUrl().replace(/^opc\.tcp:\/\/([^:/]+).*$/, '$1') : host}:${c.port}/`;
+    // Listening on every interface: the endpoint URL node-opcua advertises (this machine's host name).
+    this.endpointUrl = host === '0.0.0.0' || host === '::' ? server.getEndpointUrl() : `opc.tcp://${host}:${c.port}/`;
     this.o.log?.info({ endpointUrl: this.endpointUrl, securityModes: c.securityModes, users: c.users.length, allowAnonymous: c.allowAnonymous }, 'OPC UA server listening');
   }
 
@@ -175,11 +176,19 @@ export class OspreyOpcUaServer {
     const model = new ScadaModel(this.o.manager);
     this.model = model;
     for (const p of model.points()) this.addCamera(p);
-    model.on('added', (p: CameraPoint) => this.addCamera(p));
-    model.on('removed', (id: string) => this.removeCamera(id));
-    model.on('rebuilt', (p: CameraPoint) => this.rebuildRules(p));
-    model.on('changed', (c: PointChange) => this.update(c));
-    model.on('alarm', (a: AlarmChange) => this.onAlarm(a));
+    // A failure in the address space must never reach the pipelines (the manager emits these events): log it.
+    const guard = <A>(what: string, fn: (a: A) => void) => (a: A) => {
+      try {
+        fn(a);
+      } catch (err) {
+        this.o.log?.warn({ err: (err as Error).message, what }, 'OPC UA address space update failed');
+      }
+    };
+    model.on('added', guard('added', (p: CameraPoint) => this.addCamera(p)));
+    model.on('removed', guard('removed', (id: string) => this.removeCamera(id)));
+    model.on('rebuilt', guard('rebuilt', (p: CameraPoint) => this.rebuildRules(p)));
+    model.on('changed', guard('changed', (c: PointChange) => this.update(c)));
+    model.on('alarm', guard('alarm', (a: AlarmChange) => this.onAlarm(a)));
   }
 
   private variable(parent: UAObject, id: string, browseName: string, dataType: DataType, value: unknown, description: string): UAVariable {
@@ -302,7 +311,6 @@ export class OspreyOpcUaServer {
         case 'latencyMs':
           n.vars.latencyMs.setValueFromSource(new Variant({ dataType: DataType.Double, value: p.latencyMs ?? 0 }), p.latencyMs === null ? StatusCodes.UncertainNoCommunicationLastUsableValue : StatusCodes.Good, at);
           break;
-        case 'lastDetectionTime' as never:
         case 'lastDetectionTimeMs':
           if (p.lastDetectionTimeMs !== null) set(n.vars.lastDetectionTime, DataType.DateTime, new Date(p.lastDetectionTimeMs));
           break;

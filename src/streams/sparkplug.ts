@@ -106,10 +106,18 @@ export class SparkplugEdgeNode {
     // The first CONNECT takes the number after the last one this node used (Sparkplug 3.0: bdSeq per CONNECT).
     this.bdSeq = row === undefined ? -1 : row.bd_seq;
     this.model = new ScadaModel(o.manager);
-    this.model.on('added', (p: CameraPoint) => this.birthDevice(p));
-    this.model.on('rebuilt', (p: CameraPoint) => this.birthDevice(p));
-    this.model.on('removed', (id: string) => this.deathDevice(id));
-    this.model.on('changed', (c: PointChange) => this.onChange(c));
+    // A failure here must never reach the pipelines (the manager emits these events): log it.
+    const guard = <A>(what: string, fn: (a: A) => void) => (a: A) => {
+      try {
+        fn(a);
+      } catch (err) {
+        o.log?.warn({ err: (err as Error).message, what }, 'Sparkplug publish failed');
+      }
+    };
+    this.model.on('added', guard('added', (p: CameraPoint) => this.birthDevice(p)));
+    this.model.on('rebuilt', guard('rebuilt', (p: CameraPoint) => this.birthDevice(p)));
+    this.model.on('removed', guard('removed', (id: string) => this.deathDevice(id)));
+    this.model.on('changed', guard('changed', (c: PointChange) => this.onChange(c)));
     const interval = Math.max(50, o.config.telemetryIntervalMs);
     this.timer = setInterval(() => this.flushTelemetry(), interval);
     this.timer.unref();

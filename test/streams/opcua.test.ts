@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -252,12 +253,26 @@ test('browse, subscribe to counters and alarms: the rule alarm goes active when 
 });
 
 
+test('an OPC UA port in use → OSPREY_ERR_ADDRESS_IN_USE naming opcua.port', async () => {
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const taken = (blocker.address() as { port: number }).port;
+  const cfg = parseStreamsConfig({ events: { database: join(dir, 'inuse', 'events.db'), snapshots: join(dir, 'inuse', 's') }, opcua: { port: taken, allowAnonymous: true, certificateDir: join(dir, 'pki-2') }, cameras: [] }, dir);
+  const manager = new StreamManager({ config: cfg, inferer: null });
+  try {
+    await assert.rejects(startOpcUaServer({ manager, config: cfg.opcua! }), (e: unknown) => isOspreyError(e) && e.code === 'OSPREY_ERR_ADDRESS_IN_USE' && /^opcua\.port: 127\.0\.0\.1:\d+ is in use/.test(e.message));
+  } finally {
+    await manager.stop();
+    await new Promise((r) => blocker.close(r));
+  }
+});
+
 test('allowAnonymous + securityModes [None] when asked for: anonymous may read but not call RestartCamera or Acknowledge', async () => {
   const anonPort = await freePort();
   const cfg = parseStreamsConfig(
     {
       events: { database: join(dir, 'anon', 'events.db'), snapshots: join(dir, 'anon', 'snapshots') },
-      opcua: { port: anonPort, allowAnonymous: true, securityModes: ['None'] },
+      opcua: { port: anonPort, allowAnonymous: true, securityModes: ['None'], certificateDir: join(dir, 'pki-2') }, // one key pair for both tests
       cameras: [{ id: 'door', url: CAR_VIDEO, enabled: false, rules: [{ name: 'at-door', type: 'zone', zone: FULL_FRAME }] }],
     },
     dir,
@@ -292,6 +307,10 @@ test('allowAnonymous + securityModes [None] when asked for: anonymous may read b
     assert.ok(!(await names('Cameras')).includes('gate'), 'a removed camera disappears');
     const gone = await s.read({ nodeId: id('Cameras/gate/State'), attributeId: AttributeIds.Value });
     assert.equal(gone.statusCode.name, 'BadNodeIdUnknown', 'its nodes are deleted');
+    // PUT /api/cameras/:id (remove + add with the same id) gets the same NodeIds again.
+    await manager.updateCamera('door', { url: CAR_VIDEO, enabled: false, name: 'Front door', rules: [{ name: 'at-door', type: 'zone', zone: FULL_FRAME, classes: ['person'] }] });
+    assert.deepEqual(await names('Cameras/door/Zones/at-door'), ['Total', 'person']);
+    assert.equal((await s.read({ nodeId: id('Cameras/door/State'), attributeId: AttributeIds.Value })).value.value, 'stopped');
     await s.close();
   } finally {
     await anon.disconnect().catch(() => undefined);
