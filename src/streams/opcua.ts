@@ -27,6 +27,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   DataType,
   MessageSecurityMode,
@@ -37,6 +38,7 @@ import {
   StatusCodes,
   UserNameIdentityToken,
   Variant,
+  X509IdentityToken,
   WellKnownRoles,
   makeRoles,
   type ISessionContext,
@@ -118,6 +120,9 @@ export class OspreyOpcUaServer {
       throw new OspreyError('OSPREY_ERR_OPCUA', `opcua.certificateDir: cannot create ${c.certificateDir}: ${(err as Error).message}`, { keyPath: 'opcua.certificateDir' });
     }
     const certificateManager = new OPCUACertificateManager({ rootFolder: c.certificateDir, automaticallyAcceptUnknownCertificate: c.acceptUnknownCertificates });
+    // X509 user certificates: only those an operator put in users/trusted/certs (node-opcua's default user store
+    // would accept any certificate).
+    const userCertificateManager = new OPCUACertificateManager({ name: 'UserPKI', rootFolder: join(c.certificateDir, 'users'), automaticallyAcceptUnknownCertificate: false });
     const users = c.users.map((u) => ({ username: u.username, digest: Buffer.from(u.passwordSha256, 'hex') }));
     const host = c.host ?? this.o.host ?? '127.0.0.1';
     const server = new OPCUAServer({
@@ -126,6 +131,7 @@ export class OspreyOpcUaServer {
       ...(host !== '0.0.0.0' && host !== '::' ? { hostname: host } : {}),
       resourcePath: '/',
       serverCertificateManager: certificateManager,
+      userCertificateManager,
       securityModes: c.securityModes.map((m) => MODES[m]),
       // The None policy stays for the secure channel of GetEndpoints (discovery, Part 4 §5.4); with mode None not
       // listed, no endpoint offers it and a session over it is refused.
@@ -138,7 +144,9 @@ export class OspreyOpcUaServer {
           for (const u of users) ok = (u.username === username && timingSafeEqual(d, u.digest)) || ok; // every user compared
           return ok;
         },
-        getUserRoles: (username: string) => (users.some((u) => u.username === username) ? makeRoles([WellKnownRoles.AuthenticatedUser, WellKnownRoles.Operator]) : makeRoles(WellKnownRoles.Anonymous)),
+        // Called for activated sessions only: anonymous ones are resolved before (as "anonymous"), the others passed
+        // isValidUser (username/password) or the trusted user certificates (X509, by the certificate's CN).
+        getUserRoles: (username: string) => (username === 'anonymous' ? makeRoles(WellKnownRoles.Anonymous) : makeRoles([WellKnownRoles.AuthenticatedUser, WellKnownRoles.Operator])),
       },
       buildInfo: { productName: 'Osprey streams', manufacturerName: 'Osprey', productUri: OPCUA_NAMESPACE_URI, softwareVersion: '0.1.0' },
       serverInfo: { applicationUri: `${OPCUA_NAMESPACE_URI}:server`, productUri: OPCUA_NAMESPACE_URI, applicationName: { text: 'Osprey streams' } },
@@ -231,10 +239,11 @@ export class OspreyOpcUaServer {
     const restart: UAMethod = ns.addMethod(object, { browseName: 'RestartCamera', nodeId: `s=${base}/RestartCamera`, inputArguments: [], outputArguments: [] });
     restart.setRolePermissions(METHOD_PERMISSIONS);
     restart.bindMethod(async (_args: Variant[], context: ISessionContext) => {
-      if (!(context.session?.userIdentityToken instanceof UserNameIdentityToken)) return { statusCode: StatusCodes.BadUserAccessDenied };
+      const token = context.session?.userIdentityToken;
+      if (!(token instanceof UserNameIdentityToken) && !(token instanceof X509IdentityToken)) return { statusCode: StatusCodes.BadUserAccessDenied };
       try {
         await this.o.manager.restartCamera(p.id);
-        this.o.log?.info({ camera: p.id, user: context.session.userIdentityToken.userName }, 'OPC UA RestartCamera');
+        this.o.log?.info({ camera: p.id, user: context.getUserName?.() ?? 'user' }, 'OPC UA RestartCamera');
         return { statusCode: StatusCodes.Good };
       } catch {
         return { statusCode: StatusCodes.BadNotFound };

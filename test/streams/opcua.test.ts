@@ -9,7 +9,8 @@
  * (the value's source timestamp) to the data change at the client.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,16 @@ const nid = (s: string) => coerceNodeId(`ns=${ns};s=${s}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 
+/** A self-signed X509 user certificate (Debian's openssl): DER certificate and PEM private key. */
+function userCertificate(cn: string): { der: Buffer; keyPem: string } {
+  const key = join(dir, `${cn}.key.pem`);
+  const der = join(dir, `${cn}.der`);
+  execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-outform', 'der', '-out', der, '-days', '2', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=URI:urn:osprey:test:${cn}`], { stdio: 'ignore' });
+  return { der: readFileSync(der), keyPem: readFileSync(key, 'utf8') };
+}
+let trustedUser: { der: Buffer; keyPem: string };
+let untrustedUser: { der: Buffer; keyPem: string };
+
 function newClient(mode = MessageSecurityMode.SignAndEncrypt, policy = SecurityPolicy.Basic256Sha256): OPCUAClient {
   return OPCUAClient.create({
     applicationName: 'osprey-test-client',
@@ -69,6 +80,11 @@ function newClient(mode = MessageSecurityMode.SignAndEncrypt, policy = SecurityP
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'osprey-opcua-'));
   writeFileSync(join(dir, 'operator.pw'), `${PASSWORD}\n`, { mode: 0o600 });
+  // X509 user certificates: one put in the server's trusted user store before it starts, one never trusted.
+  trustedUser = userCertificate('cert-operator');
+  untrustedUser = userCertificate('mallory');
+  mkdirSync(join(dir, 'data', 'opcua-pki', 'users', 'trusted', 'certs'), { recursive: true });
+  writeFileSync(join(dir, 'data', 'opcua-pki', 'users', 'trusted', 'certs', 'cert-operator.der'), trustedUser.der);
   rtsp = await startRtspServer({ cars: CAR_VIDEO });
   port = await freePort();
   const config = parseStreamsConfig(
@@ -128,7 +144,7 @@ test('opcua config: bad sections name the key path; passwords are read from a fi
   assert.throws(() => parseStreamsConfig({ cameras: [{ id: 'a', url: 'rtsp://x', rules: [{ name: 'z', type: 'zone', zone: FULL_FRAME, severity: 1001 }] }] }), /cameras\[0\]\.rules\[0\]\.severity: must be ≤ 1000/);
 });
 
-test('anonymous and wrong-password sessions are refused; the operator gets in', async () => {
+test('anonymous, wrong-password and untrusted-certificate sessions are refused; the operator and a trusted user certificate get in', async () => {
   // What the server offers (GetEndpoints): no endpoint with security mode None, no anonymous token policy.
   const endpoints = await client.getEndpoints();
   assert.ok(endpoints.length > 0);
@@ -146,6 +162,11 @@ test('anonymous and wrong-password sessions are refused; the operator gets in', 
     'security mode None is not offered unless asked for',
   );
   await none.disconnect().catch(() => undefined);
+  // Certificate users: only certificates in users/trusted/certs (node-opcua's default would accept any).
+  await assert.rejects(client.createSession({ type: UserTokenType.Certificate, certificateData: untrustedUser.der, privateKey: untrustedUser.keyPem }), /Bad/, 'an untrusted user certificate is refused');
+  const byCert = await client.createSession({ type: UserTokenType.Certificate, certificateData: trustedUser.der, privateKey: trustedUser.keyPem });
+  assert.equal((await byCert.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).statusCode.name, 'Good', 'a trusted user certificate gets in');
+  await byCert.close();
   session = await client.createSession({ type: UserTokenType.UserName, userName: 'operator', password: PASSWORD });
   const nsArray = (await session.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).value.value as string[];
   ns = nsArray.indexOf('urn:osprey:streams');
