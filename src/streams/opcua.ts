@@ -181,7 +181,7 @@ export class OspreyOpcUaServer {
     this.ns = ns;
     const root = ns.addObject({ browseName: 'Osprey', nodeId: 's=Osprey', organizedBy: addressSpace.rootFolder.objects, notifierOf: addressSpace.rootFolder.objects.server });
     this.camerasFolder = ns.addObject({ browseName: 'Cameras', nodeId: 's=Cameras', componentOf: root, notifierOf: root });
-    const model = new ScadaModel(this.o.manager);
+    const model = new ScadaModel(this.o.manager, undefined, this.o.log);
     this.model = model;
     for (const p of model.points()) this.addCamera(p);
     // A failure in the address space must never reach the pipelines (the manager emits these events): log it.

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { CAMERA_STATES, type CameraState } from './camera.js';
 import type { RuleConfig } from './config.js';
 import type { StoredEvent } from './events.js';
-import type { FrameSummary, StreamManager } from './manager.js';
+import type { FrameSummary, StreamManager, StreamsLog } from './manager.js';
 import { anchorOf, pointInPolygon } from './rules.js';
 
 /** States in which a camera does not deliver frames to the model (SCADA's "fault"). */
@@ -101,14 +101,25 @@ export class ScadaModel extends EventEmitter {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly subscriptions: Array<[string, (...a: any[]) => void]> = [];
 
-  /** @param tickMs how often holds are checked without frames (a line rule's alarm clears on time). Default 250 ms. */
-  constructor(private readonly manager: StreamManager, tickMs = 250) {
+  /**
+   * @param tickMs how often holds are checked without frames (a line rule's alarm clears on time). Default 250 ms.
+   * @param log where a failure of this view (or of a listener of it) goes: it never reaches the pipelines.
+   */
+  constructor(private readonly manager: StreamManager, tickMs = 250, log?: StreamsLog) {
     super();
     this.setMaxListeners(0);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const on = (name: string, fn: (...a: any[]) => void) => {
-      manager.on(name, fn);
-      this.subscriptions.push([name, fn]);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const safe = (...a: any[]) => {
+        try {
+          fn(...a);
+        } catch (err) {
+          log?.warn({ event: name, err: (err as Error).message }, 'SCADA view update failed');
+        }
+      };
+      manager.on(name, safe);
+      this.subscriptions.push([name, safe]);
     };
     on('cameraAdded', (id: string) => this.add(id));
     on('cameraRemoved', (id: string) => this.remove(id));
@@ -141,6 +152,8 @@ export class ScadaModel extends EventEmitter {
   }
 
   private readCamera(p: CameraPoint): void {
+    // A camera being removed reports its last state change after the manager dropped it.
+    if (!this.manager.cameraIds().includes(p.id)) return;
     const cam = this.manager.camera(p.id);
     p.fps = Math.round(cam.fps * 100) / 100;
     p.droppedFrames = cam.counters.dropped;

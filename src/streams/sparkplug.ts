@@ -105,7 +105,7 @@ export class SparkplugEdgeNode {
     const row = db.prepare('SELECT bd_seq FROM sparkplug_node WHERE edge_node = ?').get(`${groupId}/${edgeNodeId}`) as { bd_seq: number } | undefined;
     // The first CONNECT takes the number after the last one this node used (Sparkplug 3.0: bdSeq per CONNECT).
     this.bdSeq = row === undefined ? -1 : row.bd_seq;
-    this.model = new ScadaModel(o.manager);
+    this.model = new ScadaModel(o.manager, undefined, o.log);
     // A failure here must never reach the pipelines (the manager emits these events): log it.
     const guard = <A>(what: string, fn: (a: A) => void) => (a: A) => {
       try {

@@ -126,7 +126,12 @@ test('cameras added and removed at run time, rules changed → added / removed /
     assert.deepEqual(p.zones, []);
     await s.manager.removeCamera('gate');
     assert.equal(s.model.point('gate'), undefined);
-    assert.deepEqual(seen, ['added gate', 'rebuilt lot', 'removed gate']);
+    // A running camera reports `stopped` while it is removed (after the manager dropped it).
+    s.manager.addCamera({ id: 'live', url: CAR_VIDEO });
+    await waitFor(() => s.model.point('live')?.state === 'starting' || s.model.point('live')?.state === 'streaming', 10000, 'the live camera to start');
+    await s.manager.removeCamera('live');
+    assert.equal(s.model.point('live'), undefined);
+    assert.deepEqual(seen, ['added gate', 'rebuilt lot', 'removed gate', 'added live', 'removed live']);
   } finally {
     await s.close();
   }
