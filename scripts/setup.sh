@@ -8,8 +8,10 @@ APT_PACKAGES=(ffmpeg chromium fonts-dejavu-core
   # streams tests: a real RTSP server (GStreamer's gst-rtsp-server through Debian's /usr/bin/python3 + python3-gi)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  # streams tests: a real MQTT broker for the MQTT event sink
+  # streams tests: a real MQTT broker for the MQTT event sink (and Sparkplug B)
   mosquitto
+  # OPC UA tests: X509 user certificates made with openssl
+  openssl
   # deploy tests (test/deploy): nginx in front of replicas, Prometheus + promtool (Debian's prometheus package)
   nginx prometheus
   # streams tests: a real PostgreSQL server (initdb + pg_ctl in a temp folder) for the shared event store and leases

@@ -105,6 +105,7 @@ export const ERROR_CATALOGUE = {
   OSPREY_ERR_MALFORMED_MULTIPART: { meaning: 'The multipart body is truncated or malformed', http: 400, grpc: G.INVALID_ARGUMENT, solve: 'Send a complete multipart/form-data body with its closing boundary' },
   OSPREY_ERR_IMAGE_BUDGET: { meaning: 'The images of one request decode to more pixels than the per-request budget', http: 413, grpc: G.RESOURCE_EXHAUSTED, solve: 'Send fewer or smaller images per request, or raise --max-request-pixels' },
   OSPREY_ERR_DECODE_BUSY: { meaning: 'The server is already decoding as many pixels as its process budget allows', http: 429, grpc: G.RESOURCE_EXHAUSTED, solve: 'Retry after a short delay, or raise --max-decode-pixels' },
+  OSPREY_ERR_OPCUA: { meaning: 'The OPC UA server could not start (certificate store not writable, node-opcua failed)', http: 500, grpc: G.INTERNAL, solve: 'Check opcua.certificateDir is writable and the message; see docs/scada.md' },
   OSPREY_ERR_ADDRESS_IN_USE: { meaning: 'A listener could not bind its address (port in use or not permitted)', http: 500, grpc: G.INTERNAL, solve: 'Choose another port or stop the process that holds it' },
   OSPREY_ERR_TOO_MANY_CONNECTIONS: { meaning: 'A client address holds more connections than the server allows', http: 429, grpc: G.RESOURCE_EXHAUSTED, solve: 'Reuse connections (keep-alive) or raise --max-connections-per-ip' },
 

@@ -15,6 +15,7 @@ import { BatcherFrameInferer, frameFormatFor, type BatchSubmitter, type FrameInf
 import { openEventStore } from './pg-store.js';
 import { StreamManager } from './manager.js';
 import { registerStreamsRoutes } from './routes.js';
+import { startScada, type Scada } from './scada.js';
 
 /** What the server exposes of a served model version (a subset of `ModelVersion`). */
 export interface ServedVersion {
@@ -69,6 +70,8 @@ export interface ServeCamerasOptions {
   /** Served model name the cameras use; default: the only model, or the file name of cameras.yaml's `model:`. */
   model?: string;
   log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+  /** Listen address of the OPC UA server when cameras.yaml's `opcua.host` is not set. Default 127.0.0.1. */
+  host?: string;
 }
 
 /** The server hook: register routes now (before listen), start the cameras once the server listens. */
@@ -99,8 +102,15 @@ export function camerasExtension(o: ServeCamerasOptions): CamerasExtension {
       manager = new StreamManager({ config, inferer, store, ...(ctx.registry ? { registry: ctx.registry } : {}), ...(o.log ? { log: o.log } : {}) });
       const m = manager;
       registerStreamsRoutes(app, m);
-      app.addHook('onReady', async () => m.start());
-      app.addHook('preClose', async () => m.stop());
+      let scada: Scada | null = null;
+      app.addHook('onReady', async () => {
+        scada = await startScada(m, config, { ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}) });
+        m.start();
+      });
+      app.addHook('preClose', async () => {
+        await scada?.stop();
+        await m.stop();
+      });
     },
   };
 }

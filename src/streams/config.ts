@@ -23,6 +23,7 @@
  *       - { name: car-crossing, type: line, line: [[384,0],[384,432]], direction: left-to-right, classes: [car] }
  * ```
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -63,6 +64,16 @@ interface RuleBase {
   /** De-duplication: a firing whose box has IoU ≥ dedupIoU with a firing of the same rule within dedupWindowMs is dropped (track-id switches). Default 0.7 / 5000 ms. */
   dedupIoU: number;
   dedupWindowMs: number;
+  /**
+   * Severity of the rule's alarm (OPC UA Alarms & Conditions: 1 = lowest … 1000 = highest; Sparkplug carries the same
+   * number). Default 500.
+   */
+  severity: number;
+  /**
+   * After a firing the rule (and its alarm) stays active at least this long; a zone rule also stays active while an
+   * object of its classes is inside. Default 5000 ms.
+   */
+  alarmHoldMs: number;
 }
 
 /** A polygon zone in source pixels; the track's anchor (bottom-centre of its box) must stay inside for `minDwellMs`. */
@@ -185,6 +196,52 @@ export interface MqttSinkConfig {
   initialDelayMs: number;
   maxDelayMs: number;
   outboxMaxSize: number;
+  /** Sparkplug B edge node over this sink's broker connection (docs/scada.md); absent = plain JSON events only. */
+  sparkplug?: SparkplugConfig;
+}
+
+/** Sparkplug B (Eclipse Sparkplug 3.0) edge node: topics `spBv1.0/{groupId}/{NBIRTH|DBIRTH|DDATA|…}/{edgeNodeId}[/{camera}]`. */
+export interface SparkplugConfig {
+  /** Sparkplug group id (no `/`, `+`, `#`). */
+  groupId: string;
+  /** Sparkplug edge node id (no `/`, `+`, `#`). */
+  edgeNodeId: string;
+  /** Frame-rate metrics (fps, latency, frame counters) go out at most this often; state, counts and rules at once. Default 1000 ms. */
+  telemetryIntervalMs: number;
+}
+
+/** OPC UA message security modes (Part 4 `MessageSecurityMode`). */
+export const OPCUA_SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
+export type OpcUaSecurityMode = (typeof OPCUA_SECURITY_MODES)[number];
+/** OPC UA security policies Osprey offers (node-opcua's names; Basic128Rsa15/Basic256 are deprecated and not offered). */
+export const OPCUA_SECURITY_POLICIES = ['Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'] as const;
+export type OpcUaSecurityPolicy = (typeof OPCUA_SECURITY_POLICIES)[number];
+
+/** An OPC UA user: the name and the SHA-256 digest of the password (the password itself is not kept). */
+export interface OpcUaUser {
+  username: string;
+  /** SHA-256 of the password, hex. */
+  passwordSha256: string;
+}
+
+/** The OPC UA server of `osprey streams` / `osprey serve --cameras` (off unless `opcua:` is in cameras.yaml). */
+export interface OpcUaConfig {
+  /** TCP port (`opc.tcp://host:port/`). Default 4840 (IANA's OPC UA port). */
+  port: number;
+  /** Listen address (also the host of the endpoint URLs). Default: the HTTP server's `--host` (127.0.0.1). */
+  host?: string;
+  /** Users allowed in (username/password identity tokens). Passwords come from `passwordFile` or `passwordEnv`. */
+  users: OpcUaUser[];
+  /** Anonymous sessions (read-only: methods still need a user). Default false. */
+  allowAnonymous: boolean;
+  /** Offered security modes. Default [Sign, SignAndEncrypt]; `None` only when listed. */
+  securityModes: OpcUaSecurityMode[];
+  /** Offered security policies (with Sign/SignAndEncrypt). Default all of {@link OPCUA_SECURITY_POLICIES}. */
+  securityPolicies: OpcUaSecurityPolicy[];
+  /** Certificate store (own certificate and key, trusted/ and rejected/ client certificates, users/ for X509 users). Default `opcua-pki` beside the events database. */
+  certificateDir: string;
+  /** Trust client certificates not yet in the trusted folder (test benches only). Default false: they land in `rejected/`. */
+  acceptUnknownCertificates: boolean;
 }
 
 export interface StreamsConfig {
@@ -197,6 +254,8 @@ export interface StreamsConfig {
   webhooks: WebhookConfig[];
   /** MQTT sinks (optional). */
   mqtt: MqttSinkConfig[];
+  /** OPC UA server (docs/scada.md); absent = off. */
+  opcua?: OpcUaConfig;
   /** Live preview (dashboard) frames per second per camera. Default 2. */
   previewFps: number;
   /** The file's `defaults` section, applied to cameras added at run time too. */
@@ -219,11 +278,13 @@ export const DEFAULTS = {
     enabled: true,
   },
   reconnect: { initialDelayMs: 500, maxDelayMs: 30000, maxAttempts: 0, jitter: 0.2 },
-  rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection },
+  rule: { minConfidence: 0.25, cooldownMs: 0, minDwellMs: 0, dedupIoU: 0.7, dedupWindowMs: 5000, direction: 'any' as LineDirection, severity: 500, alarmHoldMs: 5000 },
   events: { database: 'osprey-events.db', snapshots: 'snapshots', retention: { maxEvents: 10000, maxAgeHours: 168 } },
   ...STORE_DEFAULTS,
   webhook: { timeoutMs: 5000, maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 60000, outboxMaxSize: 10000 },
   mqtt: { topic: 'osprey/events/{camera}', qos: 1 as const, retain: false },
+  sparkplug: { telemetryIntervalMs: 1000 },
+  opcua: { port: 4840, allowAnonymous: false, securityModes: ['Sign', 'SignAndEncrypt'] as OpcUaSecurityMode[], securityPolicies: [...OPCUA_SECURITY_POLICIES] as OpcUaSecurityPolicy[], certificateDir: 'opcua-pki', acceptUnknownCertificates: false },
   previewFps: 2,
 } as const;
 
@@ -254,6 +315,8 @@ const RuleSchema = Type.Object(
     cooldownMs: Num({ min: 0 }),
     dedupIoU: Num({ min: 0, max: 1 }),
     dedupWindowMs: Num({ min: 0 }),
+    severity: Num({ min: 1, max: 1000, integer: true }),
+    alarmHoldMs: Num({ min: 0 }),
     zone: Type.Optional(Type.Array(Point, { typeMessage: 'required: a list of [x, y] points (source pixels)' })),
     minDwellMs: Num({ min: 0 }),
     line: Type.Optional(Type.Array(Point, { typeMessage: 'required: two points [[x1, y1], [x2, y2]] (source pixels)' })),
@@ -297,9 +360,38 @@ const CameraDefaultsSchema = Type.Omit(CameraSchema, ['id', 'name', 'url', 'rule
 
 const SinkRetry = { timeoutMs: Num({ min: 1 }), maxAttempts: Num({ min: 1, integer: true }), initialDelayMs: Num({ min: 0 }), maxDelayMs: Num({ min: 0 }), outboxMaxSize: Num({ min: 1, integer: true }) };
 const WebhookSchema = Type.Object({ url: Str, ...SinkRetry, headers: Type.Optional(Type.Record(Type.String(), Type.String(), { message: 'expected a mapping of strings' })) }, Strict);
+/** Sparkplug topic ids: UTF-8 without the MQTT separators and wildcards (Sparkplug 3.0, topic namespace). */
+const SPARKPLUG_ID_RE = /^[^/+#\s]{1,64}$/;
+const SparkplugId = Type.String({ pattern: SPARKPLUG_ID_RE.source, message: 'expected 1–64 characters without /, +, # or spaces (a Sparkplug topic element)' });
+const SparkplugSchema = Type.Object({ groupId: SparkplugId, edgeNodeId: SparkplugId, telemetryIntervalMs: Num({ min: 0 }) }, { ...Strict, typeMessage: 'expected a mapping with groupId and edgeNodeId' });
 const MqttSchema = Type.Object(
-  { url: Str, topic: Type.Optional(Str), qos: Num({ min: 0, max: 2, integer: true }), retain: Bool, clientId: Type.Optional(Str), username: Type.Optional(Str), password: Type.Optional(Str), ...SinkRetry },
+  {
+    url: Str,
+    topic: Type.Optional(Str),
+    qos: Num({ min: 0, max: 2, integer: true }),
+    retain: Bool,
+    clientId: Type.Optional(Str),
+    username: Type.Optional(Str),
+    password: Type.Optional(Str),
+    ...SinkRetry,
+    sparkplug: Type.Optional(SparkplugSchema),
+  },
   Strict,
+);
+const literals = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)), { message: `expected one of ${xs.join(', ')}` });
+const OpcUaUserSchema = Type.Object({ username: Str, passwordFile: Type.Optional(Str), passwordEnv: Type.Optional(Str) }, { ...Strict, typeMessage: 'expected a mapping { username, passwordFile | passwordEnv }' });
+const OpcUaSchema = Type.Object(
+  {
+    port: Num({ min: 1, max: 65535, integer: true }),
+    host: Type.Optional(Str),
+    users: Type.Optional(Type.Array(OpcUaUserSchema, { typeMessage: 'expected a list of { username, passwordFile | passwordEnv }' })),
+    allowAnonymous: Bool,
+    securityModes: Type.Optional(Type.Array(literals(OPCUA_SECURITY_MODES), { minItems: 1 })),
+    securityPolicies: Type.Optional(Type.Array(literals(OPCUA_SECURITY_POLICIES), { minItems: 1 })),
+    certificateDir: Type.Optional(Str),
+    acceptUnknownCertificates: Bool,
+  },
+  { ...Strict, typeMessage: 'expected a mapping (port, users, securityModes, …)' },
 );
 const EventsSchema = Type.Object(
   { database: Type.Optional(Str), snapshots: Type.Optional(Str), retention: Type.Optional(Type.Object({ maxEvents: Num({ min: 1, integer: true }), maxAgeHours: Num({ min: 0, exclusiveMin: true }) }, Strict)) },
@@ -317,6 +409,7 @@ export const CAMERAS_CONFIG_SCHEMA = Type.Object(
     leases: Type.Optional(Type.Object({ ttlMs: Num({ min: 500, integer: true }), renewMs: Num({ min: 100, integer: true }), maxCameras: Num({ min: 0, integer: true }) }, Strict)),
     webhooks: Type.Optional(Type.Array(WebhookSchema)),
     mqtt: Type.Optional(Type.Array(MqttSchema)),
+    opcua: Type.Optional(OpcUaSchema),
     previewFps: Num({ min: 0, exclusiveMin: true, max: 30 }),
   },
   { ...Strict, typeMessage: 'expected a mapping with a `cameras` list' },
@@ -343,6 +436,8 @@ export function parseRule(raw: unknown, path: string): RuleConfig {
     cooldownMs: raw.cooldownMs ?? d.cooldownMs,
     dedupIoU: raw.dedupIoU ?? d.dedupIoU,
     dedupWindowMs: raw.dedupWindowMs ?? d.dedupWindowMs,
+    severity: raw.severity ?? d.severity,
+    alarmHoldMs: raw.alarmHoldMs ?? d.alarmHoldMs,
   };
   if (raw.type === 'zone') {
     if (raw.line !== undefined || raw.direction !== undefined) fail(join(path, 'line'), 'a zone rule takes `zone`, not `line`/`direction`');
@@ -467,6 +562,7 @@ export function parseCamera(raw: unknown, path: string, defaults: CameraDefaults
  * @throws OspreyError `OSPREY_ERR_CONFIG` whose message starts with the key path (e.g. `cameras[0].fps: must be > 0, got 0`).
  */
 export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): StreamsConfig {
+  refuseWrittenPasswords(doc);
   check(CAMERAS_CONFIG_SCHEMA, doc, '');
   const model = doc.model === undefined ? undefined : resolve(baseDir, doc.model);
   // Defaults go through the camera parser on a placeholder camera (same defaults and meaning checks).
@@ -487,10 +583,18 @@ export function parseStreamsConfig(doc: unknown, baseDir = process.cwd()): Strea
   };
   const webhooks = (doc.webhooks ?? []).map((w, i) => parseWebhook(w, join('webhooks', i)));
   const mqtt = (doc.mqtt ?? []).map((m, i) => parseMqtt(m, join('mqtt', i)));
+  const edgeNodes = new Set<string>();
+  mqtt.forEach((m, i) => {
+    if (!m.sparkplug) return;
+    const key = `${m.url} ${m.sparkplug.groupId}/${m.sparkplug.edgeNodeId}`;
+    if (edgeNodes.has(key)) fail(`mqtt[${i}].sparkplug.edgeNodeId`, `duplicate Sparkplug edge node ${JSON.stringify(`${m.sparkplug.groupId}/${m.sparkplug.edgeNodeId}`)} on the same broker (each edge node has one connection)`);
+    edgeNodes.add(key);
+  });
+  const opcua = doc.opcua === undefined ? undefined : parseOpcUa(doc.opcua, 'opcua', baseDir, dirname(events.database));
   // `store` takes a mapping or the --store flag's URL string: store-config.ts checks it (both forms, URL redaction).
   const store = parseStore(doc.store);
   const leases = parseLeases(doc.leases);
-  return { ...(model ? { model } : {}), cameras, events, store, leases, webhooks, mqtt, cameraDefaults: defaults, previewFps: doc.previewFps ?? DEFAULTS.previewFps };
+  return { ...(model ? { model } : {}), cameras, events, store, leases, webhooks, mqtt, ...(opcua ? { opcua } : {}), cameraDefaults: defaults, previewFps: doc.previewFps ?? DEFAULTS.previewFps };
 }
 
 function parseMqtt(raw: Static<typeof MqttSchema>, path: string): MqttSinkConfig {
@@ -512,6 +616,60 @@ function parseMqtt(raw: Static<typeof MqttSchema>, path: string): MqttSinkConfig
     initialDelayMs: raw.initialDelayMs ?? d.initialDelayMs,
     maxDelayMs: raw.maxDelayMs ?? d.maxDelayMs,
     outboxMaxSize: raw.outboxMaxSize ?? d.outboxMaxSize,
+    ...(raw.sparkplug ? { sparkplug: { groupId: raw.sparkplug.groupId, edgeNodeId: raw.sparkplug.edgeNodeId, telemetryIntervalMs: raw.sparkplug.telemetryIntervalMs ?? DEFAULTS.sparkplug.telemetryIntervalMs } } : {}),
+  };
+}
+
+/** A `password:` under `opcua.users[i]` gets its own message (before the schema would call it an unknown key). */
+function refuseWrittenPasswords(doc: unknown): void {
+  const users = (doc as { opcua?: { users?: unknown } } | null)?.opcua?.users;
+  if (!Array.isArray(users)) return;
+  users.forEach((u, i) => {
+    if (u && typeof u === 'object' && 'password' in u) fail(`opcua.users[${i}].password`, 'passwords are not written in cameras.yaml; use passwordFile or passwordEnv');
+  });
+}
+
+/**
+ * The `opcua:` section after the schema. Passwords are read here (so a missing file or variable fails at start,
+ * naming the key) and only their SHA-256 digests are kept.
+ */
+function parseOpcUa(raw: Static<typeof OpcUaSchema>, path: string, baseDir: string, dataDir: string): OpcUaConfig {
+  const d = DEFAULTS.opcua;
+  const allowAnonymous = raw.allowAnonymous ?? d.allowAnonymous;
+  const users = (raw.users ?? []).map((u, i): OpcUaUser => {
+    const up = join(join(path, 'users'), i);
+    if ((u.passwordFile === undefined) === (u.passwordEnv === undefined)) fail(up, 'give exactly one of passwordFile or passwordEnv');
+    let password: string;
+    if (u.passwordFile !== undefined) {
+      const file = resolve(baseDir, u.passwordFile);
+      try {
+        password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        fail(join(up, 'passwordFile'), `cannot read ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else {
+      const v = process.env[u.passwordEnv!];
+      if (v === undefined || v === '') fail(join(up, 'passwordEnv'), `environment variable ${u.passwordEnv} is not set`);
+      password = v;
+    }
+    if (password.length < 8) fail(up, `the password of ${JSON.stringify(u.username)} is shorter than 8 characters`);
+    return { username: u.username, passwordSha256: createHash('sha256').update(password).digest('hex') };
+  });
+  const names = new Set<string>();
+  users.forEach((u, i) => {
+    if (names.has(u.username)) fail(join(join(join(path, 'users'), i), 'username'), `duplicate user ${JSON.stringify(u.username)}`);
+    names.add(u.username);
+  });
+  if (users.length === 0 && !allowAnonymous) fail(join(path, 'users'), 'no user can log in: add users (username + passwordFile or passwordEnv), or set allowAnonymous: true (read-only)');
+  return {
+    port: raw.port ?? d.port,
+    ...(raw.host ? { host: raw.host } : {}),
+    users,
+    allowAnonymous,
+    securityModes: [...(raw.securityModes ?? d.securityModes)],
+    securityPolicies: [...(raw.securityPolicies ?? d.securityPolicies)],
+    certificateDir: raw.certificateDir === undefined ? resolve(dataDir, d.certificateDir) : resolve(baseDir, raw.certificateDir),
+    acceptUnknownCertificates: raw.acceptUnknownCertificates ?? d.acceptUnknownCertificates,
   };
 }
 

@@ -216,6 +216,15 @@ export class SqliteEventStore extends SnapshotFolder implements EventStore {
     return (this.db.prepare(sql).all(params) as EventRow[]).map(rowToEvent);
   }
 
+  async sparkplugBdSeq(edgeNode: string): Promise<number | undefined> {
+    return (this.db.prepare('SELECT bd_seq FROM sparkplug_node WHERE edge_node = ?').get(edgeNode) as { bd_seq: number } | undefined)?.bd_seq;
+  }
+
+  async saveSparkplugBdSeq(edgeNode: string, bdSeq: number): Promise<void> {
+    if (!this.db.open) return;
+    this.db.prepare('INSERT INTO sparkplug_node (edge_node, bd_seq) VALUES (?, ?) ON CONFLICT(edge_node) DO UPDATE SET bd_seq = excluded.bd_seq').run(edgeNode, bdSeq);
+  }
+
   async count(kind?: 'rule' | 'state'): Promise<number> {
     return this.countSync(kind);
   }

@@ -4,7 +4,9 @@
  * webhook sinks, live annotated previews and Prometheus metrics. Cameras are added, changed and removed at run time
  * without touching the others.
  *
- * Emits `event` ({@link StoredEvent}, rule firings and state changes), `preview` (`{ camera, jpeg }`).
+ * Emits `event` ({@link StoredEvent}, rule firings and state changes), `preview` (`{ camera, jpeg }`), `frame`
+ * ({@link FrameSummary}, after every processed frame and its rules), `cameraAdded` / `cameraRemoved` (camera id) and
+ * `rulesChanged` (camera id). Integrations (the OPC UA server, Sparkplug B) listen to these; they add no code here.
  */
 import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
@@ -27,6 +29,19 @@ import { MqttSink, WebhookSink, defaultHolder, type OutboxSink } from './sinks.j
 /** Metric names of the streams runtime (Prometheus base units). */
 export { STREAM_METRIC };
 
+
+/** What one processed frame left behind, for integrations (`frame` event). */
+export interface FrameSummary {
+  camera: string;
+  /** Tracked objects after this frame (source pixels). */
+  objects: readonly TrackedObject[];
+  /** Detections the model returned for the frame (before tracking). */
+  detections: number;
+  /** Frame arrival, `Date.now()` ms. */
+  frameTimeMs: number;
+  /** Detections, tracks and rules done, `Date.now()` ms. */
+  readyAtMs: number;
+}
 
 interface CameraRuntime {
   camera: Camera;
@@ -327,6 +342,7 @@ export class StreamManager extends EventEmitter {
     this.cams.delete(id);
     this.config = { ...this.config, cameras: this.config.cameras.filter((c) => c.id !== id) };
     await r.camera.stop('removed');
+    this.emit('cameraRemoved', id);
   }
 
   /**
@@ -340,6 +356,7 @@ export class StreamManager extends EventEmitter {
     if (info) validateRulesInFrame(rules, info.srcWidth, info.srcHeight);
     r.camera.config = { ...r.camera.config, rules };
     r.rules.setRules(rules);
+    this.emit('rulesChanged', id);
   }
 
   /** Server/runtime stats for the dashboard. */
@@ -395,6 +412,7 @@ export class StreamManager extends EventEmitter {
     camera.on('state', (s: StateChange) => this.onState(rt, s));
     camera.on('processed', (p: ProcessedFrame) => this.onProcessed(rt, p));
     camera.on('inferError', (e: OspreyError) => this.log?.warn({ camera: c.id, code: e.code }, e.message));
+    this.emit('cameraAdded', c.id);
     if (c.enabled && !pos?.ended) camera.start();
     return camera;
   }
@@ -516,6 +534,8 @@ export class StreamManager extends EventEmitter {
         if (!rt.writeFailed) rt.committed = snap;
       });
     }
+    const summary: FrameSummary = { camera: p.camera, objects, detections: p.result.detections.length, frameTimeMs: p.frame.receivedAtMs, readyAtMs: Date.now() };
+    this.emit('frame', summary);
     // Live preview at previewFps (never more than one encode in flight per camera).
     const now = Date.now();
     if (!rt.previewBusy && now - rt.previewAtMs >= 1000 / this.config.previewFps) {

@@ -9,6 +9,7 @@
  * - 3 `camera-leases`: `camera_leases` (holder, fencing token, expiry, position of a file camera) and
  *   `stream_replicas` (heartbeat and capacity of each replica). Used with PostgreSQL only; SQLite gets the tables so
  *   both schemas stay one.
+ * - 4 `sparkplug-bdseq`: `sparkplug_node` — the last Sparkplug B bdSeq each edge node used (a restart continues it).
  */
 export interface Migration {
   version: number;
@@ -73,6 +74,12 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
         replica TEXT PRIMARY KEY, capacity REAL NOT NULL, heartbeat_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL
       );`,
   },
+  {
+    version: 4,
+    name: 'sparkplug-bdseq',
+    sql: `
+      CREATE TABLE IF NOT EXISTS sparkplug_node (edge_node TEXT PRIMARY KEY, bd_seq INTEGER NOT NULL);`,
+  },
 ];
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
@@ -131,6 +138,12 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE stream_replicas (
         replica TEXT PRIMARY KEY, capacity DOUBLE PRECISION NOT NULL, heartbeat_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL
       );`,
+  },
+  {
+    version: 4,
+    name: 'sparkplug-bdseq',
+    sql: `
+      CREATE TABLE sparkplug_node (edge_node TEXT PRIMARY KEY, bd_seq INTEGER NOT NULL);`,
   },
 ];
 

@@ -241,6 +241,16 @@ export class PostgresEventStore extends SnapshotFolder implements EventStore {
     return this.timed('query', async (c) => (await c.query<EventRow>(sql, params)).rows.map(rowToEvent));
   }
 
+  async sparkplugBdSeq(edgeNode: string): Promise<number | undefined> {
+    return this.timed('sparkplugBdSeq', async (c) => (await c.query<{ bd_seq: number }>('SELECT bd_seq FROM sparkplug_node WHERE edge_node = $1', [edgeNode])).rows[0]?.bd_seq);
+  }
+
+  async saveSparkplugBdSeq(edgeNode: string, bdSeq: number): Promise<void> {
+    await this.timed('saveSparkplugBdSeq', async (c) => {
+      await c.query('INSERT INTO sparkplug_node (edge_node, bd_seq) VALUES ($1, $2) ON CONFLICT (edge_node) DO UPDATE SET bd_seq = EXCLUDED.bd_seq', [edgeNode, bdSeq]);
+    });
+  }
+
   async count(kind?: 'rule' | 'state'): Promise<number> {
     return this.timed('count', async (c) => {
       const r = kind ? await c.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM events WHERE kind = $1', [kind]) : await c.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM events');

@@ -11,6 +11,7 @@ import { openEventStore } from './pg-store.js';
 import { StreamManager, type StreamsLog } from './manager.js';
 import { loadStreamsModel, type StreamsModel, type StreamsModelOptions } from './model.js';
 import { registerProbeRoutes, registerStreamsRoutes } from './routes.js';
+import { startScada, type Scada } from './scada.js';
 
 export interface StreamsRuntimeOptions {
   config: StreamsConfig;
@@ -41,6 +42,8 @@ export interface StreamsRuntime {
   /** `http://host:port` when the server listens. */
   url: string | null;
   registry: Registry;
+  /** The OPC UA server and Sparkplug B edge nodes configured in cameras.yaml (docs/scada.md). */
+  scada: Scada;
   close(): Promise<void>;
 }
 
@@ -84,9 +87,12 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     url = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
   }
+  let scada: Scada | undefined;
   try {
+    scada = await startScada(manager, o.config, { host: o.host ?? '127.0.0.1', ...(o.log ? { log: o.log } : {}) });
     await manager.start();
   } catch (err) {
+    await scada?.stop();
     await app?.close();
     await manager.stop();
     await model?.close();
@@ -98,9 +104,11 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
     app,
     url,
     registry,
+    scada,
     async close() {
       closing = true;
       await app?.close();
+      await scada.stop();
       await manager.stop();
       await model?.close();
     },

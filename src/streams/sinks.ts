@@ -11,7 +11,7 @@
  * says whether it was accepted; everything else (durability, order, retries, bounds) is the outbox's.
  */
 import { hostname } from 'node:os';
-import { connect, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { MqttSinkConfig, WebhookConfig } from './config.js';
 import type { EventStore, OutboxRow, OutboxWrite, StoredEvent } from './store.js';
 
@@ -208,10 +208,15 @@ export class WebhookSink extends OutboxSink {
  * in the outbox for its retry instead of in the client's memory. Accepted = the broker acknowledged (QoS 1: PUBACK,
  * QoS 2: PUBCOMP; QoS 0: written to the socket).
  */
-class MqttTransport implements SinkTransport {
+export class MqttTransport implements SinkTransport {
   readonly target: string;
   private client: MqttClient | null = null;
   private lastError: string | null = null;
+  /**
+   * A protocol riding on this connection (Sparkplug B): its last will for each CONNECT and what it does once
+   * connected. Set before {@link start}.
+   */
+  session: MqttSession | null = null;
 
   constructor(private readonly c: MqttSinkConfig) {
     this.target = `${c.url} ${c.topic}`;
@@ -227,13 +232,26 @@ class MqttTransport implements SinkTransport {
       ...(this.c.clientId ? { clientId: this.c.clientId } : {}),
       ...(this.c.username ? { username: this.c.username } : {}),
       ...(this.c.password ? { password: this.c.password } : {}),
+      ...(this.session ? { will: this.session.will() } : {}),
     });
+    const client = this.client;
     this.client.on('error', (err) => {
       this.lastError = err.message;
     });
     this.client.on('connect', () => {
       this.lastError = null;
+      this.session?.connected(client);
     });
+    this.client.on('close', () => {
+      // The next CONNECT carries a new will (Sparkplug: the next bdSeq).
+      if (this.session && this.client === client) client.options.will = this.session.will();
+    });
+    this.client.on('message', (topic, payload) => this.session?.message?.(topic, payload));
+  }
+
+  /** The MQTT.js client while started. */
+  get mqttClient(): MqttClient | null {
+    return this.client;
   }
 
   async stop(): Promise<void> {
@@ -270,9 +288,23 @@ class MqttTransport implements SinkTransport {
   }
 }
 
+/** A protocol sharing an MQTT sink's connection (see {@link MqttTransport.session}). */
+export interface MqttSession {
+  /** The last will of the next CONNECT (called at start and whenever the connection closes). */
+  will(): NonNullable<IClientOptions['will']>;
+  /** Each CONNACK. */
+  connected(client: MqttClient): void;
+  /** Messages on the topics it subscribed to. */
+  message?(topic: string, payload: Buffer): void;
+}
+
 /** An MQTT sink: each event published as JSON, through the outbox. */
 export class MqttSink extends OutboxSink {
+  /** The connection (shared with Sparkplug B when configured). */
+  readonly mqtt: MqttTransport;
   constructor(store: EventStore, config: MqttSinkConfig, sink: string, pollMs = 200, holder = defaultHolder()) {
-    super(store, config, sink, new MqttTransport(config), pollMs, holder);
+    const transport = new MqttTransport(config);
+    super(store, config, sink, transport, pollMs, holder);
+    this.mqtt = transport;
   }
 }

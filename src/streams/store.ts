@@ -148,6 +148,10 @@ export interface EventStore {
   count(kind?: 'rule' | 'state'): Promise<number>;
   tracks(camera: string, limit?: number): Promise<TrackRow[]>;
   healthHistory(camera: string, limit?: number): Promise<HealthRow[]>;
+  /** The last Sparkplug B bdSeq the edge node `groupId/edgeNodeId` used, or undefined before its first connect. */
+  sparkplugBdSeq(edgeNode: string): Promise<number | undefined>;
+  /** Records the bdSeq of the edge node's latest CONNECT (0..255). */
+  saveSparkplugBdSeq(edgeNode: string, bdSeq: number): Promise<void>;
   /** Deletes events (and their snapshots) beyond `maxEvents` or older than `maxAgeHours`. Returns how many. */
   applyRetention(nowMs?: number): Promise<number>;
 

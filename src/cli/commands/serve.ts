@@ -139,7 +139,7 @@ export function register(program: Command): void {
         ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
         ...(opts.maxConnectionsPerIp !== undefined ? { maxConnectionsPerIp: opts.maxConnectionsPerIp } : {}),
       };
-      const cameras = opts.cameras !== undefined ? (await import('../../streams/attach.js')).camerasExtension({ camerasFile: opts.cameras, ...(opts.camerasModel ? { model: opts.camerasModel } : {}) }) : undefined;
+      const cameras = opts.cameras !== undefined ? (await import('../../streams/attach.js')).camerasExtension({ camerasFile: opts.cameras, host: opts.host, ...(opts.camerasModel ? { model: opts.camerasModel } : {}) }) : undefined;
       const server = await startServer({
         ...(cameras ? { extendHttp: (app, ctx) => cameras.extendHttp(app, ctx) } : {}),
         ...(opts.modelRepository !== undefined ? { modelRepository: opts.modelRepository } : {}),
