@@ -15,6 +15,7 @@ import { BatcherFrameInferer, frameFormatFor, type BatchSubmitter, type FrameInf
 import { openEventStore } from './pg-store.js';
 import { StreamManager } from './manager.js';
 import { registerStreamsRoutes } from './routes.js';
+import type { AccessPolicy } from '../server/auth.js';
 import { startScada, type Scada } from './scada.js';
 
 /** What the server exposes of a served model version (a subset of `ModelVersion`). */
@@ -77,7 +78,7 @@ export interface ServeCamerasOptions {
 /** The server hook: register routes now (before listen), start the cameras once the server listens. */
 export interface CamerasExtension {
   config: StreamsConfig;
-  extendHttp(app: FastifyInstance, ctx: { resolve: (model: string) => ServedVersion; models: () => Promise<string[]>; registry?: Registry }): Promise<void>;
+  extendHttp(app: FastifyInstance, ctx: { resolve: (model: string) => ServedVersion; models: () => Promise<string[]>; registry?: Registry; accessPolicy?: AccessPolicy }): Promise<void>;
   manager(): StreamManager | null;
 }
 
@@ -104,8 +105,8 @@ export function camerasExtension(o: ServeCamerasOptions): CamerasExtension {
       registerStreamsRoutes(app, m);
       let scada: Scada | null = null;
       app.addHook('onReady', async () => {
-        scada = await startScada(m, config, { ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}) });
-        m.start();
+        scada = await startScada(m, config, { ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}), ...(ctx.accessPolicy ? { accessPolicy: ctx.accessPolicy } : {}) });
+        await m.start();
       });
       app.addHook('preClose', async () => {
         await scada?.stop();

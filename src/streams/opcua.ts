@@ -49,6 +49,7 @@ import {
   type UAVariable,
 } from 'node-opcua';
 import { OspreyError } from '../core/errors.js';
+import type { AccessPolicy } from '../server/auth.js';
 import type { OpcUaConfig, OpcUaSecurityMode, OpcUaSecurityPolicy } from './config.js';
 import type { StreamManager, StreamsLog } from './manager.js';
 import { ScadaModel, type AlarmChange, type CameraPoint, type PointChange } from './scada-model.js';
@@ -88,7 +89,16 @@ export interface OpcUaServerOptions {
   /** Listen address. Default 127.0.0.1 (the streams HTTP server's default). */
   host?: string;
   log?: StreamsLog;
+  /**
+   * The control API's credentials (`--auth-token-file` / `OSPREY_AUTH_TOKEN`): a session with user name
+   * {@link OPCUA_TOKEN_USER} and a bearer token the control API accepts as its password is authenticated too, so
+   * an operator's methods (Acknowledge, RestartCamera) sit behind the same credentials as the camera-control routes.
+   */
+  accessPolicy?: AccessPolicy;
 }
+
+/** The OPC UA user name under which the control API's bearer token is accepted as the password. */
+export const OPCUA_TOKEN_USER = 'token';
 
 /**
  * Starts the OPC UA server and binds it to the manager's cameras.
@@ -124,6 +134,16 @@ export class OspreyOpcUaServer {
     // would accept any certificate).
     const userCertificateManager = new OPCUACertificateManager({ name: 'UserPKI', rootFolder: join(c.certificateDir, 'users'), automaticallyAcceptUnknownCertificate: false });
     const users = c.users.map((u) => ({ username: u.username, digest: Buffer.from(u.passwordSha256, 'hex') }));
+    const policy = this.o.accessPolicy;
+    const tokenAccepted = (password: string): boolean => {
+      if (!policy?.isRestricted('camera-control')) return false; // no tokens configured: nothing to accept
+      try {
+        policy.check('camera-control', { authorization: `Bearer ${password}` });
+        return true;
+      } catch {
+        return false;
+      }
+    };
     const host = c.host ?? this.o.host ?? '127.0.0.1';
     const server = new OPCUAServer({
       port: c.port,
@@ -142,6 +162,7 @@ export class OspreyOpcUaServer {
           const d = createHash('sha256').update(password).digest();
           let ok = false;
           for (const u of users) ok = (u.username === username && timingSafeEqual(d, u.digest)) || ok; // every user compared
+          if (username === OPCUA_TOKEN_USER && tokenAccepted(password)) ok = true;
           return ok;
         },
         // Called for activated sessions only: anonymous ones are resolved before (as "anonymous"), the others passed

@@ -89,7 +89,7 @@ export async function startStreamsRuntime(o: StreamsRuntimeOptions): Promise<Str
   }
   let scada: Scada | undefined;
   try {
-    scada = await startScada(manager, o.config, { host: o.host ?? '127.0.0.1', ...(o.log ? { log: o.log } : {}) });
+    scada = await startScada(manager, o.config, { host: o.host ?? '127.0.0.1', ...(o.log ? { log: o.log } : {}), ...(o.accessPolicy ? { accessPolicy: o.accessPolicy } : {}) });
     await manager.start();
   } catch (err) {
     await scada?.stop();

@@ -5,6 +5,7 @@
  * node's will must be set before its sink connects); stop them before `manager.stop()` (a clean NDEATH).
  */
 import type { StreamsConfig } from './config.js';
+import type { AccessPolicy } from '../server/auth.js';
 import type { StreamManager, StreamsLog } from './manager.js';
 import type { OspreyOpcUaServer } from './opcua.js';
 import { SparkplugEdgeNode } from './sparkplug.js';
@@ -19,7 +20,7 @@ export interface Scada {
  * @param host listen address of the OPC UA server when `opcua.host` is not set (the HTTP server's).
  * @throws OspreyError from `startOpcUaServer` (opcua.ts) (`OSPREY_ERR_ADDRESS_IN_USE`, `OSPREY_ERR_OPCUA`).
  */
-export async function startScada(manager: StreamManager, config: StreamsConfig, o: { host?: string; log?: StreamsLog } = {}): Promise<Scada> {
+export async function startScada(manager: StreamManager, config: StreamsConfig, o: { host?: string; log?: StreamsLog; accessPolicy?: AccessPolicy } = {}): Promise<Scada> {
   const sparkplug: SparkplugEdgeNode[] = [];
   for (const [i, m] of config.mqtt.entries()) {
     if (!m.sparkplug) continue;
@@ -31,7 +32,7 @@ export async function startScada(manager: StreamManager, config: StreamsConfig, 
   let opcua: OspreyOpcUaServer | null = null;
   try {
     // node-opcua is loaded only when an OPC UA server is configured (it is large and slow to import).
-    if (config.opcua) opcua = await (await import('./opcua.js')).startOpcUaServer({ manager, config: config.opcua, ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}) });
+    if (config.opcua) opcua = await (await import('./opcua.js')).startOpcUaServer({ manager, config: config.opcua, ...(o.host ? { host: o.host } : {}), ...(o.log ? { log: o.log } : {}), ...(o.accessPolicy ? { accessPolicy: o.accessPolicy } : {}) });
   } catch (err) {
     await Promise.all(sparkplug.map((n) => n.stop()));
     throw err;

@@ -36,6 +36,10 @@ import { parseStreamsConfig } from '../../src/streams/config.js';
 import { StreamManager } from '../../src/streams/manager.js';
 import { startOpcUaServer } from '../../src/streams/opcua.js';
 import { startStreamsRuntime, type StreamsRuntime } from '../../src/streams/runtime.js';
+import { OPCUA_TOKEN_USER } from '../../src/streams/opcua.js';
+import { AccessPolicy, bearerRestriction } from '../../src/server/auth.js';
+
+const CONTROL_TOKEN = 'control-api-token-7f3a9c';
 import { CAR_VIDEO, MODEL, freePort, startRtspServer, waitFor, type RtspServer } from './helpers.js';
 
 const FULL_FRAME = [[0, 0], [768, 0], [768, 432], [0, 432]];
@@ -109,7 +113,9 @@ before(async () => {
     dir,
   );
   assert.equal(config.opcua?.certificateDir, join(dir, 'data', 'opcua-pki'), 'the certificate store defaults to the data folder');
-  rt = await startStreamsRuntime({ config, http: false, model: { executionProviders: ['cpu'] } });
+  // The control API's bearer token (what --auth-token-file gives) also opens an OPC UA session as user 'token'.
+  const accessPolicy = new AccessPolicy([bearerRestriction([CONTROL_TOKEN], ['camera-control'])]);
+  rt = await startStreamsRuntime({ config, http: false, model: { executionProviders: ['cpu'] }, accessPolicy });
   client = newClient();
   await client.connect(`opc.tcp://127.0.0.1:${port}/`);
 });
@@ -144,7 +150,7 @@ test('opcua config: bad sections name the key path; passwords are read from a fi
   assert.throws(() => parseStreamsConfig({ cameras: [{ id: 'a', url: 'rtsp://x', rules: [{ name: 'z', type: 'zone', zone: FULL_FRAME, severity: 1001 }] }] }), /cameras\[0\]\.rules\[0\]\.severity: must be ≤ 1000/);
 });
 
-test('anonymous, wrong-password and untrusted-certificate sessions are refused; the operator and a trusted user certificate get in', async () => {
+test('anonymous, wrong-password and untrusted-certificate sessions are refused; the operator, a trusted user certificate and the control API token get in', async () => {
   // What the server offers (GetEndpoints): no endpoint with security mode None, no anonymous token policy.
   const endpoints = await client.getEndpoints();
   assert.ok(endpoints.length > 0);
@@ -167,6 +173,11 @@ test('anonymous, wrong-password and untrusted-certificate sessions are refused; 
   const byCert = await client.createSession({ type: UserTokenType.Certificate, certificateData: trustedUser.der, privateKey: trustedUser.keyPem });
   assert.equal((await byCert.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).statusCode.name, 'Good', 'a trusted user certificate gets in');
   await byCert.close();
+  // The control API's credentials: the bearer token under user name 'token'; a wrong token is refused.
+  await assert.rejects(client.createSession({ type: UserTokenType.UserName, userName: OPCUA_TOKEN_USER, password: 'not-the-token-0000' }), /BadUserAccessDenied|BadIdentityTokenRejected/);
+  const byToken = await client.createSession({ type: UserTokenType.UserName, userName: OPCUA_TOKEN_USER, password: CONTROL_TOKEN });
+  assert.equal((await byToken.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).statusCode.name, 'Good', 'the control API token gets in');
+  await byToken.close();
   session = await client.createSession({ type: UserTokenType.UserName, userName: 'operator', password: PASSWORD });
   const nsArray = (await session.read({ nodeId: 'i=2255', attributeId: AttributeIds.Value })).value.value as string[];
   ns = nsArray.indexOf('urn:osprey:streams');
