@@ -21,6 +21,37 @@ export function toYamlStream(values: readonly unknown[]): string {
   return values.map((v) => `---\n${toYaml(v)}`).join('');
 }
 
+/** Values of the Helm chart (deploy/helm/osprey/values.yaml): what the chart lets `helm install --set` change. */
+export const HELM_VALUES = { image: 'ghcr.io/osprey/osprey:0.1.0', replicas: 2, hpa: { minReplicas: 2, maxReplicas: 4 } } as const;
+
+/**
+ * The Helm chart, a thin wrapper over the generated manifests: its one template is {@link kubernetesManifests} with
+ * the chart's values put where the options go (image, replicas, HPA bounds, the release namespace). Helm cannot be
+ * installed here (not packaged by Debian, no network), so test/deploy renders these placeholders itself and checks
+ * the result equals the manifests generated with the same options and passes the Kubernetes OpenAPI schemas.
+ */
+export function helmChartFiles(): Record<string, string> {
+  const SENTINEL = { image: 'HELM-VALUE-IMAGE', replicas: 7771, minReplicas: 7772, maxReplicas: 7773 };
+  const yaml = toYamlStream(kubernetesManifests({ image: SENTINEL.image, replicas: SENTINEL.replicas, hpa: { minReplicas: SENTINEL.minReplicas, maxReplicas: SENTINEL.maxReplicas }, namespace: 'HELM-RELEASE-NAMESPACE' }));
+  // Prometheus' own templates in the alert annotations ({{ $labels.gpu }}) must reach the cluster as written:
+  // Helm prints a raw string for them ({{`{{`}}).
+  const template = yaml
+    .replaceAll('{{', '{{`{{`}}')
+    .replaceAll(SENTINEL.image, '{{ .Values.image }}')
+    .replaceAll(`: ${SENTINEL.replicas}\n`, ': {{ .Values.replicas }}\n')
+    .replaceAll(`: ${SENTINEL.minReplicas}\n`, ': {{ .Values.hpa.minReplicas }}\n')
+    .replaceAll(`: ${SENTINEL.maxReplicas}\n`, ': {{ .Values.hpa.maxReplicas }}\n')
+    .replaceAll('HELM-RELEASE-NAMESPACE', '{{ .Release.Namespace }}');
+  if (/HELM-|777[123]/.test(template)) throw new Error('a Helm value was not placed in the template');
+  return {
+    'deploy/helm/osprey/Chart.yaml':
+      GENERATED('src/deploy/files.ts') +
+      toYaml({ apiVersion: 'v2', name: 'osprey', description: 'Osprey: KServe v2 / Triton-compatible YOLO serving on GPUs (thin wrapper over deploy/kubernetes/base)', type: 'application', version: '0.1.0', appVersion: '0.1.0' }),
+    'deploy/helm/osprey/values.yaml': GENERATED('src/deploy/files.ts') + toYaml(HELM_VALUES),
+    'deploy/helm/osprey/templates/osprey.yaml': GENERATED('src/deploy/files.ts') + template,
+  };
+}
+
 /** The files for the defaults (what is committed under deploy/). */
 export function defaultDeployFiles(): Record<string, string> {
   const manifests = kubernetesManifests();
@@ -33,6 +64,7 @@ export function defaultDeployFiles(): Record<string, string> {
     { op: 'add', path: '/spec/template/spec/containers/0/resources/requests/nvidia.com~1mig-1g.18gb', value: '1' },
   ];
   return {
+    ...helmChartFiles(),
     'deploy/prometheus/osprey-rules.yml': GENERATED('src/deploy/prometheus.ts') + toYaml(ruleFile(DEFAULT_ALERT_THRESHOLDS)),
     'deploy/prometheus/prometheus.yml':
       GENERATED('src/deploy/prometheus.ts') +

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -16,6 +16,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { HELM_VALUES } from '../../src/deploy/files.js';
 import { kubernetesManifests, type Manifest } from '../../src/deploy/kubernetes.js';
 import { REPO_ROOT } from '../support/data.js';
 
@@ -74,5 +75,43 @@ describe('Kubernetes manifests against the official OpenAPI schemas', () => {
     const problems = schemaProblems(broken).join('\n');
     assert.match(problems, /Deployment\/osprey: .*replicas/);
     assert.match(problems, /HorizontalPodAutoscaler\/osprey: .*type/);
+  });
+});
+
+/**
+ * Renders the chart's template for the subset of Helm it uses: `{{ .Values.a.b }}`, `{{ .Release.Namespace }}` and
+ * the raw string `{{`{{`}}`. Helm itself is not installable here; anything else in the template is an error.
+ */
+function renderChart(template: string, values: Record<string, unknown>, namespace: string): string {
+  return template.replace(/\{\{(.*?)\}\}/g, (m, expr: string) => {
+    const e = expr.trim();
+    if (e === '`{{`') return '{{';
+    if (e === '.Release.Namespace') return namespace;
+    if (e.startsWith('.Values.')) {
+      const v = e.slice('.Values.'.length).split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], values);
+      if (v === undefined) throw new Error(`the template reads ${e}, which values.yaml does not set`);
+      return String(v);
+    }
+    throw new Error(`unexpected template expression ${m}`);
+  });
+}
+
+describe('the Helm chart (deploy/helm/osprey): a thin wrapper over the generated manifests', () => {
+  it('rendered with its values.yaml it equals the manifests generated with the same options, and passes the schemas', async () => {
+    const read = (p: string) => readFile(join(REPO_ROOT, 'deploy/helm/osprey', p), 'utf8');
+    const chart = parseYaml(await read('Chart.yaml')) as { apiVersion: string; name: string; version: string };
+    assert.deepEqual([chart.apiVersion, chart.name], ['v2', 'osprey']);
+    const values = parseYaml(await read('values.yaml')) as typeof HELM_VALUES;
+    assert.deepEqual(values, HELM_VALUES);
+    const template = await read('templates/osprey.yaml');
+    for (const v of [values, { ...values, image: 'registry.local/osprey:test', replicas: 5, hpa: { minReplicas: 5, maxReplicas: 9 } }]) {
+      const rendered = parseAllDocuments(renderChart(template, v, 'vision')).map((d) => d.toJS() as Manifest).filter(Boolean);
+      const expected = kubernetesManifests({ image: v.image, replicas: v.replicas, hpa: { minReplicas: v.hpa.minReplicas, maxReplicas: v.hpa.maxReplicas }, namespace: 'vision' });
+      assert.deepEqual(rendered, JSON.parse(JSON.stringify(expected)));
+      assert.deepEqual(schemaProblems(rendered), []);
+    }
+    // Prometheus' own {{ $labels.… }} reach the PrometheusRule unchanged.
+    const rule = parseAllDocuments(renderChart(template, values, 'vision')).map((d) => d.toJS() as Manifest).find((m) => m?.kind === 'PrometheusRule')!;
+    assert.match(JSON.stringify(rule.spec), /\{\{ \$labels\.gpu \}\}/);
   });
 });
