@@ -5,7 +5,7 @@
  * then what was wrong; `details` carries `{ file, keyPath }` with the same spelling everywhere, and the root of a
  * document is the key path `(root)`.
  */
-import { Type, type TSchema } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { OspreyError, type ErrorCode } from './errors.js';
@@ -44,21 +44,13 @@ export function configError(file: string, keyPath: string, message: string, code
 const snakeToCamel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 /**
- * Checks `raw` against a TypeBox schema; the first violation as a {@link configError} (unknown keys named as such,
- * with a camelCase hint when the key is a snake_case spelling of one), else `undefined`.
+ * Checks `raw` against a TypeBox schema; the first violation as a {@link configError} worded by
+ * {@link describeSchemaError}, else `undefined`.
  * @param file the file name (or "load request") for the message and `details.file`
  */
 export function schemaError(schema: TSchema, raw: unknown, file: string): OspreyError | undefined {
-  const first = Value.Errors(schema, raw).First();
-  if (!first) return undefined;
-  const keyPath = pointerToKeyPath(first.path);
-  const last = first.path.split('/').pop() ?? '';
-  if (first.value !== undefined && /unexpected property|additional/i.test(first.message) && Value.Check(Type.String(), last)) {
-    const camel = snakeToCamel(last);
-    const hint = camel !== last ? ` (Osprey config keys are Triton's in camelCase: did you mean '${camel}'?)` : '';
-    return new OspreyError('OSPREY_ERR_CONFIG', `${file ? `${file}: ` : ''}unknown key '${keyPath}'${hint}`, { ...(file ? { file } : {}), keyPath });
-  }
-  return configError(file, keyPath, `${first.message.toLowerCase()}, got ${JSON.stringify(first.value)}`);
+  const bad = describeSchemaError(schema, raw);
+  return bad && configError(file, bad.keyPath === ROOT_KEY_PATH ? '' : bad.keyPath, bad.message);
 }
 
 /** Options of {@link describeSchemaError}. */
@@ -115,8 +107,12 @@ export function describeSchemaError(root: TSchema, raw: unknown, o: SchemaErrorO
   if (first.type === ValueErrorType.ObjectRequiredProperty && typeof s['requiredMessage'] === 'string') return say(parts, s['requiredMessage'] as string);
   if ((first.type === ValueErrorType.Object || first.type === ValueErrorType.Array) && typeof s['typeMessage'] === 'string') return say(parts, s['typeMessage'] as string);
   switch (first.type) {
-    case ValueErrorType.ObjectAdditionalProperties:
-      return say(parts, `unknown key (allowed: ${Object.keys((s['properties'] ?? {}) as object).join(', ')})`);
+    case ValueErrorType.ObjectAdditionalProperties: {
+      // Triton's config.pbtxt spells keys in snake_case; Osprey's are the same keys in camelCase.
+      const camel = snakeToCamel(key);
+      const hint = camel !== key && camel in ((s['properties'] ?? {}) as object) ? ` (Osprey config keys are Triton's in camelCase: did you mean '${camel}'?)` : '';
+      return say(parts, `unknown key (allowed: ${Object.keys((s['properties'] ?? {}) as object).join(', ')})${hint}`);
+    }
     case ValueErrorType.ObjectRequiredProperty:
       return say(parts, 'required');
     case ValueErrorType.Object:

@@ -10,7 +10,8 @@
  * instance groups across GPUs, with the choice of its rate limiter made by device load.
  */
 import { OspreyError } from '../core/errors.js';
-import type { Engine } from './engine.js';
+import type { Tensor } from '../core/types.js';
+import type { Engine, RunOptions } from './engine.js';
 
 /** Counters of one instance. */
 export interface InstanceStat {
@@ -114,6 +115,20 @@ export class InstancePool<E = Engine> {
     if (at >= 0) this.idle.splice(at, 1);
     this.begin(best);
     return best;
+  }
+
+  /**
+   * Runs `feeds` on the least busy instance that `alive` accepts and releases it with the run's time: what an
+   * engine made of several instances (EnginePool, PlacedEngine) does per call.
+   * @throws OspreyError `OSPREY_ERR_ENGINE_CLOSED` (rejected) when `alive` accepts no instance.
+   */
+  runOnLeastBusy<R extends Pick<Engine, 'run'>>(this: InstancePool<R>, feeds: Record<string, Tensor>, options?: RunOptions, alive?: (e: R) => boolean): Promise<Record<string, Tensor>> {
+    const i = this.takeLeastBusy(alive);
+    if (i === undefined) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'every engine instance has stopped'));
+    const t0 = performance.now();
+    return this.engine(i)
+      .run(feeds, options)
+      .finally(() => this.release(i, (performance.now() - t0) * 1e6));
   }
 
   private begin(i: number): void {

@@ -317,13 +317,7 @@ export class EnginePool implements Engine {
   /** @inheritdoc */
   run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>> {
     if (this.closed) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'the engine is closed'));
-    const i = this.pool.takeLeastBusy((inst) => inst.alive);
-    if (i === undefined) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'every engine instance has stopped'));
-    const t0 = performance.now();
-    return this.pool
-      .engine(i)
-      .run(feeds, options)
-      .finally(() => this.pool.release(i, (performance.now() - t0) * 1e6));
+    return this.pool.runOnLeastBusy(feeds, options, (inst) => inst.alive);
   }
 
   /** @inheritdoc */

@@ -52,12 +52,7 @@ export class PlacedEngine implements Engine {
 
   run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>> {
     if (this.closed) return Promise.reject(new OspreyError('OSPREY_ERR_ENGINE_CLOSED', 'the engine is closed'));
-    const i = this.pool.takeLeastBusy()!;
-    const t0 = performance.now();
-    return this.pool
-      .engine(i)
-      .run(feeds, options)
-      .finally(() => this.pool.release(i, (performance.now() - t0) * 1e6));
+    return this.pool.runOnLeastBusy(feeds, options);
   }
 
   async close(): Promise<void> {

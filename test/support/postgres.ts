@@ -8,9 +8,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 export interface TestPostgres {
   /** `postgres://osprey:<password>@127.0.0.1:<port>/osprey` */
@@ -31,16 +31,6 @@ export function postgresBinDir(): string | null {
   return majors[0] ? join(root, majors[0], 'bin') : null;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function userIds(name: string): { uid: number; gid: number } | null {
   const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
