@@ -17,6 +17,8 @@ import { after, before, describe, it } from 'node:test';
 import { decodeImage } from '../../src/image/decode.js';
 import { allocateBatch, letterboxImageInto } from '../../src/image/letterbox.js';
 import { queryGpus } from '../../src/metrics/gpu.js';
+import type { EngineFactory } from '../../src/engine/engine.js';
+import { createOrtInstances } from '../../src/engine/ort-engine.js';
 import { startServer, type OspreyServer } from '../../src/server/server.js';
 import { addModel, binaryBody, buildVariants, BUS_JPG, json, readBinaryResponse, SHARED_DATA_DIR, tempDir, ZIDANE_JPG } from '../support/server.js';
 
@@ -60,6 +62,37 @@ function fp32Request(model: string, data: Float32Array, params: Record<string, u
   return post(`/v2/models/${model}/infer`, body, headers);
 }
 
+/**
+ * The real ONNX Runtime backend, with one test hook: while {@link holdEngine}'s hold is on, yolo_dyn's runs wait before
+ * they start (a slow engine, which the priority test needs to know the queue's order on any machine and cannot cause
+ * otherwise). Every other model, and yolo_dyn outside that test, runs untouched.
+ */
+let engineHold: Promise<void> | undefined;
+function holdEngine(): () => void {
+  let open!: () => void;
+  engineHold = new Promise((r) => (open = r));
+  return () => {
+    engineHold = undefined;
+    open();
+  };
+}
+const heldEngineFactory: EngineFactory = async (options) => {
+  const loaded = await createOrtInstances(options);
+  if (!options.modelPath.includes('yolo_dyn')) return loaded;
+  return {
+    info: loaded.info,
+    close: () => loaded.close(),
+    instances: loaded.instances.map((e) => ({
+      info: e.info,
+      run: async (feeds, runOptions) => {
+        while (engineHold) await engineHold;
+        return e.run(feeds, runOptions);
+      },
+      close: () => e.close(),
+    })),
+  };
+};
+
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
   let m = 0;
@@ -95,7 +128,7 @@ before(async () => {
   await addModel(repo, 'yolo_policy', { config: { dynamicBatching: { defaultQueuePolicy: { maxQueueSize: 2, allowTimeoutOverride: true } } } });
   await addModel(repo, 'bad_config', { config: { maxBatchSize: 1, dynamicBatching: { maxQueueDelayMicroseconds: 'soon' } } });
   await addModel(repo, 'bad_hash', { manifest: { files: { 'model.onnx': { sha256: '0'.repeat(64) } } } });
-  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, metricsPort: 0, executionProviders: ['cpu'], logLevel: 'silent', maxBodyBytes: MAX_BODY, modelControlMode: 'explicit', loadModels: ['*'], allowedSymlinkTargets: [SHARED_DATA_DIR, built] });
+  server = await startServer({ modelRepository: repo, host: '127.0.0.1', httpPort: 0, metricsPort: 0, executionProviders: ['cpu'], engineFactory: heldEngineFactory, logLevel: 'silent', maxBodyBytes: MAX_BODY, modelControlMode: 'explicit', loadModels: ['*'], allowedSymlinkTargets: [SHARED_DATA_DIR, built] });
   base = server.url;
 
   busJpg = await readFile(BUS_JPG);
@@ -263,44 +296,48 @@ describe('osprey serve: dynamic batching and priorities (real engine)', () => {
   });
 
   it('a priority-1 request overtakes queued priority-2 requests', async () => {
+    // The yolo_dyn engine is held (see heldEngineFactory) while the requests queue, so the order of arrival is known
+    // on any machine: 8 low-priority requests execute (held), 24 wait, then the priority-1 request arrives.
     const done: string[] = [];
-    // 32 low-priority requests (4+ batches of maxBatchSize 8): the priority-1 request has several batch formations to
-    // land before, even on a loaded machine where its own 4.9 MB body takes a while to arrive.
     const LOW = 32;
-    const low = Array.from({ length: LOW }, (_v, i) =>
-      fp32Request('yolo_dyn', busNchw).then(async (r) => {
+    const osprey = async () => (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey as { pending_requests: number; inflight_requests: number };
+    const waitFor = async (what: string, ok: (s: { pending_requests: number; inflight_requests: number }) => boolean) => {
+      for (let k = 0; k < 3000; k++) {
+        const s = await osprey();
+        if (ok(s)) return s;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.fail(`${what}: ${JSON.stringify(await osprey())}`);
+    };
+    const release = holdEngine();
+    let high: Promise<number> | undefined;
+    let low: Array<Promise<number>> = [];
+    try {
+      low = Array.from({ length: LOW }, (_v, i) =>
+        fp32Request('yolo_dyn', busNchw).then(async (r) => {
+          await r.arrayBuffer();
+          done.push(`low${i}`);
+          return r.status;
+        }),
+      );
+      await waitFor(`the ${LOW} low-priority requests were never all queued (one batch of 8 held in the engine)`, (s) => s.inflight_requests === 8 && s.pending_requests === LOW - 8);
+      high = fp32Request('yolo_dyn', busNchw, { priority: 1 }).then(async (r) => {
         await r.arrayBuffer();
-        done.push(`low${i}`);
+        done.push('high');
         return r.status;
-      }),
-    );
-    // Wait until one batch executes and the other requests wait in the queue, then send a priority-1 request.
-    let queued = false;
-    for (let k = 0; k < 6000 && !queued; k++) {
-      const s = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey;
-      queued = s.inflight_requests > 0 && s.pending_requests + s.inflight_requests === LOW;
-      if (!queued) await new Promise((r) => setTimeout(r, 10));
+      });
+      await waitFor('the priority-1 request never was queued', (s) => s.pending_requests === LOW - 8 + 1);
+    } finally {
+      release();
     }
-    assert.ok(queued, `the ${LOW} low-priority requests never were all queued/executing at once`);
-    const pendingLow = (await json(await fetch(`${base}/v2/models/yolo_dyn/stats`))).model_stats[0].osprey.pending_requests;
-    const high = fp32Request('yolo_dyn', busNchw, { priority: 1 }).then(async (r) => {
-      await r.arrayBuffer();
-      done.push('high');
-      return r.status;
-    });
     assert.deepEqual(new Set(await Promise.all(low)), new Set([200]));
     assert.equal(await high, 200);
-    // At least 8 low-priority requests were queued before it (maxBatchSize 8), so the last of them runs in a later batch.
-    assert.ok(pendingLow >= 8, `only ${pendingLow} requests were queued`);
-    const lowsAfterHigh = done.slice(done.indexOf('high') + 1).length;
-    assert.ok(lowsAfterHigh >= 1, `completion order ${done.join(' ')}`);
-    // FIFO would finish it last; priority lets it into the next batch formed after it arrived (it may miss the one
-    // forming while its body arrives: one batch of slack).
-    assert.ok(lowsAfterHigh >= pendingLow - 15, `${lowsAfterHigh} low-priority requests finished after it, ${pendingLow} were queued before it`);
+    // FIFO would finish it last. Priority puts it into the next batch (with 7 low-priority requests): the 16 of the
+    // two batches after it finish after it; its 7 batch mates answer in any order around it.
+    const lowsAfterHigh = done.length - 1 - done.indexOf('high');
+    assert.ok(lowsAfterHigh >= 16 && lowsAfterHigh <= 23, `completion order ${done.join(' ')}`);
   });
-});
 
-describe('osprey serve: schedule policy parameters', () => {
   it('priority outside 1..priorityLevels → 400 OSPREY_ERR_INVALID_ARGUMENT', async () => {
     const e = await expectError(await fp32Request('yolo_dyn', new Float32Array(3 * 640 * 640), { priority: 9 }), 400, 'OSPREY_ERR_INVALID_ARGUMENT');
     assert.match(e.error, /priority 9 is outside 1\.\.2/);

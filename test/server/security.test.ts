@@ -354,17 +354,19 @@ describe('decode and body amplification are bounded', () => {
     })();
     const t0 = performance.now();
     const res = await fetch(`${server.url}/v2/models/tiny/infer`, { method: 'POST', body: text, headers: { 'content-type': 'application/json' } });
-    const out = (await res.json()) as { outputs: Array<{ shape: number[] }> };
+    // Measured until the answer's headers: decode, inference and the answer's encoding are the server's work. The
+    // client's own parse of the 30 MB answer below runs on this (shared) thread and is not the server's stall.
     const ms = performance.now() - t0;
+    h.disable();
     done = true;
     await prober;
-    h.disable();
+    const out = (await res.json()) as { outputs: Array<{ shape: number[] }> };
     assert.equal(res.status, 200);
     assert.deepEqual(out.outputs[0]!.shape, [n / 4, 4]);
     const maxDelayMs = h.max / 1e6;
     // The decode itself takes most of `ms`; had it run on the main thread, the longest event-loop stall would be
     // about as long. Printed for the record; asserted with a wide margin (the machine is shared).
-    console.log(`30 MB JSON infer: ${ms.toFixed(0)} ms end to end, longest event-loop stall ${maxDelayMs.toFixed(0)} ms, ${healthAnswers} health answers meanwhile`);
+    console.log(`30 MB JSON infer: ${ms.toFixed(0)} ms to the answer's headers, longest event-loop stall ${maxDelayMs.toFixed(0)} ms, ${healthAnswers} health answers meanwhile`);
     assert.ok(healthAnswers >= 20, `health answered ${healthAnswers} times`);
     assert.ok(maxDelayMs < 400, `the event loop stalled ${maxDelayMs.toFixed(0)} ms`);
   });
