@@ -1,21 +1,18 @@
 /**
- * Letterboxing with sharp into a preallocated batch buffer: resize (aspect ratio kept, bilinear) + pad with gray
- * 114, written at a batch index as uint8 NHWC (RGB) or float32 NCHW (RGB, 0..1). All pixel work is libvips;
- * JS only copies finished planes into the batch with `TypedArray.set` (memcpy).
+ * Letterboxing into a preallocated batch buffer: resize (aspect ratio kept, bilinear) + pad with gray 114, written
+ * at a batch index as uint8 NHWC (RGB) or float32 NCHW (RGB, 0..1). The resize (src/image/resample.ts) writes
+ * straight into the batch slot for uint8 NHWC; float32 NCHW goes through one uint8 canvas and a table lookup.
  *
  * Geometry comes from core `computeLetterbox` (Ultralytics `LetterBox` semantics); resampling reproduces OpenCV's
  * `INTER_LINEAR` (see {@link letterboxToBuffer}).
  */
-import sharp from 'sharp';
 import { OspreyError } from '../core/errors.js';
 import { computeLetterbox, LETTERBOX_PAD_VALUE, type LetterboxGeometry, type LetterboxOptions } from '../core/letterbox.js';
 import type { InputFormat } from '../core/model-spec.js';
 import { RGB_CHANNELS, type DecodedImage } from './decode.js';
+import { resizeBilinearRgbInto } from './resample.js';
 
 export type { InputFormat };
-
-/** Identity 3×3 kernel with scale 255: out = in / 255, computed and output in float. */
-const DIVIDE_BY_255 = { width: 3, height: 3, kernel: [0, 0, 0, 0, 1, 0, 0, 0, 0], scale: 255, offset: 0 };
 
 /** A batch of letterboxed images, ready to feed a model. */
 export interface BatchBuffer {
@@ -52,58 +49,49 @@ export function batchDims(batch: BatchBuffer, count = batch.batchSize): number[]
  * Renders the letterboxed canvas of `image` as packed RGB uint8 `[dstHeight, dstWidth, 3]` (a fresh Buffer).
  *
  * Resampling reproduces OpenCV's `cv2.resize(..., INTER_LINEAR)` that Ultralytics' `LetterBox` uses: bilinear
- * sampling at `src = (dst + 0.5) / scale - 0.5` with the border replicated, no antialiasing. libvips' `affine`
- * with the bilinear interpolator and input/output offsets of +0.5/−0.5 computes exactly that (checked pixel by
- * pixel against a cv2-formula reference in test/image/letterbox.test.ts, |Δ| ≤ 1 grey level from rounding).
- * sharp's `resize({ kernel: 'linear' })` is not the same: libvips widens the kernel when shrinking
- * (antialiasing), which moved a bus.jpg box by 4.9 px against the OpenCV reference; the affine path is within 0.3 px.
- * Upscaling samples up to half a pixel outside the image, so the source gets a 1-pixel replicated border first.
+ * sampling at `src = (dst + 0.5) / scale - 0.5` with the border replicated, no antialiasing, OpenCV's 11-bit fixed
+ * point weights (src/image/resample.ts; within 1 grey level of the floating-point formula, checked pixel by pixel in
+ * test/image/letterbox.test.ts). sharp's `resize({ kernel: 'linear' })` is not the same: libvips widens the kernel
+ * when shrinking (antialiasing), which moved a bus.jpg box by 4.9 px against the OpenCV reference.
  * The resize is skipped when the image already has the resized size (as Ultralytics does).
  */
 export async function letterboxToBuffer(image: DecodedImage, g: LetterboxGeometry): Promise<Buffer> {
   checkGeometry(image, g);
-  const expected = g.dstWidth * g.dstHeight * RGB_CHANNELS;
-  const sx = g.resizedWidth / image.width;
-  const sy = g.resizedHeight / image.height;
+  const canvas = Buffer.allocUnsafe(g.dstWidth * g.dstHeight * RGB_CHANNELS);
+  drawLetterbox(image, g, canvas, 0);
+  return canvas;
+}
+
+/**
+ * Draws the letterbox of `image` into `dst` (packed RGB uint8, the canvas `g.dstWidth × g.dstHeight` starting at
+ * byte `offset`): pad bands with {@link LETTERBOX_PAD_VALUE}, the resized image inside. Every canvas byte is written.
+ */
+function drawLetterbox(image: DecodedImage, g: LetterboxGeometry, dst: Uint8Array, offset: number): void {
+  const canvas = dst.subarray(offset, offset + g.dstWidth * g.dstHeight * RGB_CHANNELS);
+  const rowBytes = g.dstWidth * RGB_CHANNELS;
   const v = LETTERBOX_PAD_VALUE;
-  const pad = { top: g.padTop, bottom: g.padBottom, left: g.padLeft, right: g.padRight, background: { r: v, g: v, b: v } };
-  const rawOf = (data: Uint8Array, width: number, height: number) => sharp(data, { raw: { width, height, channels: RGB_CHANNELS } });
-
-  if (sx === 1 && sy === 1) return checked(await rawOf(image.data, image.width, image.height).extend(pad).raw().toBuffer(), expected, image);
-
-  if (sx <= 1 && sy <= 1) {
-    // Downscale: every sample lies inside the image; affine output is exactly resizedWidth × resizedHeight.
-    const buf = await rawOf(image.data, image.width, image.height)
-      .affine([sx, 0, 0, sy], { interpolator: 'bilinear', idx: 0.5, idy: 0.5, odx: -0.5, ody: -0.5 })
-      .extend(pad)
-      .raw()
-      .toBuffer();
-    if (buf.length === expected) return buf;
-    // Output area off by a pixel (not seen on 300 random sizes): fall through to the explicit crop.
+  // Pad: the bands above and below, then the left and right margins of the rows in between.
+  canvas.fill(v, 0, g.padTop * rowBytes);
+  canvas.fill(v, (g.padTop + g.resizedHeight) * rowBytes);
+  if (g.padLeft > 0 || g.padRight > 0) {
+    for (let y = g.padTop; y < g.padTop + g.resizedHeight; y++) {
+      const row = y * rowBytes;
+      canvas.fill(v, row, row + g.padLeft * RGB_CHANNELS);
+      canvas.fill(v, row + (g.padLeft + g.resizedWidth) * RGB_CHANNELS, row + rowBytes);
+    }
   }
-  // Replicate a 1-pixel border, resample, then crop the resized image at the origin and pad.
-  const bordered = await rawOf(image.data, image.width, image.height)
-    .extend({ top: 1, bottom: 1, left: 1, right: 1, extendWith: 'copy' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const resampled = await rawOf(bordered.data, bordered.info.width, bordered.info.height)
-    .affine([sx, 0, 0, sy], { interpolator: 'bilinear', idx: -0.5, idy: -0.5, odx: -0.5, ody: -0.5 })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const buf = await rawOf(resampled.data, resampled.info.width, resampled.info.height)
-    .extract({ left: 0, top: 0, width: g.resizedWidth, height: g.resizedHeight })
-    .extend(pad)
-    .raw()
-    .toBuffer();
-  return checked(buf, expected, image);
+  if (g.resizedWidth === image.width && g.resizedHeight === image.height) {
+    const srcRow = image.width * RGB_CHANNELS;
+    for (let y = 0; y < image.height; y++) {
+      canvas.set(image.data.subarray(y * srcRow, (y + 1) * srcRow), ((g.padTop + y) * g.dstWidth + g.padLeft) * RGB_CHANNELS);
+    }
+    return;
+  }
+  resizeBilinearRgbInto(image.data, image.width, image.height, canvas, g.dstWidth, g.resizedWidth, g.resizedHeight, g.padLeft, g.padTop);
 }
 
-function checked(buf: Buffer, expected: number, image: DecodedImage): Buffer {
-  if (buf.length !== expected) {
-    throw new OspreyError('OSPREY_ERR_INTERNAL', `${image.source}: letterbox produced ${buf.length} bytes, expected ${expected}`);
-  }
-  return buf;
-}
+/** uint8 → float32 `v / 255` (the value ONNX Runtime's float Div would give), by table. */
+const UNIT_SCALE = Float32Array.from({ length: 256 }, (_v, i) => i / 255);
 
 function checkGeometry(image: DecodedImage, g: LetterboxGeometry): void {
   if (g.srcWidth !== image.width || g.srcHeight !== image.height) {
@@ -117,10 +105,9 @@ function checkGeometry(image: DecodedImage, g: LetterboxGeometry): void {
 /**
  * Letterboxes `image` into slot `batchIndex` of `batch` with geometry `g` (whose canvas must equal the batch's).
  *
- * float32 NCHW: the uint8 canvas is split into its three channel planes by libvips, each divided by 255 on the way
- * (a 3×3 identity convolution with `scale: 255`: libvips convolves in float, so the plane comes out as float32 —
- * sharp's `linear()` would round back to uint8) and copied into place. Measured on bus.jpg (2-core CPU): ~12 ms for
- * the three planes, against ~25 ms with `recomb()` (same values, bit for bit).
+ * uint8 NHWC: drawn in place (pad bands, then the resize). float32 NCHW: drawn into a uint8 canvas, then split into
+ * the three RGB planes as `v / 255` (float32). Synchronous work on the calling thread (~5 ms for bus.jpg onto
+ * 640×640 on the 2-core CI machine); the promise is kept for the callers' sake.
  *
  * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` (index out of range, canvas/batch size mismatch).
  */
@@ -131,29 +118,22 @@ export async function letterboxInto(image: DecodedImage, g: LetterboxGeometry, b
   if (g.dstWidth !== batch.width || g.dstHeight !== batch.height) {
     throw new OspreyError('OSPREY_ERR_INVALID_ARGUMENT', `letterbox canvas ${g.dstWidth}×${g.dstHeight} does not match the batch ${batch.width}×${batch.height}`);
   }
-  const canvas = await letterboxToBuffer(image, g);
+  checkGeometry(image, g);
   const plane = batch.width * batch.height;
   if (batch.format === 'uint8-nhwc') {
-    (batch.data as Uint8Array).set(canvas, batchIndex * plane * RGB_CHANNELS);
+    drawLetterbox(image, g, batch.data as Uint8Array, batchIndex * plane * RGB_CHANNELS);
     return;
   }
-  const raw = { raw: { width: batch.width, height: batch.height, channels: RGB_CHANNELS } } as const;
-  const planes = await Promise.all(
-    [0, 1, 2].map((c) =>
-      sharp(canvas, raw)
-        .convolve(DIVIDE_BY_255)
-        .extractChannel(c as 0 | 1 | 2)
-        .raw({ depth: 'float' })
-        .toBuffer(),
-    ),
-  );
-  // Copy bytes (a Buffer's offset need not be 4-aligned, so go through byte views).
+  const canvas = new Uint8Array(plane * RGB_CHANNELS);
+  drawLetterbox(image, g, canvas, 0);
   const dst = batch.data as Float32Array;
-  const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
-  for (let c = 0; c < RGB_CHANNELS; c++) {
-    const p = planes[c]!;
-    if (p.length !== plane * 4) throw new OspreyError('OSPREY_ERR_INTERNAL', `${image.source}: channel plane ${c} has ${p.length} bytes, expected ${plane * 4}`);
-    dstBytes.set(p, ((batchIndex * RGB_CHANNELS + c) * plane) * 4);
+  const r = batchIndex * RGB_CHANNELS * plane;
+  const gr = r + plane;
+  const b = gr + plane;
+  for (let i = 0, j = 0; i < plane; i++, j += 3) {
+    dst[r + i] = UNIT_SCALE[canvas[j]!]!;
+    dst[gr + i] = UNIT_SCALE[canvas[j + 1]!]!;
+    dst[b + i] = UNIT_SCALE[canvas[j + 2]!]!;
   }
 }
 

@@ -1,0 +1,122 @@
+/**
+ * Bilinear resize of packed RGB uint8 pixels, OpenCV `INTER_LINEAR` semantics, written straight into a destination
+ * canvas at an offset (the letterbox's resized rectangle). Plain TypeScript on typed arrays: no intermediate images.
+ *
+ * Algorithm (OpenCV imgproc/src/resize.cpp, `resizeGeneric_` with `HResizeLinear`/`VResizeLinear` for 8-bit):
+ * destination pixel `d` samples the source at `s = (d + 0.5) · (srcSize / dstSize) − 0.5`; `s0 = ⌊s⌋`, weight
+ * `a = s − s0`; samples left of the first pixel clamp to it with weight 0 and samples at or right of the last pixel
+ * clamp to the last (border replicated, no antialiasing). Weights are fixed point with 11 fractional bits
+ * (`INTER_RESIZE_COEF_BITS`): horizontal `p0·(2048 − ax) + p1·ax`, then vertical `(t·(2048 − ay) + b·ay + 2²¹) >> 22`.
+ * On bus.jpg (810×1080 → 480×640) the result equals libvips' `affine` with its bilinear interpolator and ±0.5
+ * offsets — the path Osprey used before — byte for byte; against the floating-point formula it is within 1 grey
+ * level (test/image/letterbox.test.ts).
+ *
+ * Why our own: letterboxing is the host cost every image pays before the engine, and libvips' generic per-pixel
+ * affine took 7.6–10.5 ms of CPU per 810×1080 image on the 2-core CI machine; this loop takes about half
+ * (docs/build.md, "Host stages").
+ */
+
+/** Fractional bits of the fixed-point weights (OpenCV's `INTER_RESIZE_COEF_BITS`). */
+const COEF_BITS = 11;
+const COEF_ONE = 1 << COEF_BITS;
+/** Rounding term and shift of the vertical pass (two weights multiplied: 2 × 11 bits). */
+const ROUND_2X = 1 << (2 * COEF_BITS - 1);
+const SHIFT_2X = 2 * COEF_BITS;
+
+/** One axis' taps: first source index, offset to the second (0 at the borders), weight of the second (0..2048). */
+interface AxisTaps {
+  first: Int32Array;
+  step: Int32Array;
+  weight: Int32Array;
+}
+
+function axisTaps(srcSize: number, dstSize: number): AxisTaps {
+  const scale = srcSize / dstSize;
+  const first = new Int32Array(dstSize);
+  const step = new Int32Array(dstSize);
+  const weight = new Int32Array(dstSize);
+  for (let d = 0; d < dstSize; d++) {
+    const f = (d + 0.5) * scale - 0.5;
+    let s = Math.floor(f);
+    let a = f - s;
+    if (s < 0) {
+      s = 0;
+      a = 0;
+    }
+    if (s >= srcSize - 1) {
+      s = srcSize - 1;
+      a = 0;
+    }
+    first[d] = s;
+    step[d] = s + 1 < srcSize ? 1 : 0;
+    weight[d] = Math.round(a * COEF_ONE);
+  }
+  return { first, step, weight };
+}
+
+/**
+ * Resizes packed RGB `src` `[srcHeight, srcWidth, 3]` to `dstRectWidth × dstRectHeight` and writes it into `dst`
+ * `[·, dstStridePixels, 3]` with its top-left corner at (`left`, `top`) (pixels). Pixels of `dst` outside the
+ * rectangle are not touched.
+ *
+ * @example
+ *   // bus.jpg 810×1080 into a 640×640 letterbox canvas: resized 480×640 at x = 80
+ *   resizeBilinearRgbInto(rgb, 810, 1080, canvas, 640, 480, 640, 80, 0);
+ * @throws RangeError when a size is not a positive integer or the rectangle does not fit `dst` (callers check
+ *   geometry first; see src/image/letterbox.ts).
+ */
+export function resizeBilinearRgbInto(
+  src: Uint8Array,
+  srcWidth: number,
+  srcHeight: number,
+  dst: Uint8Array,
+  dstStridePixels: number,
+  dstRectWidth: number,
+  dstRectHeight: number,
+  left: number,
+  top: number,
+): void {
+  for (const v of [srcWidth, srcHeight, dstStridePixels, dstRectWidth, dstRectHeight]) {
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`resize: size ${v} is not a positive integer`);
+  }
+  if (src.length < srcWidth * srcHeight * 3) throw new RangeError(`resize: source has ${src.length} bytes, expected ${srcWidth * srcHeight * 3}`);
+  if (left < 0 || top < 0 || left + dstRectWidth > dstStridePixels || (top + dstRectHeight) * dstStridePixels * 3 > dst.length) {
+    throw new RangeError(`resize: rectangle ${dstRectWidth}×${dstRectHeight} at (${left}, ${top}) does not fit the destination`);
+  }
+  const xs = axisTaps(srcWidth, dstRectWidth);
+  const ys = axisTaps(srcHeight, dstRectHeight);
+  // Byte offsets within a source row.
+  const colFirst = new Int32Array(dstRectWidth);
+  const colStep = new Int32Array(dstRectWidth);
+  for (let x = 0; x < dstRectWidth; x++) {
+    colFirst[x] = xs.first[x]! * 3;
+    colStep[x] = xs.step[x]! * 3;
+  }
+  const colWeight = xs.weight;
+  const rowBytes = srcWidth * 3;
+  for (let y = 0; y < dstRectHeight; y++) {
+    const row0 = ys.first[y]! * rowBytes;
+    const rowStep = ys.step[y]! * rowBytes;
+    const wy1 = ys.weight[y]!;
+    const wy0 = COEF_ONE - wy1;
+    let o = ((top + y) * dstStridePixels + left) * 3;
+    for (let x = 0; x < dstRectWidth; x++) {
+      const a = row0 + colFirst[x]!;
+      const d = colStep[x]!;
+      const b = a + rowStep;
+      const wx1 = colWeight[x]!;
+      const wx0 = COEF_ONE - wx1;
+      // Channels unrolled: V8 keeps all of this in registers.
+      const t0 = src[a]! * wx0 + src[a + d]! * wx1;
+      const t1 = src[a + 1]! * wx0 + src[a + d + 1]! * wx1;
+      const t2 = src[a + 2]! * wx0 + src[a + d + 2]! * wx1;
+      const b0 = src[b]! * wx0 + src[b + d]! * wx1;
+      const b1 = src[b + 1]! * wx0 + src[b + d + 1]! * wx1;
+      const b2 = src[b + 2]! * wx0 + src[b + d + 2]! * wx1;
+      dst[o] = (t0 * wy0 + b0 * wy1 + ROUND_2X) >> SHIFT_2X;
+      dst[o + 1] = (t1 * wy0 + b1 * wy1 + ROUND_2X) >> SHIFT_2X;
+      dst[o + 2] = (t2 * wy0 + b2 * wy1 + ROUND_2X) >> SHIFT_2X;
+      o += 3;
+    }
+  }
+}
