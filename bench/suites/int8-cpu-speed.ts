@@ -13,7 +13,7 @@
  * bus.jpg is decoded and letterboxed for batch N+1 while N runs, N post-processed while N+1 runs; 1 = the serial
  * loop of the results made before pipelining, the 2026-12-04 result included).
  *
- * Run: npx tsx bench/run.ts int8-cpu-speed [--rounds 10] [--warmup-ms 500] [--duration-ms 3000] [--pipeline-depth 2] [--profile-runs 20] [--skip-map] [--no-intra-op-spinning]
+ * Run: npx tsx bench/run.ts int8-cpu-speed [--rounds 10] [--warmup-ms 500] [--duration-ms 3000] [--pipeline-depth 2] [--profile-runs 20] [--skip-map] [--[no-]intra-op-spinning]
  * Writes bench/results/<device>/int8-cpu-speed.json (or --out FILE).
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -39,8 +39,8 @@ const durationMs = Number(argValue(argv, '--duration-ms', '3000'));
 const pipelineDepth = Number(argValue(argv, '--pipeline-depth', '2'));
 const profileRuns = Number(argValue(argv, '--profile-runs', '20'));
 const skipMap = argv.includes('--skip-map');
-/** `--no-intra-op-spinning`: ORT's intra-op threads sleep between runs instead of spinning (both engines alike). */
-const intraOpSpinning = argv.includes('--no-intra-op-spinning') ? false : undefined;
+/** `--[no-]intra-op-spinning`: ORT's intra-op threads spin or sleep (both engines alike); default `osprey bench engine`'s. */
+const intraOpSpinning = argv.includes('--no-intra-op-spinning') ? false : argv.includes('--intra-op-spinning') ? true : undefined;
 const out = resolve(argValue(argv, '--out', join(resultsDir('cpu'), 'int8-cpu-speed.json')));
 
 const data = dataDir();
@@ -133,7 +133,7 @@ try {
     headline: {
       ratio: `INT8 ÷ FP32 images/s per round, osprey bench engine --batch 1 --instances 1 --pipeline-depth ${pipelineDepth} style (pre-processing + inference + post-processing, ${pipelineDepth} batch(es) in flight), both from osprey build`,
       pipelineDepth,
-      intraOpSpinning: intraOpSpinning ?? 'ORT default (spin)',
+      intraOpSpinning: comparison.settings.intraOpSpinning ?? 'ORT default (spin)',
       throughputRatio: ratio.throughputRatio,
       inferenceSpeedup: ratio.inferenceSpeedup,
       otherProcessesCores: comparison.configurations[0]!.otherProcessesCores,

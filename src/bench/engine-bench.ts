@@ -16,7 +16,7 @@ import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { OspreyError } from '../core/errors.js';
 import { Detector } from '../engine/detector.js';
-import { DEFAULT_PIPELINE_DEPTH } from '../engine/pipeline.js';
+import { DEFAULT_PIPELINE_DEPTH, pipelinedIntraOpSpinning } from '../engine/pipeline.js';
 import { runClosedLoops } from './closed-loop.js';
 import { isGpuEnginePath } from '../engine/placed-engine.js';
 import { round, SampleBuffer, summarizeLatencies, percentile, mean } from './stats.js';
@@ -37,7 +37,7 @@ export interface EngineBenchOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
-  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default {@link pipelinedIntraOpSpinning} (threads sleep at depth ≥ 2 on CPU, else ORT's spin). */
   intraOpSpinning?: boolean;
   /**
    * Batches in flight per instance loop (src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while N
@@ -246,6 +246,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   if (!(o.warmupMs >= 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--warmup-ms must be ≥ 0, got ${o.warmupMs}`, {});
   const resolved = await resolveModelPath(o.model);
   const eps = o.executionProviders ?? ['cpu'];
+  const intraOpSpinning = pipelinedIntraOpSpinning(o.intraOpSpinning, pipelineDepth, eps);
   const startEnv = await benchEnvironment(eps[0]!, o.command); // load average and time at the start
   let imageBytes: Buffer;
   if (o.image) {
@@ -279,7 +280,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
   for (let k = 0; k < plan.length; k++) {
     const [b, i] = plan[k]!;
     o.onConfiguration?.('start', k, plan.length, b, i);
-    const r = await measureConfiguration(resolved.onnxPath, eps, b, i, imageBytes, pipelineDepth, o);
+    const r = await measureConfiguration(resolved.onnxPath, eps, b, i, imageBytes, pipelineDepth, { ...o, ...(intraOpSpinning !== undefined ? { intraOpSpinning } : {}) });
     executionProvider = r.executionProvider;
     configurations.push(r.config);
     o.onConfiguration?.('end', k, plan.length, b, i);
@@ -296,7 +297,7 @@ export async function runEngineBench(o: EngineBenchOptions): Promise<EngineBench
       image: o.image ?? 'synthetic 1280×720 JPEG',
       pipelineDepth,
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
-      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
+      ...(intraOpSpinning !== undefined ? { intraOpSpinning } : {}),
       ...(o.gpuIds ? { gpuIds: [...o.gpuIds] } : {}),
     },
     configurations,

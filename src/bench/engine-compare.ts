@@ -22,7 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { OspreyError } from '../core/errors.js';
 import { Detector } from '../engine/detector.js';
-import { DEFAULT_PIPELINE_DEPTH } from '../engine/pipeline.js';
+import { DEFAULT_PIPELINE_DEPTH, pipelinedIntraOpSpinning } from '../engine/pipeline.js';
 import { runClosedLoops } from './closed-loop.js';
 import { checkBatchSizes, resolveModelPath, syntheticImage } from './engine-bench.js';
 import type { ComparisonConfiguration, ComparisonWindow, EngineComparisonResult, EngineRatio } from './comparison-result.js';
@@ -54,7 +54,7 @@ export interface EngineComparisonOptions {
   image?: string;
   /** ORT intra-op threads per session; default ORT's choice. */
   intraOpNumThreads?: number;
-  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default ORT's (spin). */
+  /** ORT's `session.intra_op.allow_spinning` (see OrtEngineOptions.intraOpSpinning); default {@link pipelinedIntraOpSpinning} (threads sleep at depth ≥ 2 on CPU, else ORT's spin). */
   intraOpSpinning?: boolean;
   /**
    * Batches in flight per instance loop (see src/bench/closed-loop.ts): 2 (default) pre-processes batch N+1 while
@@ -111,6 +111,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
   if (!(o.durationMs > 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--duration-ms must be > 0, got ${o.durationMs}`, {});
   if (!(o.warmupMs >= 0)) throw new OspreyError('OSPREY_ERR_USAGE', `--warmup-ms must be ≥ 0, got ${o.warmupMs}`, {});
   const eps = o.executionProviders ?? ['cpu'];
+  const intraOpSpinning = pipelinedIntraOpSpinning(o.intraOpSpinning, pipelineDepth, eps);
   const resolved = [];
   for (const m of o.models) resolved.push(await resolveModelPath(m));
   const startEnv = await benchEnvironment(eps[0]!, o.command);
@@ -173,7 +174,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
               warmup: 1,
               warmupBatchSize: batchSize,
               ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
-              ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
+              ...(intraOpSpinning !== undefined ? { intraOpSpinning } : {}),
             }),
           );
           const onGpu = dets.at(-1)!.engine.info.executionProvider === 'cuda' || dets.at(-1)!.engine.info.executionProvider === 'tensorrt';
@@ -285,7 +286,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
       pipelineDepth,
       image: o.image ?? 'synthetic 1280×720 JPEG',
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
-      ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
+      ...(intraOpSpinning !== undefined ? { intraOpSpinning } : {}),
     },
     configurations,
   };

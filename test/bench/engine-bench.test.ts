@@ -26,6 +26,7 @@ test('bench engine: yolov8n batch 1 × 1 instance, serial loop (--pipeline-depth
   const c = r.configurations[0]!;
   assert.equal(c.batchSize, 1);
   assert.equal(r.settings.pipelineDepth, 1);
+  assert.equal(r.settings.intraOpSpinning, undefined, 'depth 1: ORT\'s own spinning');
   assert.equal(c.pipelineDepth, 1);
   assert.ok(c.batches >= 1 && c.images === c.batches);
   const l = c.latencyMs;
@@ -54,6 +55,7 @@ test('bench engine: yolov8n batch 1 × 1 instance, serial loop (--pipeline-depth
 test('bench engine: default pipeline depth 2 — N+1 pre-processed while N runs; latency includes the queueing (Little\'s law)', async () => {
   const r = await runEngineBench({ model: MODEL, batchSizes: [1], instanceCounts: [1], warmupMs: 200, durationMs: 1500, image: BUS, command: 'test' });
   assert.equal(r.settings.pipelineDepth, 2);
+  assert.equal(r.settings.intraOpSpinning, false, 'depth 2 on CPU: intra-op threads sleep, the host stages get the cores');
   const c = r.configurations[0]!;
   assert.equal(c.pipelineDepth, 2);
   const l = c.latencyMs;

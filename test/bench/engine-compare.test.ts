@@ -47,6 +47,7 @@ test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios 
   const r = await runEngineComparison({ models: [FP32, INT8], batchSizes: [1], instanceCounts: [1], rounds: 2, warmupMs: 100, durationMs: 500, image: BUS, command: 'test' });
   assert.equal(r.kind, 'osprey-bench-engine-comparison');
   assert.equal(r.settings.pipelineDepth, 2, 'the default: pre-processing of batch N+1 overlaps inference of N');
+  assert.equal(r.settings.intraOpSpinning, false, 'and, with it, intra-op threads that sleep');
   assert.deepEqual(r.engines.map((e) => e.name), ['yolov8n', 'yolov8n_int8_dynamic']);
   assert.deepEqual(r.engines.map((e) => e.precision), ['fp32', 'int8']);
   assert.ok(r.engines.every((e) => e.executionProvider === 'cpu' && /^[0-9a-f]{64}$/.test(e.sha256 ?? '')));

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkPipelineDepth, runPipeline, type BatchTimesMs } from '../../src/engine/pipeline.js';
+import { checkPipelineDepth, pipelinedIntraOpSpinning, runPipeline, type BatchTimesMs } from '../../src/engine/pipeline.js';
 import { isOspreyError } from '../../src/core/errors.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -133,4 +133,13 @@ test('an error in a stage stops new batches, lets those in flight settle, then i
     assert.throws(() => checkPipelineDepth(bad), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_ARGUMENT') && e.message.includes(String(bad)));
     await assert.rejects(runPipeline({ next: () => undefined, prepare: async () => 1, run: async () => 1, finish: () => {} }, { depth: bad }), (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_ARGUMENT'));
   }
+});
+
+test('intra-op spinning of a pipelined loop: threads sleep at depth ≥ 2 on CPU; ORT decides at depth 1 and on GPUs; an explicit choice wins', () => {
+  assert.equal(pipelinedIntraOpSpinning(undefined, 2, ['cpu']), false);
+  assert.equal(pipelinedIntraOpSpinning(undefined, 3, []), false);
+  assert.equal(pipelinedIntraOpSpinning(undefined, 1, ['cpu']), undefined);
+  assert.equal(pipelinedIntraOpSpinning(undefined, 2, ['cuda', 'cpu']), undefined);
+  assert.equal(pipelinedIntraOpSpinning(true, 2, ['cpu']), true);
+  assert.equal(pipelinedIntraOpSpinning(false, 1, ['cpu']), false);
 });

@@ -52,7 +52,7 @@ interface EngineOpts {
   durationMs: string;
   image?: string;
   intraOpThreads?: string;
-  intraOpSpinning: boolean;
+  intraOpSpinning?: boolean;
   pipelineDepth: string;
   gpus?: string;
   json?: string;
@@ -126,7 +126,7 @@ async function compareEngines(o: EngineOpts): Promise<void> {
     ...(o.image ? { image: o.image } : {}),
     ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
     pipelineDepth: pipelineDepthOf(o),
-    ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
+    ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
     command: commandLine(),
     onWindow: (w, cfg) =>
       process.stderr.write(
@@ -160,7 +160,8 @@ export function register(program: Command): void {
     .option('--duration-ms <ms>', 'measured time per configuration, the run stops on duration (comparison: per engine per round)', '5000')
     .option('--image <file>', 'image decoded + letterboxed on every iteration (default: a synthetic 1280×720 JPEG)')
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads per session (default: ORT decides)')
-    .option('--no-intra-op-spinning', "ONNX Runtime's intra-op threads sleep instead of spinning between parallel sections (session.intra_op.allow_spinning 0)")
+    .option('--intra-op-spinning', "ONNX Runtime's intra-op threads spin between parallel sections (ORT's own default; Osprey's default: spin at --pipeline-depth 1, sleep at ≥ 2 on CPU)")
+    .option('--no-intra-op-spinning', "ONNX Runtime's intra-op threads sleep instead of spinning (session.intra_op.allow_spinning 0)")
     .option(
       '--pipeline-depth <n>',
       'batches in flight per instance: 2 decodes + letterboxes batch N+1 while N runs and post-processes N while N+1 runs; 1 = serial (pre → infer → post)',
@@ -188,7 +189,7 @@ export function register(program: Command): void {
         ...(o.image ? { image: o.image } : {}),
         ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
         pipelineDepth: pipelineDepthOf(o),
-        ...(o.intraOpSpinning === false ? { intraOpSpinning: false } : {}),
+        ...(o.intraOpSpinning !== undefined ? { intraOpSpinning: o.intraOpSpinning } : {}),
         ...(o.gpus !== undefined ? { gpuIds: parseGpuList(o.gpus) } : {}),
         command: commandLine(),
         onConfiguration: (ev, k, total, b, i) => {
