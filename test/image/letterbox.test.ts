@@ -4,6 +4,7 @@ import { isOspreyError } from '../../src/core/errors.js';
 import { computeLetterbox, LETTERBOX_PAD_VALUE } from '../../src/core/letterbox.js';
 import type { DecodedImage } from '../../src/image/decode.js';
 import { allocateBatch, batchDims, letterboxImageInto, letterboxInto, letterboxToBuffer } from '../../src/image/letterbox.js';
+import { resizeBilinearRgbInto } from '../../src/image/resample.js';
 
 /** A deterministic, textured RGB test image (channels differ so a channel mix-up shows). */
 function testImage(width: number, height: number): DecodedImage {
@@ -59,7 +60,7 @@ function maxAbsDiffInside(canvas: Uint8Array, dstW: number, ref: Float64Array, g
   return worst;
 }
 
-describe('letterbox (sharp)', () => {
+describe('letterbox', () => {
   for (const [w, h, dw, dh] of [
     [81, 108, 64, 64], // downscale, portrait (padding left/right)
     [120, 50, 96, 96], // downscale, landscape (padding top/bottom)
@@ -126,5 +127,37 @@ describe('letterbox (sharp)', () => {
     for (const p of [letterboxInto(img, g, b, 2), letterboxInto(img, computeLetterbox(20, 20, 16, 16), b, 0), letterboxInto(img, computeLetterbox(21, 20, 32, 32), b, 0)]) {
       await assert.rejects(p, (e: unknown) => isOspreyError(e, 'OSPREY_ERR_INVALID_ARGUMENT'));
     }
+  });
+});
+
+describe('resizeBilinearRgbInto (OpenCV INTER_LINEAR, 11-bit fixed point)', () => {
+  it('writes only its rectangle, within 1 grey level of the floating-point formula, shrinking and enlarging', () => {
+    for (const [w, h, rw, rh] of [[97, 61, 40, 25], [13, 9, 50, 31], [1, 1, 4, 3], [7, 1, 3, 1]] as const) {
+      const img = testImage(w, h);
+      const stride = rw + 5;
+      const dst = new Uint8Array(stride * (rh + 3) * 3).fill(7);
+      resizeBilinearRgbInto(img.data, w, h, dst, stride, rw, rh, 2, 1);
+      const ref = cvInterLinear(img, rw, rh);
+      for (let y = 0; y < rh + 3; y++) {
+        for (let x = 0; x < stride; x++) {
+          for (let c = 0; c < 3; c++) {
+            const got = dst[(y * stride + x) * 3 + c]!;
+            const inside = x >= 2 && x < 2 + rw && y >= 1 && y < 1 + rh;
+            if (!inside) assert.equal(got, 7, `(${x}, ${y}) outside the rectangle was written`);
+            else assert.ok(Math.abs(got - ref[((y - 1) * rw + (x - 2)) * 3 + c]!) <= 1, `${w}×${h} → ${rw}×${rh} at (${x}, ${y}, ${c})`);
+          }
+        }
+      }
+    }
+  });
+
+  it('a size that is not a positive integer, a short source or a rectangle outside the destination → RangeError', () => {
+    const src = new Uint8Array(4 * 4 * 3);
+    const dst = new Uint8Array(8 * 8 * 3);
+    assert.throws(() => resizeBilinearRgbInto(src, 0, 4, dst, 8, 2, 2, 0, 0), RangeError);
+    assert.throws(() => resizeBilinearRgbInto(src, 4, 4, dst, 8, 2.5, 2, 0, 0), RangeError);
+    assert.throws(() => resizeBilinearRgbInto(src, 5, 4, dst, 8, 2, 2, 0, 0), /source has 48 bytes/);
+    assert.throws(() => resizeBilinearRgbInto(src, 4, 4, dst, 8, 4, 4, 6, 0), /does not fit/);
+    assert.throws(() => resizeBilinearRgbInto(src, 4, 4, dst, 8, 4, 4, 0, 6), /does not fit/);
   });
 });
