@@ -11,7 +11,7 @@ export interface ComparisonWindow {
   round: number;
   /** Index into `engines`. */
   engine: number;
-  /** Position of this window in the round (0 = first). */
+  /** Position of this window in the round (0 = first; a round is A B … … B A, two windows per engine). */
   order: number;
   durationMs: number;
   batches: number;
@@ -72,7 +72,7 @@ export interface EngineComparisonResult {
   schemaVersion: number;
   engines: Array<BenchModel & { executionProvider: string }>;
   environment: BenchEnvironment;
-  settings: { rounds: number; warmupMs: number; durationMs: number; order: 'ABBA'; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
+  settings: { rounds: number; warmupMs: number; durationMs: number; /** `ABBA-within-round`: each round A B … … B A, `durationMs / 2` per window; `ABBA` (files before it): one window per engine per round, order reversed every other round. */ order: 'ABBA' | 'ABBA-within-round'; image: string; pipelineDepth?: number; intraOpNumThreads?: number; intraOpSpinning?: boolean };
   configurations: ComparisonConfiguration[];
 }
 
@@ -120,7 +120,7 @@ export function formatComparisonResult(c: EngineComparisonResult): string {
   const lines = [
     `interleaved comparison on ${c.environment.device}, ONNX Runtime ${c.environment.onnxRuntimeVersion}, Osprey ${c.environment.ospreyVersion}`,
     ...names.map((n) => `  ${n}`),
-    `${c.settings.rounds} rounds; per engine per round ${c.settings.warmupMs} ms warm-up + ${c.settings.durationMs} ms measured; order ABBA; ` +
+    `${c.settings.rounds} rounds; per engine per round ${c.settings.warmupMs} ms warm-up + ${c.settings.durationMs} ms measured; order ${c.settings.order === 'ABBA-within-round' ? 'A B … B A in every round (two half windows per engine)' : 'ABBA over rounds'}; ` +
       `pipeline depth ${c.settings.pipelineDepth ?? 1} per instance; image ${c.settings.image}`,
   ];
   for (const cfg of c.configurations) {
@@ -131,7 +131,10 @@ export function formatComparisonResult(c: EngineComparisonResult): string {
     );
     for (let r = 0; r < c.settings.rounds; r++) {
       const ws = cfg.windows.filter((w) => w.round === r);
-      const ips = letters.map((_, k) => ws.find((w) => w.engine === k)!.imagesPerSecond);
+      const ips = letters.map((_, k) => {
+        const own = ws.filter((w) => w.engine === k);
+        return (own.reduce((a, w) => a + w.images, 0) * 1000) / own.reduce((a, w) => a + w.durationMs, 0);
+      });
       const others = ws.map((w) => f(w.otherProcessesCores)).join(' / ');
       lines.push(
         `${String(r + 1).padStart(5)}  ` + ips.map((v) => f(v).padStart(9)).join(' ') + '  ' + cfg.ratios.map((x) => f(x.throughputRatio.perRound[r]).padStart(6)).join(' ') + `   ${others.padEnd(24)} ${f(ws[0]!.loadAverage1m)}`,

@@ -4,11 +4,14 @@
  *
  * Measuring A for a minute and then B for a minute gives a ratio that moves with whatever else the machine did in
  * each minute (on a shared 2-core VM, INT8 ÷ FP32 came out 1.51, 1.78 and 2.33 in three such runs). Here every
- * engine is loaded once, then the run alternates between them in rounds: in round r each engine gets `warmupMs`
- * unmeasured (its caches and thread pool come back after the other engine ran) and then `durationMs` measured, in
- * the order A B … in even rounds and … B A in odd ones (ABBA, so a steady drift in load cancels). Each round gives
- * each engine's throughput and, for every engine after the first, the ratio to the first (the baseline) *within
- * that round*, when both saw nearly the same machine. The result states the ratio's min / median / max over the
+ * engine is loaded once, then the run alternates between them in rounds. A round is a palindrome, A B … … B A: each
+ * engine is measured twice, `durationMs / 2` each time, each window after `warmupMs` unmeasured (its caches and
+ * thread pool come back after the other engine ran), so every engine's windows are centred on the same instant and
+ * a steady drift in load cancels *within the round* (with one window per engine and the order reversed every other
+ * round, the drift cancels only in the median, and each round's ratio is biased up and down in turn, which widens
+ * the min / max). Each round gives each engine's throughput (its images ÷ its time over both windows) and, for every
+ * engine after the first, the ratio to the first (the baseline) within that round, when both saw nearly the same
+ * machine. The result states the ratio's min / median / max over the
  * rounds — the minimum is what a claim like "≥ 2×" must hold for — and what the rest of the machine was doing in
  * each round (CPU time used by other processes, from /proc/stat, and the load average).
  *
@@ -71,12 +74,26 @@ function stage(samples: Float64Array): StageTimeMs {
 }
 
 /**
- * Engine order in round `r` for `n` engines: 0…n−1 in even rounds, reversed in odd rounds (ABBA).
- * @example roundOrder(0, 2) // [0, 1]; roundOrder(1, 2) // [1, 0]
+ * Window order of one round for `n` engines: 0…n−1, then n−1…0 (a palindrome, so each engine's two windows are
+ * centred on the same instant and a linear drift cancels within the round).
+ * @example roundOrder(2) // [0, 1, 1, 0]; roundOrder(3) // [0, 1, 2, 2, 1, 0]
  */
-export function roundOrder(r: number, n: number): number[] {
+export function roundOrder(n: number): number[] {
   const o = Array.from({ length: n }, (_, i) => i);
-  return r % 2 === 0 ? o : o.reverse();
+  return [...o, ...o.slice().reverse()];
+}
+
+/**
+ * One engine's figures in one round, over its windows: images/s = Σ images ÷ Σ window time; inference mean
+ * weighted by batches.
+ */
+export function roundFigures(windows: readonly ComparisonWindow[], r: number, k: number): { imagesPerSecond: number; inferenceMeanMs: number } {
+  const ws = windows.filter((w) => w.round === r && w.engine === k);
+  if (ws.length === 0) throw new RangeError(`no window of engine ${k} in round ${r}`);
+  const images = ws.reduce((a, w) => a + w.images, 0);
+  const ms = ws.reduce((a, w) => a + w.durationMs, 0);
+  const batches = ws.reduce((a, w) => a + w.batches, 0);
+  return { imagesPerSecond: (images * 1000) / ms, inferenceMeanMs: ws.reduce((a, w) => a + w.inferenceMeanMs * w.batches, 0) / batches };
 }
 
 interface EngineSamples {
@@ -182,7 +199,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
         }
         const windows: ComparisonWindow[] = [];
         for (let r = 0; r < o.rounds; r++) {
-          const order = roundOrder(r, dets.length);
+          const order = roundOrder(dets.length);
           for (let pos = 0; pos < order.length; pos++) {
             const k = order[pos]!;
             const det = dets[k]!;
@@ -196,7 +213,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
             s.memory.start();
             const { windowMs, batches } = await runClosedLoops(det, {
               ...loop,
-              durationMs: o.durationMs,
+              durationMs: o.durationMs / 2,
               record: (t) => {
                 const latency = t.preprocess + t.queue + t.inference + t.postprocess;
                 s.pre.push(t.preprocess);
@@ -247,14 +264,15 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
             ...(s.memory.peakGpuMemoryBytes !== undefined ? { peakGpuMemoryBytes: s.memory.peakGpuMemoryBytes } : {}),
           },
         }));
-        const win = (r: number, k: number) => windows.find((w) => w.round === r && w.engine === k)!;
         const ratios: EngineRatio[] = [];
         for (let k = 1; k < dets.length; k++) {
           const tput: number[] = [];
           const inf: number[] = [];
           for (let r = 0; r < o.rounds; r++) {
-            tput.push(win(r, k).imagesPerSecond / win(r, 0).imagesPerSecond);
-            inf.push(win(r, 0).inferenceMeanMs / win(r, k).inferenceMeanMs);
+            const base = roundFigures(windows, r, 0);
+            const it = roundFigures(windows, r, k);
+            tput.push(it.imagesPerSecond / base.imagesPerSecond);
+            inf.push(base.inferenceMeanMs / it.inferenceMeanMs);
           }
           ratios.push({ engine: k, label: `${label(k)} / ${label(0)}`, throughputRatio: summarizeRatios(tput), inferenceSpeedup: summarizeRatios(inf) });
         }
@@ -282,7 +300,7 @@ export async function runEngineComparison(o: EngineComparisonOptions): Promise<E
       rounds: o.rounds,
       warmupMs: o.warmupMs,
       durationMs: o.durationMs,
-      order: 'ABBA',
+      order: 'ABBA-within-round',
       pipelineDepth,
       image: o.image ?? 'synthetic 1280×720 JPEG',
       ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),

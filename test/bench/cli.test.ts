@@ -67,7 +67,7 @@ test('osprey bench engine with two --model (CLI): interleaved comparison table +
   const { readFile } = await import('node:fs/promises');
   const json = JSON.parse(await readFile(out, 'utf8'));
   assert.equal(json.kind, 'osprey-bench-engine-comparison');
-  assert.equal(json.configurations[0].windows.length, 2);
+  assert.equal(json.configurations[0].windows.length, 4, 'one round, A B B A');
   assert.equal(json.settings.pipelineDepth, 1, '--pipeline-depth reaches the comparison and is recorded');
   assert.match(ok.stdout, /pipeline depth 1 per instance/);
   assert.equal(bad.code, 2);

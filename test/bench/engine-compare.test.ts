@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { comparisonEngineResults, formatComparisonResult, roundOrder, runEngineComparison, summarizeRatios } from '../../src/bench/engine-compare.js';
+import { comparisonEngineResults, formatComparisonResult, roundFigures, roundOrder, runEngineComparison, summarizeRatios } from '../../src/bench/engine-compare.js';
 import { loadBenchFile, loadBenchResults } from '../../src/bench/load.js';
 import { parseBenchResult } from '../../src/bench/result.js';
 import { HostCpuSampler } from '../../src/bench/system.js';
@@ -19,11 +19,16 @@ const FP32 = data('models/yolov8n.onnx');
 const INT8 = data('models/yolov8n_int8_dynamic.onnx');
 const BUS = data('images/bus.jpg');
 
-test('roundOrder alternates ABBA; summarizeRatios gives min / median / max / mean', () => {
-  assert.deepEqual(roundOrder(0, 2), [0, 1]);
-  assert.deepEqual(roundOrder(1, 2), [1, 0]);
-  assert.deepEqual(roundOrder(2, 3), [0, 1, 2]);
-  assert.deepEqual(roundOrder(3, 3), [2, 1, 0]);
+test('roundOrder is a palindrome (A B B A in every round); roundFigures pools a round\'s windows; summarizeRatios gives min / median / max / mean', () => {
+  assert.deepEqual(roundOrder(2), [0, 1, 1, 0]);
+  assert.deepEqual(roundOrder(3), [0, 1, 2, 2, 1, 0]);
+  const w = (round: number, engine: number, images: number, durationMs: number, inferenceMeanMs: number) => ({
+    round, engine, order: 0, durationMs, batches: images, images, imagesPerSecond: (images * 1000) / durationMs, medianLatencyMs: 1, inferenceMeanMs, otherProcessesCores: 0, stealCores: 0, loadAverage1m: 0,
+  });
+  // 10 images in 1 s at 50 ms, then 30 in 1 s at 30 ms: 20 images/s, inference 35 ms weighted by batches
+  const f = roundFigures([w(0, 0, 10, 1000, 50), w(0, 1, 99, 1000, 1), w(0, 0, 30, 1000, 30), w(1, 0, 1, 1000, 1)], 0, 0);
+  assert.ok(Math.abs(f.imagesPerSecond - 20) < 1e-9 && Math.abs(f.inferenceMeanMs - 35) < 1e-9);
+  assert.throws(() => roundFigures([], 0, 0), RangeError);
   const s = summarizeRatios([2.1, 1.9, 2.4, 2.0]);
   assert.deepEqual([s.min, s.median, s.max, s.mean], [1.9, 2.05, 2.4, 2.1]);
   assert.deepEqual(s.perRound, [2.1, 1.9, 2.4, 2]);
@@ -52,11 +57,12 @@ test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios 
   assert.deepEqual(r.engines.map((e) => e.precision), ['fp32', 'int8']);
   assert.ok(r.engines.every((e) => e.executionProvider === 'cpu' && /^[0-9a-f]{64}$/.test(e.sha256 ?? '')));
   const c = r.configurations[0]!;
-  assert.equal(c.windows.length, 4);
-  assert.deepEqual(c.windows.map((w) => [w.round, w.engine]), [[0, 0], [0, 1], [1, 1], [1, 0]], 'ABBA');
+  assert.equal(r.settings.order, 'ABBA-within-round');
+  assert.equal(c.windows.length, 8);
+  assert.deepEqual(c.windows.map((w) => [w.round, w.engine]), [[0, 0], [0, 1], [0, 1], [0, 0], [1, 0], [1, 1], [1, 1], [1, 0]], 'A B B A in every round');
   for (const w of c.windows) {
     assert.ok(w.batches >= 1 && w.images === w.batches);
-    assert.ok(w.durationMs >= 500, 'a window ends after the last batch it started');
+    assert.ok(w.durationMs >= 250, 'a window (half the duration) ends after the last batch it started');
     assert.ok(Math.abs(w.imagesPerSecond - (w.images * 1000) / w.durationMs) < 0.01 * w.imagesPerSecond + 0.01);
     assert.ok(w.inferenceMeanMs > 0 && w.medianLatencyMs >= w.inferenceMeanMs * 0.5);
     assert.ok(w.otherProcessesCores !== null && w.otherProcessesCores >= 0);
@@ -65,9 +71,12 @@ test('comparison: FP32 vs INT8 interleaved, 2 rounds; windows, per-round ratios 
   assert.equal(ratio.engine, 1);
   assert.equal(ratio.label, 'yolov8n_int8_dynamic / yolov8n');
   for (let k = 0; k < 2; k++) {
-    const a = c.windows.find((w) => w.round === k && w.engine === 0)!;
-    const b = c.windows.find((w) => w.round === k && w.engine === 1)!;
-    assert.ok(Math.abs(ratio.throughputRatio.perRound[k]! - b.imagesPerSecond / a.imagesPerSecond) < 1e-3);
+    // the round's ratio pools both windows of each engine: Σ images ÷ Σ time
+    const pooled = (e: number) => {
+      const ws = c.windows.filter((w) => w.round === k && w.engine === e);
+      return ws.reduce((s, w) => s + w.images, 0) / ws.reduce((s, w) => s + w.durationMs, 0);
+    };
+    assert.ok(Math.abs(ratio.throughputRatio.perRound[k]! - pooled(1) / pooled(0)) < 1e-3);
   }
   const t = ratio.throughputRatio;
   assert.ok(t.min <= t.median && t.median <= t.max);
