@@ -66,7 +66,8 @@ describe('osprey serve (process)', () => {
       t.after(() => {
         if (p.child.exitCode === null) p.child.kill('SIGKILL');
       });
-      const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+      // unref: a pending 60 s timer would keep this file's process alive a minute after its tests.
+      const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running after 60 s'), 60_000).unref())]);
       assert.equal(code, 2, p.stderr());
       const lines = p.stderr().trim().split('\n');
       assert.equal(lines.length, 1, p.stderr());

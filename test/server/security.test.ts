@@ -480,7 +480,7 @@ describe('slow clients do not hold sockets', () => {
         sockets.push(s);
       }
       const t0 = performance.now();
-      await Promise.race([Promise.all(sockets.map(closed)), new Promise((r) => setTimeout(r, 8000))]);
+      await Promise.race([Promise.all(sockets.map(closed)), new Promise((r) => setTimeout(r, 8000).unref())]);
       const open_ = sockets.filter((s) => !s.destroyed).length;
       assert.equal(open_, 0, `${open_} of 100 still open after ${(performance.now() - t0).toFixed(0)} ms`);
       assert.equal((await fetch(`${server.url}/v2/health/live`)).status, 200);
@@ -500,7 +500,7 @@ describe('slow clients do not hold sockets', () => {
     s.write('POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{');
     const timer = setInterval(() => s.writable && s.write(' '), 300);
     try {
-      await Promise.race([closed(s), new Promise((r) => setTimeout(r, 8000))]);
+      await Promise.race([closed(s), new Promise((r) => setTimeout(r, 8000).unref())]);
       assert.ok(s.destroyed, 'still open');
       assert.match(answer, /^HTTP\/1\.1 408/);
     } finally {
