@@ -90,6 +90,19 @@ export function summarizeRatios(perRound: readonly number[]): RatioSummary {
 }
 
 /**
+ * One engine's figures in one round, over its windows: images/s = Σ images ÷ Σ window time; inference mean
+ * weighted by batches.
+ */
+export function roundFigures(windows: readonly ComparisonWindow[], r: number, k: number): { imagesPerSecond: number; inferenceMeanMs: number } {
+  const ws = windows.filter((w) => w.round === r && w.engine === k);
+  if (ws.length === 0) throw new RangeError(`no window of engine ${k} in round ${r}`);
+  const images = ws.reduce((a, w) => a + w.images, 0);
+  const ms = ws.reduce((a, w) => a + w.durationMs, 0);
+  const batches = ws.reduce((a, w) => a + w.batches, 0);
+  return { imagesPerSecond: (images * 1000) / ms, inferenceMeanMs: ws.reduce((a, w) => a + w.inferenceMeanMs * w.batches, 0) / batches };
+}
+
+/**
  * Each engine of a comparison as a single-engine result (its figures over all its windows), for plots, reports
  * and plans.
  */
@@ -131,10 +144,7 @@ export function formatComparisonResult(c: EngineComparisonResult): string {
     );
     for (let r = 0; r < c.settings.rounds; r++) {
       const ws = cfg.windows.filter((w) => w.round === r);
-      const ips = letters.map((_, k) => {
-        const own = ws.filter((w) => w.engine === k);
-        return (own.reduce((a, w) => a + w.images, 0) * 1000) / own.reduce((a, w) => a + w.durationMs, 0);
-      });
+      const ips = letters.map((_, k) => roundFigures(cfg.windows, r, k).imagesPerSecond);
       const others = ws.map((w) => f(w.otherProcessesCores)).join(' / ');
       lines.push(
         `${String(r + 1).padStart(5)}  ` + ips.map((v) => f(v).padStart(9)).join(' ') + '  ' + cfg.ratios.map((x) => f(x.throughputRatio.perRound[r]).padStart(6)).join(' ') + `   ${others.padEnd(24)} ${f(ws[0]!.loadAverage1m)}`,

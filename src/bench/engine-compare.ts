@@ -29,7 +29,7 @@ import { DEFAULT_PIPELINE_DEPTH, pipelinedIntraOpSpinning } from '../engine/pipe
 import { runClosedLoops } from './closed-loop.js';
 import { checkBatchSizes, resolveModelPath, syntheticImage } from './engine-bench.js';
 import type { ComparisonConfiguration, ComparisonWindow, EngineComparisonResult, EngineRatio } from './comparison-result.js';
-import { summarizeRatios } from './comparison-result.js';
+import { roundFigures, summarizeRatios } from './comparison-result.js';
 import type { EngineBenchConfiguration, StageTimeMs } from './result.js';
 import { BENCH_SCHEMA_VERSION } from './result.js';
 import { roundSummary } from './server-bench.js';
@@ -37,7 +37,7 @@ import { mean, percentile, round, SampleBuffer, summarizeLatencies } from './sta
 import { benchEnvironment, HostCpuSampler, MemorySampler, sha256File } from './system.js';
 
 export type { ComparisonConfiguration, ComparisonWindow, EngineComparisonResult, EngineRatio, RatioSummary } from './comparison-result.js';
-export { comparisonEngineResults, formatComparisonResult, summarizeRatios } from './comparison-result.js';
+export { comparisonEngineResults, formatComparisonResult, roundFigures, summarizeRatios } from './comparison-result.js';
 
 /** Options of {@link runEngineComparison}. */
 export interface EngineComparisonOptions {
@@ -81,19 +81,6 @@ function stage(samples: Float64Array): StageTimeMs {
 export function roundOrder(n: number): number[] {
   const o = Array.from({ length: n }, (_, i) => i);
   return [...o, ...o.slice().reverse()];
-}
-
-/**
- * One engine's figures in one round, over its windows: images/s = Σ images ÷ Σ window time; inference mean
- * weighted by batches.
- */
-export function roundFigures(windows: readonly ComparisonWindow[], r: number, k: number): { imagesPerSecond: number; inferenceMeanMs: number } {
-  const ws = windows.filter((w) => w.round === r && w.engine === k);
-  if (ws.length === 0) throw new RangeError(`no window of engine ${k} in round ${r}`);
-  const images = ws.reduce((a, w) => a + w.images, 0);
-  const ms = ws.reduce((a, w) => a + w.durationMs, 0);
-  const batches = ws.reduce((a, w) => a + w.batches, 0);
-  return { imagesPerSecond: (images * 1000) / ms, inferenceMeanMs: ws.reduce((a, w) => a + w.inferenceMeanMs * w.batches, 0) / batches };
 }
 
 interface EngineSamples {

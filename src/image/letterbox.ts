@@ -90,6 +90,9 @@ function drawLetterbox(image: DecodedImage, g: LetterboxGeometry, dst: Uint8Arra
   resizeBilinearRgbInto(image.data, image.width, image.height, canvas, g.dstWidth, g.resizedWidth, g.resizedHeight, g.padLeft, g.padTop);
 }
 
+/** The uint8 canvas of the float32 NCHW path, kept between calls (see letterboxInto). */
+let floatScratch = new Uint8Array(0);
+
 /** uint8 → float32 `v / 255` (the value ONNX Runtime's float Div would give), by table. */
 const UNIT_SCALE = Float32Array.from({ length: 256 }, (_v, i) => i / 255);
 
@@ -107,7 +110,7 @@ function checkGeometry(image: DecodedImage, g: LetterboxGeometry): void {
  *
  * uint8 NHWC: drawn in place (pad bands, then the resize). float32 NCHW: drawn into a uint8 canvas, then split into
  * the three RGB planes as `v / 255` (float32). Synchronous work on the calling thread (~4 ms for bus.jpg onto
- * 640×640 on the 2-core CI machine); the promise is kept for the callers' sake.
+ * 640×640 on the 2-core AMD EPYC development machine); the promise is kept for the callers' sake.
  *
  * @throws OspreyError `OSPREY_ERR_INVALID_ARGUMENT` (index out of range, canvas/batch size mismatch).
  */
@@ -124,7 +127,9 @@ export async function letterboxInto(image: DecodedImage, g: LetterboxGeometry, b
     drawLetterbox(image, g, batch.data as Uint8Array, batchIndex * plane * RGB_CHANNELS);
     return;
   }
-  const canvas = new Uint8Array(plane * RGB_CHANNELS);
+  // One scratch canvas per thread, reused (drawn and split with no await between: no other call can interleave).
+  if (floatScratch.length !== plane * RGB_CHANNELS) floatScratch = new Uint8Array(plane * RGB_CHANNELS);
+  const canvas = floatScratch;
   drawLetterbox(image, g, canvas, 0);
   const dst = batch.data as Float32Array;
   const r = batchIndex * RGB_CHANNELS * plane;

@@ -12,7 +12,7 @@
  * level (test/image/letterbox.test.ts).
  *
  * Why our own: letterboxing is the host cost every image pays before the engine, and libvips' generic per-pixel
- * affine took 7.6–11 ms of CPU per 810×1080 image on the 2-core CI machine; this loop takes ~4.1 ms
+ * affine took 7.6–11 ms of CPU per 810×1080 image on the 2-core AMD EPYC development machine; this loop takes ~4.1 ms
  * (docs/build.md, "Where it stands").
  */
 

@@ -8,7 +8,7 @@
  * (a camera's health changed: from → to, reason, error code).
  */
 import Database from 'better-sqlite3';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { OspreyError } from '../core/errors.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -257,11 +257,7 @@ export class SqliteEventStore extends SnapshotFolder implements EventStore {
     if (old.length === 0) return 0;
     const del = this.db.prepare('DELETE FROM events WHERE id = ?');
     this.db.transaction(() => old.forEach((o) => del.run(o.id)))();
-    for (const o of old) {
-      if (!o.snapshot) continue;
-      const abs = this.resolveSnapshot(o.snapshot);
-      if (abs) rmSync(abs, { force: true });
-    }
+    this.removeSnapshots(old);
     return old.length;
   }
 

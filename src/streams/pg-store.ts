@@ -13,7 +13,6 @@
  *
  * Errors of the server (down, refused, bad password) are `OSPREY_ERR_EVENT_STORE` with the URL redacted.
  */
-import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { OspreyError } from '../core/errors.js';
 import { redactText, redactUrl, secretsOf } from '../core/redact.js';
@@ -283,11 +282,7 @@ export class PostgresEventStore extends SnapshotFolder implements EventStore {
       );
       return r.rows;
     });
-    for (const o of removed) {
-      if (!o.snapshot) continue;
-      const abs = this.resolveSnapshot(o.snapshot);
-      if (abs) rmSync(abs, { force: true });
-    }
+    this.removeSnapshots(removed);
     return removed.length;
   }
 

@@ -17,7 +17,7 @@
  *
  * Every method is async (PostgreSQL is a server); the SQLite store answers at once.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { BoxXYXY } from '../core/types.js';
 
@@ -204,6 +204,14 @@ export abstract class SnapshotFolder {
     const abs = resolve(this.snapshotsDir, rel);
     const r = relative(resolve(this.snapshotsDir), abs);
     return r.startsWith('..') || r.includes(`..${sep}`) ? null : abs;
+  }
+
+  /** Deletes the snapshot files of removed events (paths outside the snapshots folder are left alone). */
+  removeSnapshots(rows: ReadonlyArray<{ snapshot: string | null }>): void {
+    for (const o of rows) {
+      const abs = o.snapshot ? this.resolveSnapshot(o.snapshot) : null;
+      if (abs) rmSync(abs, { force: true });
+    }
   }
 
   ensureSnapshotDir(rel: string): string {

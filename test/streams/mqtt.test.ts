@@ -4,9 +4,7 @@
  * is down when the events happen (events kept, retried, delivered once the broker is up, by itself), and config errors.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,13 +13,13 @@ import { isOspreyError } from '../../src/core/errors.js';
 import { parseStreamsConfig } from '../../src/streams/config.js';
 import { SqliteEventStore, type NewEvent } from '../../src/streams/events.js';
 import { MqttSink } from '../../src/streams/sinks.js';
+import { startMosquitto, type Daemon } from '../support/processes.js';
 import { freePort, waitFor } from './helpers.js';
 
-const MOSQUITTO = '/usr/sbin/mosquitto';
 const dir = mkdtempSync(join(tmpdir(), 'osprey-mqtt-'));
-const children: ChildProcess[] = [];
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
+const brokers: Daemon[] = [];
+after(async () => {
+  await Promise.all(brokers.map((b) => b.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -32,22 +30,6 @@ const ev = (i: number): NewEvent => ({
 
 const mqttConfig = (url: string, extra: Record<string, unknown> = {}) => parseStreamsConfig({ cameras: [], mqtt: [{ url, ...extra }] }).mqtt[0]!;
 
-/** Starts mosquitto on 127.0.0.1:port and waits until it accepts TCP connections. */
-async function startBroker(port: number): Promise<ChildProcess> {
-  const child = spawn(MOSQUITTO, ['-p', String(port)], { stdio: 'ignore' });
-  children.push(child);
-  await waitFor(
-    () =>
-      new Promise<boolean>((res) => {
-        const s = netConnect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), res(true)));
-        s.once('error', () => res(false));
-      }),
-    10000,
-    `mosquitto listening on ${port}`,
-  );
-  return child;
-}
 
 /** A subscriber to `osprey/#` that records [topic, payload] in arrival order. */
 async function subscribe(port: number): Promise<{ client: MqttClient; got: Array<[string, Record<string, unknown>]> }> {
@@ -64,7 +46,8 @@ async function subscribe(port: number): Promise<{ client: MqttClient; got: Array
 
 test('mqtt: events are published as JSON to osprey/events/{camera}, in event order, QoS 1', async () => {
   const port = await freePort();
-  const broker = await startBroker(port);
+  const broker = await startMosquitto(port);
+  brokers.push(broker);
   const sub = await subscribe(port);
   const store = new SqliteEventStore(join(dir, 'pub.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
   const sink = new MqttSink(store, mqttConfig(`mqtt://127.0.0.1:${port}`), 'mqtt[0]', 20);
@@ -85,7 +68,7 @@ test('mqtt: events are published as JSON to osprey/events/{camera}, in event ord
     await sink.stop();
     await store.close();
     await sub.client.endAsync();
-    broker.kill();
+    await broker.stop();
   }
 });
 
@@ -94,7 +77,7 @@ test('mqtt: broker down when events happen → kept in the outbox and retried; d
   const store = new SqliteEventStore(join(dir, 'down.db'), join(dir, 'snaps'), { maxEvents: 100, maxAgeHours: 1 });
   const sink = new MqttSink(store, mqttConfig(`mqtt://127.0.0.1:${port}`, { topic: 'osprey/{camera}/{rule}', initialDelayMs: 100, maxDelayMs: 300, maxAttempts: 100, timeoutMs: 2000 }), 'mqtt[0]', 20);
   let sub: Awaited<ReturnType<typeof subscribe>> | undefined;
-  let broker: ChildProcess | undefined;
+  let broker: Daemon | undefined;
   try {
     sink.start();
     const stored = [0, 1, 2].map((i) => store.insertSync(ev(i)).event!);
@@ -105,7 +88,8 @@ test('mqtt: broker down when events happen → kept in the outbox and retried; d
     assert.equal(down.delivered, 0);
     assert.match(down.lastError ?? '', /not connected to mqtt:\/\/127\.0\.0\.1/);
     assert.equal(store.countSync(), 3, 'events are stored whatever the broker does');
-    broker = await startBroker(port);
+    broker = await startMosquitto(port);
+    brokers.push(broker);
     sub = await subscribe(port); // before the sink's client reconnects (its reconnect period is 1 s)
     await waitFor(() => sink.stats().delivered === 3, 15000, 'delivery once the broker is up');
     await waitFor(() => sub!.got.length === 3, 5000, 'three messages at the subscriber');
@@ -116,7 +100,7 @@ test('mqtt: broker down when events happen → kept in the outbox and retried; d
     await sink.stop();
     await store.close();
     await sub?.client.endAsync();
-    broker?.kill();
+    await broker?.stop();
   }
 });
 

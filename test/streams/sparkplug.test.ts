@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,11 +22,11 @@ import { parseStreamsConfig } from '../../src/streams/config.js';
 import { StreamManager } from '../../src/streams/manager.js';
 import { startScada } from '../../src/streams/scada.js';
 import { decodeSparkplugPayload } from '../../src/streams/sparkplug.js';
+import { startMosquitto } from '../support/processes.js';
 import { CAR_VIDEO, MODEL, freePort, startRtspServer, waitFor, type RtspServer } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ENTRY = 'import("./src/cli/main.ts").then((m) => m.main(["node", "osprey", ...process.argv.slice(1)]))';
-const MOSQUITTO = '/usr/sbin/mosquitto';
 const FULL_FRAME = [[0, 0], [768, 0], [768, 432], [0, 432]];
 
 interface Msg {
@@ -54,18 +53,7 @@ const num = (v: unknown): number | null => (v === null || v === undefined ? null
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'osprey-sparkplug-'));
   brokerPort = await freePort();
-  const broker = spawn(MOSQUITTO, ['-p', String(brokerPort)], { stdio: 'ignore' });
-  children.push(broker);
-  await waitFor(
-    () =>
-      new Promise<boolean>((res) => {
-        const s = netConnect(brokerPort, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), res(true)));
-        s.once('error', () => res(false));
-      }),
-    10000,
-    'mosquitto listening',
-  );
+  children.push((await startMosquitto(brokerPort)).child);
 });
 
 /** A subscriber to spBv1.0/# decoding every payload, in arrival order. */

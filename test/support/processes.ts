@@ -1,6 +1,6 @@
 /**
  * Real processes for the deploy tests, each on 127.0.0.1 with ports from the OS, stopped after: `osprey serve`
- * replicas (the repository's own CLI through tsx), Debian's nginx and Prometheus. Nothing here is a mock.
+ * replicas (the repository's own CLI through tsx), Debian's nginx, Prometheus and mosquitto. Nothing here is a mock.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { tinyModelBytes } from './stack.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export { REPO_ROOT } from './data.js';
+import { acceptsTcp, waitFor } from './net.js';
 export { freePort } from './net.js';
 export { tempDir } from './temp.js';
 
@@ -32,15 +33,6 @@ export async function tinyRepository(root: string, maxQueueDelayMicroseconds = 2
   await writeFile(join(root, 'tiny', '1', 'model.onnx'), tinyModelBytes(2));
   await writeFile(join(root, 'tiny', 'config.json'), JSON.stringify({ maxBatchSize: 8, dynamicBatching: { maxQueueDelayMicroseconds }, instanceGroup: [{ count: 1, kind: 'KIND_CPU' }] }));
   return root;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, log: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} not up within ${timeoutMs} ms:\n${log().slice(-3000)}`);
 }
 
 export interface Replica {
@@ -78,7 +70,6 @@ export async function startReplica(options: { dir: string; httpPort: number; grp
   let dead = false;
   void exited.then(() => (dead = true));
   await waitFor(
-    `osprey serve on ${url}`,
     async () => {
       if (dead) throw new Error(`osprey serve exited before it was ready:\n${stderr.slice(-3000)}`);
       return fetch(`${url}/v2/health/ready`).then(
@@ -87,6 +78,7 @@ export async function startReplica(options: { dir: string; httpPort: number; grp
       );
     },
     options.timeoutMs ?? 90_000,
+    `osprey serve on ${url}`,
     () => stderr,
   );
   return {
@@ -132,7 +124,16 @@ export async function startNginx(confPath: string, prefix: string, probeUrl: str
   const nginx = which('nginx');
   if (!nginx) throw new Error('nginx is not installed (bash scripts/setup.sh installs it)');
   const d = spawnDaemon(nginx, ['-c', confPath, '-p', prefix, '-e', join(prefix, 'error.log')], 'SIGQUIT');
-  await waitFor('nginx', () => fetch(probeUrl).then(() => true, () => false), 20_000, d.log);
+  await waitFor(() => fetch(probeUrl).then(() => true, () => false), 20_000, 'nginx', d.log);
+  return d;
+}
+
+/** Starts Debian's mosquitto on 127.0.0.1:`port` and resolves once it accepts TCP connections. */
+export async function startMosquitto(port: number): Promise<Daemon> {
+  const bin = which('mosquitto');
+  if (!bin) throw new Error('mosquitto is not installed (bash scripts/setup.sh installs it)');
+  const d = spawnDaemon(bin, ['-p', String(port)], 'SIGTERM');
+  await waitFor(() => acceptsTcp(port), 10_000, `mosquitto listening on ${port}`, d.log);
   return d;
 }
 
@@ -146,6 +147,6 @@ export async function startPrometheus(configPath: string, dataDir: string, port:
     'SIGTERM',
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitFor('prometheus', () => fetch(`${url}/-/ready`).then((r) => r.status === 200, () => false), 30_000, d.log);
+  await waitFor(() => fetch(`${url}/-/ready`).then((r) => r.status === 200, () => false), 30_000, 'prometheus', d.log);
   return { ...d, url };
 }
