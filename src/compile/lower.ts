@@ -13,6 +13,7 @@
  * Concat and Split stay as ops here; {@link placeTensors} (place.ts) turns them into views.
  */
 import { OspreyError } from '../core/errors.js';
+import { readsFloorOfFactor } from '../onnx/resize.js';
 import {
   getConstant,
   getIntAttribute,
@@ -323,9 +324,9 @@ export function lowerOnnx(model: OnnxModel): LoweredGraph {
       const sy = outShape[1] / inShape[1];
       const sx = outShape[2] / inShape[2];
       if (sy !== sx || !Number.isInteger(sy) || sy < 1) throw fail(n, `scale ${sy}×${sx}: only equal integer upsampling factors are supported`);
-      // For an integer factor, asymmetric+floor and half_pixel+round_prefer_floor pick the same source pixel floor(out/s).
-      const exact = (ctm === 'asymmetric' && (nearest === 'floor' || sy === 1)) || (ctm === 'half_pixel' && nearest === 'round_prefer_floor') || (ctm === 'half_pixel' && nearest === 'floor');
-      if (!exact) throw fail(n, `Resize nearest with coordinate_transformation_mode '${ctm}' and nearest_mode '${nearest}' is not supported`);
+      // the upsample kernel copies source pixel ⌊out / s⌋: the Resize's modes must read exactly that pixel everywhere
+      const exact = readsFloorOfFactor(sy, inShape[1], ctm, nearest) && readsFloorOfFactor(sx, inShape[2], ctm, nearest);
+      if (!exact) throw fail(n, `Resize nearest with coordinate_transformation_mode '${ctm}' and nearest_mode '${nearest}' does not copy pixel ⌊y / ${sy}⌋ (not supported)`);
       shapes.set(n.input[0]!, inShape);
       shapes.set(n.output[0]!, outShape);
       const u: UpsampleOp = { kind: 'upsample', name: n.name ?? `resize${order}`, input: n.input[0]!, output: n.output[0]!, scale: sy, order };

@@ -31,6 +31,8 @@ import { listImageFiles, prepareAllImages, prepareImages } from './images.js';
 import { detectionSpecOf, graphInputSpecs, graphOutputSpecs, setModelMetadata, sha256Hex } from './model-info.js';
 import { calibrationTensorNames, DEFAULT_QUANTIZED_OP_TYPES, fuseUint8InputQuantize, quantizeQdq, UINT8_IMAGE_PARAMS, type QdqReport } from './qdq.js';
 import { fastDfl } from './dfl.js';
+import { expandNearestResize } from './upsample.js';
+import { stemColumnsToChannels } from './stem.js';
 import type { ActivationType } from './quant-params.js';
 import { analyzeSensitivity, type SensitivityReport } from './sensitivity.js';
 
@@ -402,6 +404,21 @@ export async function buildEngine(options: BuildOptions): Promise<BuildResult> {
     if (model !== before) {
       passes.push({ name: 'fastDfl', options: {}, notes });
       log(notes.join('; '));
+    }
+  }
+
+  // CPU EP, INT8 (measured on ORT's CPU EP only): the neck's nearest upsampling on the 8-bit tensors as Expand (ORT
+  // runs a uint8 NHWC Resize as a per-element loop, src/optimize/upsample.ts), and the 3-channel stem reading 4
+  // pixels as 12 channels so that MLAS's indirect int8 kernel takes it (src/optimize/stem.ts). Both bit-exact.
+  if (targetEp === 'cpu' && precision === 'int8') {
+    for (const [name, pass] of [['expandNearestResize', expandNearestResize], ['stemColumnsToChannels', stemColumnsToChannels]] as const) {
+      const notes: string[] = [];
+      const before = model;
+      model = pass(model, { log: (l) => notes.push(l) });
+      if (model !== before) {
+        passes.push({ name, options: {}, notes });
+        log(notes.join('; '));
+      }
     }
   }
 

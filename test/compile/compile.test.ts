@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { isOspreyError } from '../../src/core/errors.js';
 import { arenaIsValid, compilePlan, executePlan, planArena, type EnginePlan } from '../../src/compile/index.js';
-import { readOnnxModel, type OnnxModel } from '../../src/onnx/index.js';
+import { DataType, readOnnxModel, type OnnxModel } from '../../src/onnx/index.js';
 import { loadBatch, YOLO_PATH, IMAGES } from '../support/onnx.js';
 import { c2f, conv, detectHead, frames, relativeError, runOrt, sppf, tinyModel, upsample } from './fixtures.js';
 
@@ -183,6 +183,14 @@ test('bad graphs: an unsupported op names the node; a non-shortcut Add and a mod
   t3.model.graph.node.push(...t3.b.nodes);
   t3.model.graph.output.push({ name: z, type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: 1 }, { dim_value: 16 }, { dim_value: 16 }, { dim_value: 16 }] } } } });
   assert.throws(() => compilePlan(t3.model), (e) => isOspreyError(e, 'OSPREY_ERR_GPU_COMPILE') && /detect head/.test(e.message));
+});
+
+test('a nearest Resize whose modes do not copy pixel ⌊y / 2⌋ (half_pixel + floor reads pixel 0 for y = 2) is refused, naming the node', () => {
+  const t = tinyModel(SIZE);
+  const a = conv(t, 'images', 3, 16, 3, 2);
+  const up = t.b.op1('Resize', [a, '', t.b.float([1, 1, 2, 2], DataType.FLOAT, 'scales')], { mode: 'nearest', coordinate_transformation_mode: 'half_pixel', nearest_mode: 'floor' }, 'Resize');
+  detectHead(t, [{ x: up, c: 16, size: SIZE, stride: 1 }], 3, 4);
+  assert.throws(() => compilePlan(t.model), (e) => isOspreyError(e, 'OSPREY_ERR_GPU_COMPILE') && /'half_pixel' and nearest_mode 'floor' does not copy pixel ⌊y \/ 2⌋/.test(e.message));
 });
 
 test('batch 3: the arena laid out per image scales with the batch (each image equals its batch-1 result)', () => {

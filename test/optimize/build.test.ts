@@ -64,7 +64,7 @@ test('int8 build: QDQ engine directory with config, manifest, calibration cache 
   const m = JSON.parse(readFileSync(join(v, 'manifest.json'), 'utf8'));
   assert.equal(m.precision, 'int8');
   assert.equal(m.source.sha256, createHash('sha256').update(readFileSync(MODEL)).digest('hex'));
-  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq', 'uint8Input', 'fuseUint8InputQuantize', 'fastDfl']);
+  assert.deepEqual(m.passes.map((p: { name: string }) => p.name), ['dynamicBatch', 'quantizeQdq', 'uint8Input', 'fuseUint8InputQuantize', 'fastDfl', 'expandNearestResize', 'stemColumnsToChannels']);
   assert.equal(m.calibration.method, 'minmax');
   assert.equal(m.calibration.imageCount, 8);
   assert.equal(m.calibration.cacheSha256, createHash('sha256').update(readFileSync(join(v, 'calibration-cache.json'))).digest('hex'));
@@ -86,11 +86,22 @@ test('int8 build: QDQ engine directory with config, manifest, calibration cache 
   // CPU EP choices (docs/build.md, "What stays FP32"): uint8 frames straight into the first DequantizeLinear, the
   // prediction convs quantized, the DFL softmax on the innermost axis, the output tail in float
   assert.equal(q.graph.node.some((n) => n.op_type === 'Cast' || n.op_type === 'Div' && n.name === 'osprey/pre/Div'), false, 'no float round trip of the pixels');
-  assert.ok(q.graph.node.some((n) => n.op_type === 'DequantizeLinear' && n.input[0] === 'osprey/pre/Transpose_out'));
+  const producer = (name: string) => q.graph.node.find((n) => n.output.includes(name));
+  const stemDq = producer(q.graph.node.find((n) => n.name === '/model.0/conv/Conv')!.input[0]!)!;
+  assert.equal(stemDq.op_type, 'DequantizeLinear');
+  assert.deepEqual([producer(stemDq.input[0]!)!.op_type, producer(producer(stemDq.input[0]!)!.input[0]!)!.op_type], ['Transpose', 'Reshape']);
+  assert.equal(producer(producer(stemDq.input[0]!)!.input[0]!)!.input[0], 'images', 'the uint8 frames reach the first DequantizeLinear through a Reshape + Transpose only');
   const predictionConvs = q.graph.node.filter((n) => n.op_type === 'Conv' && /\/model\.22\/cv[23]\.\d\/cv[23]\.\d\.2\/Conv$/.test(n.name ?? ''));
   assert.equal(predictionConvs.length, 6);
   for (const c of predictionConvs) assert.match(c.input[1]!, /_DequantizeLinear_Output$/, `${c.name} has int8 weights`);
   assert.equal(q.graph.node.find((n) => n.op_type === 'Softmax')!.attribute.find((a) => a.name === 'axis')!.i, -1);
+  // the neck's two nearest upsamplings copy the 8-bit tensors (Expand), no Resize left
+  assert.equal(ops.filter((o) => o === 'Resize').length, 0);
+  assert.equal(ops.filter((o) => o === 'Expand').length, 2);
+  // the stem reads 4 pixels of a row as 12 channels: 32 outputs (2 column phases of 16), kernel 3×2
+  const stem = q.graph.node.find((n) => n.name === '/model.0/conv/Conv')!;
+  const stemWeights = q.graph.initializer.find((t) => t.name === producer(stem.input[1]!)!.input[0])!;
+  assert.deepEqual(stemWeights.dims, [32, 12, 3, 2]);
   // TensorRT calibration table
   const table = parseTensorRtCalibrationTable(readFileSync(join(v, 'calibration.cache'), 'utf8'));
   assert.match(table.header, /^TRT-\d+-MinMaxCalibration$/);

@@ -1,14 +1,15 @@
 /**
  * The INT8 graph choices that make ONNX Runtime's CPU EP fast, on the real yolov8n calibrated on 2 real images:
  * the uint8 input fused into the first QLinearConv bit-exactly, Concat inputs sharing their output's scale, the
- * prediction convs quantized while the output tail stays FP32, and the DFL rewrite keeping outputs equal.
+ * prediction convs quantized while the output tail stays FP32, the DFL rewrite keeping outputs equal, and the
+ * upsampling and stem rewrites giving the same bytes.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readdirSync } from 'node:fs';
-import { cloneOnnxModel, encodeOnnxModel, readOnnxModel, uint8Input } from '../../src/onnx/index.js';
+import { cloneOnnxModel, dynamicBatch, encodeOnnxModel, readOnnxModel, uint8Input } from '../../src/onnx/index.js';
 import type { OnnxModel, TensorProto } from '../../src/onnx/index.js';
 import { tensorToNumbers } from '../../src/onnx/tensor.js';
 import { collectStatistics } from '../../src/optimize/calibrate.js';
@@ -17,6 +18,8 @@ import type { TensorRange } from '../../src/optimize/calibration.js';
 import { prepareAllImages } from '../../src/optimize/images.js';
 import { calibrationTensorNames, fuseUint8InputQuantize, headNodes, quantizeQdq, UINT8_IMAGE_PARAMS } from '../../src/optimize/qdq.js';
 import { createBuildSession, outputAsFloat32, runSession } from '../../src/optimize/session.js';
+import { expandNearestResize } from '../../src/optimize/upsample.js';
+import { stemColumnsToChannels } from '../../src/optimize/stem.js';
 
 const data = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 const MODEL = join(data, 'models/yolov8n.onnx');
@@ -114,4 +117,35 @@ test('quantizeHeadConvs: the six prediction convs get int8 weights, the output t
   for (const b of border) assert.equal(r2.quantizedNodes.includes(b), false, `default keeps ${b} FP32`);
   // graph outputs are never quantized
   assert.equal(q.graph.node.some((n) => n.op_type === 'QuantizeLinear' && n.input[0] === 'output0'), false);
+});
+
+test('expandNearestResize + stemColumnsToChannels on the quantized yolov8n: no Resize, a 12-channel stem, outputs bit-identical on two real images (batch 2)', async (t) => {
+  const q = cloneOnnxModel(dynamicBatch(source, { maxBatch: 2 }));
+  quantizeQdq(q, ranges, { fixedParams: new Map([['images', UINT8_IMAGE_PARAMS]]), quantizeHeadConvs: true, shareConcatParams: true });
+  const before = uint8Input(q);
+  assert.equal(fuseUint8InputQuantize(before), 1);
+  const lines: string[] = [];
+  const after = stemColumnsToChannels(expandNearestResize(before, { log: (l) => lines.push(l) }), { log: (l) => lines.push(l) });
+  t.diagnostic(lines.join('\n'));
+  assert.equal(lines.filter((l) => /as Expand on the quantized tensor/.test(l)).length, 2);
+  assert.match(lines.join('\n'), /\/model\.0\/conv\/Conv: 3 → 12 channels \(4 pixels of a row\), 32 outputs \(2 column phases\), kernel 3×2, stride \(2, 1\)/);
+  assert.equal(after.graph.node.some((n) => n.op_type === 'Resize'), false);
+  assert.equal(before.graph.node.filter((n) => n.op_type === 'Resize').length, 2, 'the input model is left unchanged');
+  const imgs = await prepareAllImages([BUS, join(data, 'images/zidane.jpg')], { height: 640, width: 640, format: 'uint8-nhwc' });
+  const batch = new Uint8Array(2 * 640 * 640 * 3);
+  batch.set(imgs[0]!.data as Uint8Array, 0);
+  batch.set(imgs[1]!.data as Uint8Array, 640 * 640 * 3);
+  const a = await createBuildSession(encodeOnnxModel(before));
+  const b = await createBuildSession(encodeOnnxModel(after));
+  try {
+    const ya = outputAsFloat32((await runSession(a, 'images', batch, [2, 640, 640, 3])).output0!);
+    const yb = outputAsFloat32((await runSession(b, 'images', batch, [2, 640, 640, 3])).output0!);
+    assert.equal(ya.length, 2 * 84 * 8400);
+    let diff = 0;
+    for (let i = 0; i < ya.length; i++) diff = Math.max(diff, Math.abs(ya[i]! - yb[i]!));
+    assert.equal(diff, 0);
+  } finally {
+    await a.release();
+    await b.release();
+  }
 });
