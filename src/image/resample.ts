@@ -12,9 +12,13 @@
  * level (test/image/letterbox.test.ts).
  *
  * Why our own: letterboxing is the host cost every image pays before the engine, and libvips' generic per-pixel
- * affine took 7.6–11 ms of CPU per 810×1080 image on the 2-core AMD EPYC development machine; this loop takes ~4.1 ms
- * (docs/build.md, "Where it stands").
+ * affine took 7.6–11 ms of CPU per 810×1080 image on the 2-core AMD EPYC development machine; the TypeScript loop
+ * ({@link resizeBilinearRgbScalar}) takes ~4.1 ms. {@link resizeBilinearRgbInto} runs the same integer arithmetic as
+ * a WebAssembly SIMD kernel (src/image/resample.wat: one pixel per iteration, its three channels in i32x4 lanes),
+ * byte for byte the same result (test/image/resample-wasm.test.ts), and falls back to the TypeScript loop where
+ * WebAssembly is unavailable (`node --jitless`).
  */
+import { RESAMPLE_WASM_BASE64 } from './resample-wasm.js';
 
 /** Fractional bits of the fixed-point weights (OpenCV's `INTER_RESIZE_COEF_BITS`). */
 const COEF_BITS = 11;
@@ -54,10 +58,46 @@ function axisTaps(srcSize: number, dstSize: number): AxisTaps {
   return { first, step, weight };
 }
 
+function checkArguments(src: Uint8Array, srcWidth: number, srcHeight: number, dst: Uint8Array, dstStridePixels: number, dstRectWidth: number, dstRectHeight: number, left: number, top: number): void {
+  for (const v of [srcWidth, srcHeight, dstStridePixels, dstRectWidth, dstRectHeight]) {
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`resize: size ${v} is not a positive integer`);
+  }
+  if (src.length < srcWidth * srcHeight * 3) throw new RangeError(`resize: source has ${src.length} bytes, expected ${srcWidth * srcHeight * 3}`);
+  if (!Number.isInteger(left) || !Number.isInteger(top) || left < 0 || top < 0 || left + dstRectWidth > dstStridePixels || (top + dstRectHeight) * dstStridePixels * 3 > dst.length) {
+    throw new RangeError(`resize: rectangle ${dstRectWidth}×${dstRectHeight} at (${left}, ${top}) does not fit the destination`);
+  }
+}
+
+/** The WebAssembly kernel of this thread: its memory and `resize` (src/image/resample.wat); null without WebAssembly. */
+interface WasmKernel {
+  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  resize: (src: number, rowTab: number, colTab: number, out: number, outRowBytes: number, width: number, height: number) => void;
+}
+
+/** The part of the WebAssembly global used here (the project's TypeScript libs have no DOM types). */
+interface WasmGlobal {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
+let kernel: WasmKernel | null | undefined;
+
+function wasmKernel(): WasmKernel | null {
+  if (kernel !== undefined) return kernel;
+  const wasm = (globalThis as { WebAssembly?: WasmGlobal }).WebAssembly;
+  try {
+    kernel = wasm ? (new wasm.Instance(new wasm.Module(Buffer.from(RESAMPLE_WASM_BASE64, 'base64')), {}).exports as WasmKernel) : null;
+  } catch {
+    kernel = null; // WebAssembly without SIMD: the TypeScript loop does the work
+  }
+  return kernel; // null also under node --jitless (no WebAssembly global)
+}
+
 /**
  * Resizes packed RGB `src` `[srcHeight, srcWidth, 3]` to `dstRectWidth × dstRectHeight` and writes it into `dst`
  * `[·, dstStridePixels, 3]` with its top-left corner at (`left`, `top`) (pixels). Pixels of `dst` outside the
- * rectangle are not touched.
+ * rectangle are not touched. Runs the WebAssembly SIMD kernel (the source is copied into its memory, the rectangle
+ * copied out row by row); the same bytes as {@link resizeBilinearRgbScalar}.
  *
  * @example
  *   // bus.jpg 810×1080 into a 640×640 letterbox canvas: resized 480×640 at x = 80
@@ -76,13 +116,67 @@ export function resizeBilinearRgbInto(
   left: number,
   top: number,
 ): void {
-  for (const v of [srcWidth, srcHeight, dstStridePixels, dstRectWidth, dstRectHeight]) {
-    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`resize: size ${v} is not a positive integer`);
+  checkArguments(src, srcWidth, srcHeight, dst, dstStridePixels, dstRectWidth, dstRectHeight, left, top);
+  const k = wasmKernel();
+  if (!k) {
+    resizeBilinearRgbScalar(src, srcWidth, srcHeight, dst, dstStridePixels, dstRectWidth, dstRectHeight, left, top);
+    return;
   }
-  if (src.length < srcWidth * srcHeight * 3) throw new RangeError(`resize: source has ${src.length} bytes, expected ${srcWidth * srcHeight * 3}`);
-  if (left < 0 || top < 0 || left + dstRectWidth > dstStridePixels || (top + dstRectHeight) * dstStridePixels * 3 > dst.length) {
-    throw new RangeError(`resize: rectangle ${dstRectWidth}×${dstRectHeight} at (${left}, ${top}) does not fit the destination`);
+  // Kernel memory: column taps, row taps (12 bytes each), the output rectangle, then the source (+16 readable bytes:
+  // the kernel loads 4 bytes per pixel).
+  const colTab = 0;
+  const rowTab = colTab + 12 * dstRectWidth;
+  const out = rowTab + 12 * dstRectHeight;
+  const outRowBytes = dstRectWidth * 3;
+  const srcBytes = srcWidth * srcHeight * 3;
+  const srcAt = (out + outRowBytes * dstRectHeight + 15) & ~15;
+  const needed = srcAt + srcBytes + 16;
+  const have = k.memory.buffer.byteLength;
+  if (needed > have) k.memory.grow(Math.ceil((needed - have) / 65536));
+  const mem = new Uint8Array(k.memory.buffer);
+  const words = new Int32Array(k.memory.buffer, 0, out >> 2);
+  const xs = axisTaps(srcWidth, dstRectWidth);
+  for (let x = 0, w = colTab >> 2; x < dstRectWidth; x++, w += 3) {
+    words[w] = xs.first[x]! * 3;
+    words[w + 1] = xs.step[x]! * 3;
+    words[w + 2] = xs.weight[x]!;
   }
+  const ys = axisTaps(srcHeight, dstRectHeight);
+  const rowBytes = srcWidth * 3;
+  for (let y = 0, w = rowTab >> 2; y < dstRectHeight; y++, w += 3) {
+    words[w] = ys.first[y]! * rowBytes;
+    words[w + 1] = ys.step[y]! * rowBytes;
+    words[w + 2] = ys.weight[y]!;
+  }
+  mem.set(src.subarray(0, srcBytes), srcAt);
+  k.resize(srcAt, rowTab, colTab, out, outRowBytes, dstRectWidth, dstRectHeight);
+  const stride = dstStridePixels * 3;
+  if (dstStridePixels === dstRectWidth) {
+    dst.set(mem.subarray(out, out + outRowBytes * dstRectHeight), top * stride);
+    return;
+  }
+  for (let y = 0; y < dstRectHeight; y++) {
+    dst.set(mem.subarray(out + y * outRowBytes, out + (y + 1) * outRowBytes), (top + y) * stride + left * 3);
+  }
+}
+
+/**
+ * {@link resizeBilinearRgbInto} as a TypeScript loop on typed arrays: the reference the WebAssembly kernel is
+ * checked against, and the path where WebAssembly is unavailable.
+ * @throws RangeError as {@link resizeBilinearRgbInto}.
+ */
+export function resizeBilinearRgbScalar(
+  src: Uint8Array,
+  srcWidth: number,
+  srcHeight: number,
+  dst: Uint8Array,
+  dstStridePixels: number,
+  dstRectWidth: number,
+  dstRectHeight: number,
+  left: number,
+  top: number,
+): void {
+  checkArguments(src, srcWidth, srcHeight, dst, dstStridePixels, dstRectWidth, dstRectHeight, left, top);
   const xs = axisTaps(srcWidth, dstRectWidth);
   const ys = axisTaps(srcHeight, dstRectHeight);
   // Byte offsets within a source row.
