@@ -121,7 +121,7 @@ export function fastDfl(model: OnnxModel, options: FastDflOptions = {}): OnnxMod
     const mm = b.op1('MatMul', [sm, b.float(Array.from(m0.weights), DataType.FLOAT, 'bins', [m0.bins, 1])], {}, 'MatMul');
     const r2 = b.op1('Reshape', [mm, b.int64([0, -1, 4], 'shape')], {}, 'Reshape');
     // the last Transpose writes the old Reshape's output name, so every reader (and value_info) stays valid
-    b.nodes.push({ name: b.name('Transpose'), op_type: 'Transpose', input: [r2], output: [reshapeOut.output[0]!], attribute: [{ name: 'perm', type: 7, ints: [0, 2, 1] }] });
+    b.opInto('Transpose', [r2], reshapeOut.output[0]!, { perm: [0, 2, 1] });
     reshapeOut.output[0] = b.name('unused');
     options.log?.(`fastDfl: ${m0.softmax.name ?? 'Softmax'}: Softmax over the innermost axis of [B, N, 4, ${m0.bins}] + MatMul [${m0.bins}, 1] instead of Softmax(axis=1) + 1-channel Conv`);
   }

@@ -31,7 +31,7 @@
  * DequantizeLinear, and whose output goes only to one QuantizeLinear. Anything else is left as is, with the reason
  * logged. Meant for engines run by ORT's CPU EP (where it was measured).
  */
-import { findConsumers, findProducer, getConstant, getIntAttribute, getIntsAttribute, indexGraph, opsetVersion, removeUnusedNodes, topologicalSort } from '../onnx/graph.js';
+import { findConsumers, findProducer, getConstant, getIntAttribute, getIntsAttribute, indexGraph, makeNode, opsetVersion, removeUnusedNodes, topologicalSort } from '../onnx/graph.js';
 import { GraphBuilder } from '../onnx/passes/builder.js';
 import type { NodeProto, OnnxModel, TensorProto } from '../onnx/proto-types.js';
 import { DataType } from '../onnx/proto-types.js';
@@ -247,27 +247,24 @@ export function stemColumnsToChannels(model: OnnxModel, options: StemColumnsToCh
     const merged = b.op1('Reshape', [m.nhwc, b.int64([0, h, w / MERGE, cw], 'shape')], {}, 'Reshape');
     const nchw = b.op1('Transpose', [merged], { perm: [0, 3, 1, 2] }, 'Transpose');
     const x = b.op1('DequantizeLinear', [nchw, ...m.inputDq.input.slice(1)], {}, 'DequantizeLinear');
+    // the new Conv keeps the old one's name (profiles and --exclude refer to it); the old one is removed below
     const convOut = b.name('Conv_output');
-    b.nodes.push({
-      name: conv.name ?? b.name('Conv'),
-      op_type: 'Conv',
-      input: bias ? [x, weight, bias] : [x, weight],
-      output: [convOut],
-      attribute: [
-        { name: 'kernel_shape', type: 7, ints: [kH, geo.kernelWidth] },
-        { name: 'strides', type: 7, ints: [strides[0]!, 1] },
-        { name: 'pads', type: 7, ints: [pads[0]!, -geo.firstOffset, pads[2]!, geo.padRight] },
-        { name: 'dilations', type: 7, ints: [1, 1] },
-        { name: 'group', type: 2, i: 1 },
-      ],
-    });
+    b.nodes.push(
+      makeNode('Conv', bias ? [x, weight, bias] : [x, weight], [convOut], {
+        kernel_shape: [kH, geo.kernelWidth],
+        strides: [strides[0]!, 1],
+        pads: [pads[0]!, -geo.firstOffset, pads[2]!, geo.padRight],
+        dilations: [1, 1],
+        group: 1,
+      }, conv.name ?? b.name('Conv')),
+    );
     conv.output[0] = b.name('unused');
     const q = b.op1('QuantizeLinear', [convOut, ...quantize.input.slice(1)], {}, 'QuantizeLinear');
     const hOut = Math.floor((h + pads[0]! + pads[2]! - kH) / strides[0]!) + 1;
     const t1 = b.op1('Transpose', [q], { perm: [0, 2, 3, 1] }, 'Transpose');
     const r = b.op1('Reshape', [t1, b.int64([0, hOut, geo.outWidth, outChannels], 'shape')], {}, 'Reshape');
     // the last Transpose writes the QuantizeLinear's output name, so every reader stays valid
-    b.nodes.push({ name: b.name('Transpose'), op_type: 'Transpose', input: [r], output: [quantize.output[0]!], attribute: [{ name: 'perm', type: 7, ints: [0, 3, 1, 2] }] });
+    b.opInto('Transpose', [r], quantize.output[0]!, { perm: [0, 3, 1, 2] });
     quantize.output[0] = b.name('unused');
     options.log?.(
       `stemColumnsToChannels: ${conv.name ?? 'Conv'}: ${c} → ${cw} channels (${MERGE} pixels of a row), ${2 * outChannels} outputs (2 column phases), kernel ${kH}×${geo.kernelWidth}, stride (${strides[0]}, 1) (bit-exact)`,

@@ -151,7 +151,7 @@ export function expandNearestResize(model: OnnxModel, options: ExpandNearestResi
     const copies = b.op1('Expand', [split, b.int64([1, h, fh, w, fw, c], 'shape')], {}, 'Expand');
     const merged = b.op1('Reshape', [copies, b.int64([0, h * fh, w * fw, c], 'shape')], {}, 'Reshape');
     // the last Transpose writes the QuantizeLinear's output name, so every reader (and value_info) stays valid
-    b.nodes.push({ name: b.name('Transpose'), op_type: 'Transpose', input: [merged], output: [quantize.output[0]!], attribute: [{ name: 'perm', type: 7, ints: [0, 3, 1, 2] }] });
+    b.opInto('Transpose', [merged], quantize.output[0]!, { perm: [0, 3, 1, 2] });
     quantize.output[0] = b.name('unused');
     options.log?.(`expandNearestResize: ${m.resize.name ?? 'Resize'}: nearest ×${fh}×${fw} of [N, ${c}, ${h}, ${w}] as Expand on the quantized tensor (bit-exact)`);
   }

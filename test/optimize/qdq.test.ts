@@ -9,7 +9,7 @@ import { before, test } from 'node:test';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readdirSync } from 'node:fs';
-import { cloneOnnxModel, dynamicBatch, encodeOnnxModel, readOnnxModel, uint8Input } from '../../src/onnx/index.js';
+import { cloneOnnxModel, dynamicBatch, readOnnxModel, uint8Input } from '../../src/onnx/index.js';
 import type { OnnxModel, TensorProto } from '../../src/onnx/index.js';
 import { tensorToNumbers } from '../../src/onnx/tensor.js';
 import { collectStatistics } from '../../src/optimize/calibrate.js';
@@ -17,7 +17,7 @@ import { rangesFromStatistics } from '../../src/optimize/calibration-cache.js';
 import type { TensorRange } from '../../src/optimize/calibration.js';
 import { prepareAllImages } from '../../src/optimize/images.js';
 import { calibrationTensorNames, fuseUint8InputQuantize, headNodes, quantizeQdq, UINT8_IMAGE_PARAMS } from '../../src/optimize/qdq.js';
-import { createBuildSession, outputAsFloat32, runSession } from '../../src/optimize/session.js';
+import { maxAbsDiff, runOnce } from '../support/onnx.js';
 import { expandNearestResize } from '../../src/optimize/upsample.js';
 import { stemColumnsToChannels } from '../../src/optimize/stem.js';
 
@@ -35,6 +35,14 @@ before(async () => {
   const { statistics } = await collectStatistics(source, 'images', calibrationTensorNames(source), imgs);
   ranges = rangesFromStatistics(statistics, 'minmax');
 });
+
+/** Largest |Δ| between two graphs' output0 on one uint8 NHWC input (each run in its own ORT session). */
+async function outputDiff(a: OnnxModel, b: OnnxModel, data: Uint8Array, dims: readonly number[]): Promise<number> {
+  const ya = (await runOnce(a, 'images', data, dims, 'output0')).data as Float32Array;
+  const yb = (await runOnce(b, 'images', data, dims, 'output0')).data as Float32Array;
+  assert.equal(ya.length, dims[0]! * 84 * 8400);
+  return maxAbsDiff(ya, yb);
+}
 
 function initializer(m: OnnxModel, name: string): TensorProto {
   const t = m.graph.initializer.find((x) => x.name === name);
@@ -56,19 +64,7 @@ test('fuseUint8InputQuantize: uint8 frames go straight to the first DequantizeLi
   assert.equal(tensorToNumbers(initializer(fused, dq.input[1]!))[0], Math.fround(1 / 255));
   assert.equal(fuseUint8InputQuantize(fused), 0, 'nothing left to fuse');
   const [img] = await prepareAllImages([BUS], { height: 640, width: 640, format: 'uint8-nhwc' });
-  const a = await createBuildSession(encodeOnnxModel(unfused));
-  const b = await createBuildSession(encodeOnnxModel(fused));
-  try {
-    const ya = outputAsFloat32((await runSession(a, 'images', img!.data, img!.dims)).output0!);
-    const yb = outputAsFloat32((await runSession(b, 'images', img!.data, img!.dims)).output0!);
-    assert.equal(ya.length, 1 * 84 * 8400);
-    let diff = 0;
-    for (let i = 0; i < ya.length; i++) diff = Math.max(diff, Math.abs(ya[i]! - yb[i]!));
-    assert.equal(diff, 0);
-  } finally {
-    await a.release();
-    await b.release();
-  }
+  assert.equal(await outputDiff(unfused, fused, img!.data as Uint8Array, img!.dims), 0);
 });
 
 test('a calibrated input range is replaced by fixedParams (exact 1/255, zero point 0)', () => {
@@ -135,17 +131,5 @@ test('expandNearestResize + stemColumnsToChannels on the quantized yolov8n: no R
   const batch = new Uint8Array(2 * 640 * 640 * 3);
   batch.set(imgs[0]!.data as Uint8Array, 0);
   batch.set(imgs[1]!.data as Uint8Array, 640 * 640 * 3);
-  const a = await createBuildSession(encodeOnnxModel(before));
-  const b = await createBuildSession(encodeOnnxModel(after));
-  try {
-    const ya = outputAsFloat32((await runSession(a, 'images', batch, [2, 640, 640, 3])).output0!);
-    const yb = outputAsFloat32((await runSession(b, 'images', batch, [2, 640, 640, 3])).output0!);
-    assert.equal(ya.length, 2 * 84 * 8400);
-    let diff = 0;
-    for (let i = 0; i < ya.length; i++) diff = Math.max(diff, Math.abs(ya[i]! - yb[i]!));
-    assert.equal(diff, 0);
-  } finally {
-    await a.release();
-    await b.release();
-  }
+  assert.equal(await outputDiff(before, after, batch, [2, 640, 640, 3]), 0);
 });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { DataType, encodeOnnxModel, makeFloatTensor, makeNode, makeTensor, makeValueInfo } from '../../src/onnx/index.js';
 import type { OnnxModel } from '../../src/onnx/index.js';
 import { mergedColumns, stemColumnsToChannels } from '../../src/optimize/stem.js';
-import { createBuildSession, runSession } from '../../src/optimize/session.js';
+import { runOnce } from '../support/onnx.js';
 
 interface StemCase {
   kernel: number;
@@ -71,13 +71,8 @@ function stem(o: StemCase): OnnxModel {
 }
 
 async function run(m: OnnxModel, x: Uint8Array, dims: number[]): Promise<{ data: Uint8Array; dims: readonly number[] }> {
-  const s = await createBuildSession(encodeOnnxModel(m));
-  try {
-    const y = (await runSession(s, 'x', x, dims)).y!;
-    return { data: y.data as Uint8Array, dims: y.dims };
-  } finally {
-    await s.release();
-  }
+  const y = await runOnce(m, 'x', x, dims, 'y');
+  return { data: y.data as Uint8Array, dims: y.dims };
 }
 
 test('mergedColumns: YOLOv8 3×3 p1 → kernel width 2, left pad 1; YOLOv5 6×6 p2 → width 3, pads 1 and 1; odd output widths refused', () => {

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeOnnxModel, makeFloatTensor, makeNode, makeTensor, makeValueInfo, DataType } from '../../src/onnx/index.js';
+import { makeFloatTensor, makeNode, makeTensor, makeValueInfo, DataType } from '../../src/onnx/index.js';
 import type { OnnxModel } from '../../src/onnx/index.js';
 import { expandNearestResize } from '../../src/optimize/upsample.js';
 import { nearestSourceIndex, readsFloorOfFactor } from '../../src/onnx/resize.js';
-import { createBuildSession, runSession } from '../../src/optimize/session.js';
+import { runOnce } from '../support/onnx.js';
 
 const C = 6;
 const H = 5;
@@ -45,13 +45,8 @@ function qdqUpsample(o: { mode?: string; coordinateMode?: string; nearestMode?: 
 }
 
 async function run(m: OnnxModel, x: Uint8Array, dims: number[]): Promise<{ data: Uint8Array; dims: readonly number[] }> {
-  const s = await createBuildSession(encodeOnnxModel(m));
-  try {
-    const y = (await runSession(s, 'x', x, dims)).y!;
-    return { data: y.data as Uint8Array, dims: y.dims };
-  } finally {
-    await s.release();
-  }
+  const y = await runOnce(m, 'x', x, dims, 'y');
+  return { data: y.data as Uint8Array, dims: y.dims };
 }
 
 test('nearest ×2×3 on a uint8 tensor: Expand gives the same bytes as ORT Resize, batch 2 on a symbolic batch axis', async () => {
@@ -128,15 +123,10 @@ test('nearestSourceIndex agrees with ORT Resize for every coordinate_transformat
             value_info: [],
           },
         };
-        const s = await createBuildSession(encodeOnnxModel(m));
-        try {
-          const y = (await runSession(s, 'x', Float32Array.from({ length: len }, (_, i) => i), [1, 1, 1, len])).y!.data as Float32Array;
-          const ours = Array.from({ length: len * factor }, (_, i) => nearestSourceIndex(i, factor, len * factor, len, cm, nm));
-          assert.deepEqual(ours, Array.from(y), `${cm} / ${nm} ×${factor}`);
-          checked++;
-        } finally {
-          await s.release();
-        }
+        const y = (await runOnce(m, 'x', Float32Array.from({ length: len }, (_, i) => i), [1, 1, 1, len], 'y')).data as Float32Array;
+        const ours = Array.from({ length: len * factor }, (_, i) => nearestSourceIndex(i, factor, len * factor, len, cm, nm));
+        assert.deepEqual(ours, Array.from(y), `${cm} / ${nm} ×${factor}`);
+        checked++;
       }
     }
   }

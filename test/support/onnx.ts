@@ -58,3 +58,19 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/**
+ * Runs `model` once on ORT's CPU EP (a fresh session, released after) and returns output `output`.
+ * @example await runOnce(graph, 'x', bytes, [2, 6, 5, 7], 'y') // { data: Uint8Array, dims: [2, 6, 10, 21] }
+ */
+export async function runOnce(model: OnnxModel, input: string, data: Uint8Array | Float32Array, dims: readonly number[], output: string): Promise<{ data: ort.Tensor['data']; dims: readonly number[] }> {
+  const s = await session(model);
+  try {
+    const t = data instanceof Uint8Array ? new ort.Tensor('uint8', data, dims as number[]) : new ort.Tensor('float32', data, dims as number[]);
+    const y = (await s.run({ [input]: t }))[output];
+    if (!y) throw new Error(`the model has no output '${output}'`);
+    return { data: y.data, dims: y.dims };
+  } finally {
+    await s.release();
+  }
+}

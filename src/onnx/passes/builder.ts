@@ -34,6 +34,15 @@ export class GraphBuilder {
     return outs;
   }
 
+  /**
+   * Adds a node that writes `output`, an existing tensor name whose old producer the caller renames or removes: how a
+   * pass replaces a sub-graph while every reader (and value_info) of its result stays valid.
+   * @example b.opInto('Transpose', [r], reshapeOut.output[0]!, { perm: [0, 2, 1] }); reshapeOut.output[0] = b.name('unused');
+   */
+  opInto(opType: string, inputs: readonly string[], output: string, attrs: Record<string, AttributeValue> = {}, label = opType): void {
+    this.nodes.push(makeNode(opType, inputs, [output], attrs, this.name(label)));
+  }
+
   /** Single-output {@link op}. */
   op1(opType: string, inputs: readonly string[], attrs: Record<string, AttributeValue> = {}, label = opType): string {
     return this.op(opType, inputs, attrs, label, 1)[0]!;
