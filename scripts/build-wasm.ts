@@ -5,7 +5,7 @@
  *   src/image/resample.wat → src/image/resample-wasm.ts
  *
  * Run after editing a .wat: `npx tsx scripts/build-wasm.ts`. test/image/resample-wasm.test.ts fails when the
- * committed bytes are not the assembly of the committed text. `--check` only compares (exit 1 on a difference).
+ * committed bytes are not the assembly of the committed text.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -15,8 +15,6 @@ import { assembleWat } from './wasm-assemble.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const kernels = [{ wat: 'src/image/resample.wat', out: 'src/image/resample-wasm.ts', name: 'RESAMPLE_WASM_BASE64' }];
 
-const check = process.argv.includes('--check');
-let stale = 0;
 for (const k of kernels) {
   const bytes = await assembleWat(join(root, k.wat));
   const text = [
@@ -32,12 +30,10 @@ for (const k of kernels) {
   } catch {
     // not written yet
   }
-  if (current === text) continue;
-  stale++;
-  if (check) console.error(`${relative(root, outPath)} is not the assembly of ${k.wat}: run npx tsx scripts/build-wasm.ts`);
-  else {
-    writeFileSync(outPath, text);
-    console.log(`wrote ${k.out} (${bytes.length} bytes of WebAssembly)`);
+  if (current === text) {
+    console.log(`${relative(root, outPath)} is up to date`);
+    continue;
   }
+  writeFileSync(outPath, text);
+  console.log(`wrote ${k.out} (${bytes.length} bytes of WebAssembly)`);
 }
-if (check && stale > 0) process.exit(1);

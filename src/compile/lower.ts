@@ -13,7 +13,7 @@
  * Concat and Split stay as ops here; {@link placeTensors} (place.ts) turns them into views.
  */
 import { OspreyError } from '../core/errors.js';
-import { readsFloorOfFactor } from '../onnx/resize.js';
+import { nearestResizeModes, readsFloorOfFactor } from '../onnx/resize.js';
 import {
   getConstant,
   getIntAttribute,
@@ -315,10 +315,8 @@ export function lowerOnnx(model: OnnxModel): LoweredGraph {
       return;
     }
     if (op === 'Resize' || op === 'Upsample') {
-      const mode = getStringAttribute(n, 'mode') ?? 'nearest';
+      const { mode, coordinateMode: ctm, nearestMode: nearest } = nearestResizeModes(n);
       if (mode !== 'nearest') throw fail(n, `Resize mode '${mode}' is not supported (nearest only)`);
-      const ctm = getStringAttribute(n, 'coordinate_transformation_mode') ?? 'half_pixel';
-      const nearest = getStringAttribute(n, 'nearest_mode') ?? 'round_prefer_floor';
       const inShape = chwOf(n.input[0]!, n);
       const outShape = chwOf(n.output[0]!, n);
       const sy = outShape[1] / inShape[1];

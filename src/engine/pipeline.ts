@@ -57,7 +57,7 @@ export const DEFAULT_PIPELINE_DEPTH = 2;
  * ONNX Runtime's `session.intra_op.allow_spinning` for a pipelined CPU loop, unless the caller chose: at depth ≥ 2
  * the host stages (decode, letterbox, NMS) run while the engine infers and need the cores that spinning intra-op
  * threads would hold, so threads sleep (false); at depth 1, and on GPU execution providers, ORT's default (undefined).
- * Measured on the 2-core AMD EPYC development machine at depth 2 (docs/build.md, "Where it stands"): INT8 yolov8n 28.4 → 30.9 images/s,
+ * Measured on the 2-core AMD EPYC development machine at depth 2 (docs/bench.md; docs/build.md, "Speed"): INT8 yolov8n 28.4 → 30.9 images/s,
  * FP32 13.8 → 14.2 with threads sleeping.
  * @example pipelinedIntraOpSpinning(undefined, 2, ['cpu']) // → false
  */

@@ -1,6 +1,6 @@
 /**
- * Bilinear resize of packed RGB uint8 pixels, OpenCV `INTER_LINEAR` semantics, written straight into a destination
- * canvas at an offset (the letterbox's resized rectangle). Plain TypeScript on typed arrays: no intermediate images.
+ * Bilinear resize of packed RGB uint8 pixels, OpenCV `INTER_LINEAR` semantics, written into a destination canvas at
+ * an offset (the letterbox's resized rectangle): a WebAssembly SIMD kernel, with a TypeScript loop as its reference.
  *
  * Algorithm (OpenCV imgproc/src/resize.cpp, `resizeGeneric_` with `HResizeLinear`/`VResizeLinear` for 8-bit):
  * destination pixel `d` samples the source at `s = (d + 0.5) · (srcSize / dstSize) − 0.5`; `s0 = ⌊s⌋`, weight
@@ -27,14 +27,17 @@ const COEF_ONE = 1 << COEF_BITS;
 const ROUND_2X = 1 << (2 * COEF_BITS - 1);
 const SHIFT_2X = 2 * COEF_BITS;
 
-/** One axis' taps: first source index, offset to the second (0 at the borders), weight of the second (0..2048). */
+/**
+ * One axis' taps, in bytes: offset of the first source sample (index × `bytesPerIndex`), step to the second (0 at
+ * the borders), weight of the second (0..2048).
+ */
 interface AxisTaps {
   first: Int32Array;
   step: Int32Array;
   weight: Int32Array;
 }
 
-function axisTaps(srcSize: number, dstSize: number): AxisTaps {
+function axisTaps(srcSize: number, dstSize: number, bytesPerIndex: number): AxisTaps {
   const scale = srcSize / dstSize;
   const first = new Int32Array(dstSize);
   const step = new Int32Array(dstSize);
@@ -51,8 +54,8 @@ function axisTaps(srcSize: number, dstSize: number): AxisTaps {
       s = srcSize - 1;
       a = 0;
     }
-    first[d] = s;
-    step[d] = s + 1 < srcSize ? 1 : 0;
+    first[d] = s * bytesPerIndex;
+    step[d] = s + 1 < srcSize ? bytesPerIndex : 0;
     weight[d] = Math.round(a * COEF_ONE);
   }
   return { first, step, weight };
@@ -135,18 +138,13 @@ export function resizeBilinearRgbInto(
   if (needed > have) k.memory.grow(Math.ceil((needed - have) / 65536));
   const mem = new Uint8Array(k.memory.buffer);
   const words = new Int32Array(k.memory.buffer, 0, out >> 2);
-  const xs = axisTaps(srcWidth, dstRectWidth);
-  for (let x = 0, w = colTab >> 2; x < dstRectWidth; x++, w += 3) {
-    words[w] = xs.first[x]! * 3;
-    words[w + 1] = xs.step[x]! * 3;
-    words[w + 2] = xs.weight[x]!;
-  }
-  const ys = axisTaps(srcHeight, dstRectHeight);
-  const rowBytes = srcWidth * 3;
-  for (let y = 0, w = rowTab >> 2; y < dstRectHeight; y++, w += 3) {
-    words[w] = ys.first[y]! * rowBytes;
-    words[w + 1] = ys.step[y]! * rowBytes;
-    words[w + 2] = ys.weight[y]!;
+  // interleaved { offset, step, weight } per column, then per row (the kernel's tables)
+  for (const [taps, at] of [[axisTaps(srcWidth, dstRectWidth, 3), colTab], [axisTaps(srcHeight, dstRectHeight, srcWidth * 3), rowTab]] as const) {
+    for (let i = 0, w = at >> 2; i < taps.first.length; i++, w += 3) {
+      words[w] = taps.first[i]!;
+      words[w + 1] = taps.step[i]!;
+      words[w + 2] = taps.weight[i]!;
+    }
   }
   mem.set(src.subarray(0, srcBytes), srcAt);
   k.resize(srcAt, rowTab, colTab, out, outRowBytes, dstRectWidth, dstRectHeight);
@@ -177,20 +175,11 @@ export function resizeBilinearRgbScalar(
   top: number,
 ): void {
   checkArguments(src, srcWidth, srcHeight, dst, dstStridePixels, dstRectWidth, dstRectHeight, left, top);
-  const xs = axisTaps(srcWidth, dstRectWidth);
-  const ys = axisTaps(srcHeight, dstRectHeight);
-  // Byte offsets within a source row.
-  const colFirst = new Int32Array(dstRectWidth);
-  const colStep = new Int32Array(dstRectWidth);
-  for (let x = 0; x < dstRectWidth; x++) {
-    colFirst[x] = xs.first[x]! * 3;
-    colStep[x] = xs.step[x]! * 3;
-  }
-  const colWeight = xs.weight;
-  const rowBytes = srcWidth * 3;
+  const { first: colFirst, step: colStep, weight: colWeight } = axisTaps(srcWidth, dstRectWidth, 3);
+  const ys = axisTaps(srcHeight, dstRectHeight, srcWidth * 3);
   for (let y = 0; y < dstRectHeight; y++) {
-    const row0 = ys.first[y]! * rowBytes;
-    const rowStep = ys.step[y]! * rowBytes;
+    const row0 = ys.first[y]!;
+    const rowStep = ys.step[y]!;
     const wy = ys.weight[y]!;
     let o = ((top + y) * dstStridePixels + left) * 3;
     for (let x = 0; x < dstRectWidth; x++) {

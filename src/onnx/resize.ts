@@ -4,6 +4,24 @@
  * whole-factor nearest upsampling is a plain copy of pixel ⌊y / f⌋ — checked against ONNX Runtime's Resize for every
  * mode pair in test/optimize/upsample.test.ts.
  */
+import { getStringAttribute } from './graph.js';
+import type { NodeProto } from './proto-types.js';
+
+/**
+ * A `Resize` (or opset ≤ 9 `Upsample`) node's interpolation modes with ONNX's defaults: `mode` nearest,
+ * `coordinate_transformation_mode` half_pixel, `nearest_mode` round_prefer_floor; `Upsample` has no such attributes
+ * and reads pixel ⌊y / scale⌋ (asymmetric + floor).
+ * @example nearestResizeModes(node) // { mode: 'nearest', coordinateMode: 'asymmetric', nearestMode: 'floor' }
+ */
+export function nearestResizeModes(node: NodeProto): { mode: string; coordinateMode: string; nearestMode: string } {
+  const mode = getStringAttribute(node, 'mode') ?? 'nearest';
+  if (node.op_type === 'Upsample') return { mode, coordinateMode: 'asymmetric', nearestMode: 'floor' };
+  return {
+    mode,
+    coordinateMode: getStringAttribute(node, 'coordinate_transformation_mode') ?? 'half_pixel',
+    nearestMode: getStringAttribute(node, 'nearest_mode') ?? 'round_prefer_floor',
+  };
+}
 
 /**
  * The input index a nearest `Resize` reads for output index `y` along one axis, by the ONNX operator's definition

@@ -18,8 +18,8 @@
  * post-SiLU/Sigmoid tensors (SiLU ≥ -0.28). Measured with the int8-cpu-speed suite (bench/suites/int8-cpu-speed.ts) and docs/build.md.
  */
 import { OspreyError } from '../core/errors.js';
-import { removeUnusedNodes } from '../onnx/graph.js';
-import type { NodeProto, OnnxModel, TensorProto } from '../onnx/proto-types.js';
+import { getConstant, removeUnusedNodes, type GraphIndex } from '../onnx/graph.js';
+import type { GraphProto, NodeProto, OnnxModel, TensorProto } from '../onnx/proto-types.js';
 import { DataType } from '../onnx/proto-types.js';
 import { makeTensor, tensorToFloat32, tensorToNumbers } from '../onnx/tensor.js';
 import type { TensorRange } from './calibration.js';
@@ -391,6 +391,18 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, Tensor
   };
 }
 
+/**
+ * The constant per-tensor scale and zero point of a QuantizeLinear / DequantizeLinear node (inputs 1 and 2; an
+ * absent zero point is 0 with `zeroType` 0), or `undefined` when either is not a one-element constant.
+ * @example perTensorQdqParams(g, dq) // { scale: 0.0335, zeroPoint: 8, zeroType: DataType.UINT8 }
+ */
+export function perTensorQdqParams(g: GraphProto, node: NodeProto, index?: GraphIndex): { scale: number; zeroPoint: number; zeroType: number } | undefined {
+  const s = getConstant(g, node.input[1] ?? '', index);
+  const z = node.input[2] ? getConstant(g, node.input[2], index) : undefined;
+  if (!s || tensorToFloat32(s).length !== 1 || (node.input[2] && (!z || tensorToNumbers(z).length !== 1))) return undefined;
+  return { scale: tensorToFloat32(s)[0]!, zeroPoint: z ? tensorToNumbers(z)[0]! : 0, zeroType: z?.data_type ?? 0 };
+}
+
 /** Scale and zero point that represent uint8 pixels divided by 255 exactly (q = pixel). */
 export const UINT8_IMAGE_PARAMS: Readonly<{ scale: number; zeroPoint: number }> = Object.freeze({ scale: 1 / 255, zeroPoint: 0 });
 
@@ -407,11 +419,9 @@ export function fuseUint8InputQuantize(model: OnnxModel, log?: (line: string) =>
   const producer = new Map<string, NodeProto>();
   for (const n of g.node) for (const o of n.output) producer.set(o, n);
   const readers = (t: string) => g.node.filter((n) => n.input.includes(t)).length + (g.output.some((o) => o.name === t) ? 1 : 0);
-  const init = new Map(g.initializer.map((t) => [t.name ?? '', t]));
   const scalar = (name: string | undefined): number | undefined => {
-    const t = name ? init.get(name) : undefined;
-    if (!t || t.dims.reduce((a, b) => a * b, 1) !== 1) return undefined;
-    return tensorToFloat32(t)[0];
+    const t = name ? getConstant(g, name) : undefined;
+    return t && tensorToFloat32(t).length === 1 ? tensorToFloat32(t)[0] : undefined;
   };
   const isUint8Input = (name: string) => g.input.some((i) => i.name === name && i.type?.tensor_type?.elem_type === DataType.UINT8);
   let fused = 0;
@@ -423,8 +433,8 @@ export function fuseUint8InputQuantize(model: OnnxModel, log?: (line: string) =>
     const src = cast.input[0] ?? '';
     const tr = producer.get(src);
     if (!(isUint8Input(src) || (tr && tr.op_type === 'Transpose' && isUint8Input(tr.input[0] ?? '')))) continue;
-    const zpT = init.get(q.input[2] ?? '');
-    if (scalar(q.input[1]) !== Math.fround(UINT8_IMAGE_PARAMS.scale) || !zpT || zpT.data_type !== DataType.UINT8 || tensorToNumbers(zpT)[0] !== 0) continue;
+    const qp = perTensorQdqParams(g, q);
+    if (!qp || qp.scale !== Math.fround(UINT8_IMAGE_PARAMS.scale) || qp.zeroType !== DataType.UINT8 || qp.zeroPoint !== 0) continue;
     if (readers(div.output[0] ?? '') !== 1 || readers(cast.output[0] ?? '') !== 1) continue;
     const qOut = q.output[0]!;
     for (const n of g.node) for (let i = 0; i < n.input.length; i++) if (n.input[i] === qOut) n.input[i] = src;

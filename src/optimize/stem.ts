@@ -31,13 +31,14 @@
  * DequantizeLinear, and whose output goes only to one QuantizeLinear. Anything else is left as is, with the reason
  * logged. Meant for engines run by ORT's CPU EP (where it was measured).
  */
-import { findConsumers, findProducer, getConstant, getIntAttribute, getIntsAttribute, indexGraph, makeNode, opsetVersion, removeUnusedNodes, topologicalSort } from '../onnx/graph.js';
+import { findConsumers, findProducer, getConstant, getIntAttribute, getIntsAttribute, getStringAttribute, indexGraph, makeNode, opsetVersion, removeUnusedNodes, topologicalSort, type GraphIndex } from '../onnx/graph.js';
 import { GraphBuilder } from '../onnx/passes/builder.js';
 import type { NodeProto, OnnxModel, TensorProto } from '../onnx/proto-types.js';
 import { DataType } from '../onnx/proto-types.js';
 import { cloneOnnxModel } from '../onnx/model.js';
 import { inferShapes } from '../onnx/shapes.js';
 import { makeTensor, tensorToTypedArray } from '../onnx/tensor.js';
+import { perTensorQdqParams } from './qdq.js';
 
 /** Options of {@link stemColumnsToChannels}. */
 export interface StemColumnsToChannelsOptions {
@@ -93,15 +94,20 @@ interface StemMatch {
   inputDq: NodeProto;
   nhwc: string;
   weightDq: NodeProto;
+  /** The 8-bit weights `[M, C, kH, kW]` behind `weightDq`. */
+  weights: TensorProto;
   biasDq?: NodeProto;
   quantize: NodeProto;
+  strides: number[];
+  /** ONNX order: top, left, bottom, right. */
+  pads: number[];
   height: number;
   width: number;
   channels: number;
   geometry: MergedColumns;
 }
 
-function findStems(model: OnnxModel): { matches: StemMatch[]; misses: string[] } {
+function findStems(model: OnnxModel): { matches: StemMatch[]; misses: string[]; index: GraphIndex } {
   const g = model.graph;
   const index = indexGraph(g);
   const shapes = inferShapes(g, index);
@@ -123,7 +129,7 @@ function findStems(model: OnnxModel): { matches: StemMatch[]; misses: string[] }
       continue;
     }
     const [height, width, channels] = [shape[1] as number, shape[2] as number, shape[3] as number];
-    if (getConstant(g, inputDq.input[1] ?? '', index)?.dims.some((d) => d !== 1)) {
+    if (!perTensorQdqParams(g, inputDq, index)) {
       miss('its input is not quantized per tensor');
       continue;
     }
@@ -147,8 +153,7 @@ function findStems(model: OnnxModel): { matches: StemMatch[]; misses: string[] }
     const kernel = getIntsAttribute(conv, 'kernel_shape') ?? wq.dims.slice(2);
     const strides = getIntsAttribute(conv, 'strides') ?? [1, 1];
     const pads = getIntsAttribute(conv, 'pads') ?? [0, 0, 0, 0];
-    const autoPad = conv.attribute.find((a) => a.name === 'auto_pad');
-    if ((getIntAttribute(conv, 'group', 1) ?? 1) !== 1 || (getIntsAttribute(conv, 'dilations') ?? [1, 1]).some((d) => d !== 1) || (autoPad?.s && new TextDecoder().decode(autoPad.s) !== 'NOTSET')) {
+    if ((getIntAttribute(conv, 'group', 1) ?? 1) !== 1 || (getIntsAttribute(conv, 'dilations') ?? [1, 1]).some((d) => d !== 1) || (getStringAttribute(conv, 'auto_pad') ?? 'NOTSET') !== 'NOTSET') {
       miss('group, dilations or auto_pad other than 1, 1, NOTSET');
       continue;
     }
@@ -165,9 +170,9 @@ function findStems(model: OnnxModel): { matches: StemMatch[]; misses: string[] }
       miss(`width ${width} not divisible by ${MERGE}, or an odd output width`);
       continue;
     }
-    matches.push({ conv, inputDq, nhwc, weightDq, biasDq, quantize, height, width, channels, geometry });
+    matches.push({ conv, inputDq, nhwc, weightDq, weights: wq, biasDq, quantize, strides, pads, height, width, channels, geometry });
   }
-  return { matches, misses };
+  return { matches, misses, index };
 }
 
 /** Repeats a per-channel tensor (dims [M]) for both phases (dims [2M]); a per-tensor one is returned as is. */
@@ -186,7 +191,7 @@ function twoPhases(t: TensorProto, name: string): TensorProto {
  * @example stemColumnsToChannels(quantizedYolov8n) // '/model.0/conv/Conv': 12 → 32 channels, kernel 3×2, stride (2, 1)
  */
 export function stemColumnsToChannels(model: OnnxModel, options: StemColumnsToChannelsOptions = {}): OnnxModel {
-  const { matches, misses } = findStems(model);
+  const { matches, misses, index } = findStems(model);
   for (const m of misses) options.log?.(`stemColumnsToChannels: left as is: ${m}`);
   if (matches.length === 0) {
     options.log?.('stemColumnsToChannels: no quantized stride-2 Conv on uint8 NHWC pixels found; graph unchanged');
@@ -194,19 +199,17 @@ export function stemColumnsToChannels(model: OnnxModel, options: StemColumnsToCh
   }
   const out = cloneOnnxModel(model);
   const g = out.graph;
-  const index = indexGraph(g);
+  // constants (weights, scales, zero points) are read from the input model, which is left unchanged
+  const constant = (name: string) => getConstant(model.graph, name, index);
   const b = new GraphBuilder(g, 'osprey/stem/', opsetVersion(out) ?? 13);
   for (const m of matches) {
     const conv = g.node.find((n) => n.output[0] === m.conv.output[0])!;
     const quantize = g.node.find((n) => n.output[0] === m.quantize.output[0])!;
-    const { height: h, width: w, channels: c, geometry: geo } = m;
-    const wq = getConstant(g, m.weightDq.input[0]!, index)!;
+    const { height: h, width: w, channels: c, geometry: geo, weights: wq, pads, strides } = m;
     const [outChannels, , kH, kW] = wq.dims as [number, number, number, number];
-    const pads = getIntsAttribute(conv, 'pads') ?? [0, 0, 0, 0];
-    const strides = getIntsAttribute(conv, 'strides') ?? [1, 1];
     // weights [2M, 4C, kH, kW']: the original tap kx = 4(d + firstOffset) + p − 2φ + padLeft, else the zero point
     const src = tensorToTypedArray(wq) as Int8Array | Uint8Array;
-    const wzp = m.weightDq.input[2] ? getConstant(g, m.weightDq.input[2], index) : undefined;
+    const wzp = m.weightDq.input[2] ? constant(m.weightDq.input[2]) : undefined;
     const zp = wzp ? Array.from(tensorToTypedArray(wzp) as Int8Array | Uint8Array) : [0];
     const cw = MERGE * c;
     const dst = new (src.constructor as new (n: number) => Int8Array | Uint8Array)(2 * outChannels * cw * kH * geo.kernelWidth);
@@ -230,7 +233,7 @@ export function stemColumnsToChannels(model: OnnxModel, options: StemColumnsToCh
     g.initializer.push(makeTensor(wName, [2 * outChannels, cw, kH, geo.kernelWidth], dst, wq.data_type));
     const dqInputs = (dq: NodeProto, first: string): string[] =>
       [first, ...dq.input.slice(1).map((name, i) => {
-        const t = name ? getConstant(g, name, index) : undefined;
+        const t = name ? constant(name) : undefined;
         if (!t) return name;
         const renamed = b.name(i === 0 ? 'scale' : 'zero_point');
         g.initializer.push(twoPhases(t, renamed));
@@ -239,7 +242,7 @@ export function stemColumnsToChannels(model: OnnxModel, options: StemColumnsToCh
     const weight = b.op1('DequantizeLinear', dqInputs(m.weightDq, wName), { axis: 0 }, 'DequantizeLinear');
     let bias: string | undefined;
     if (m.biasDq) {
-      const bq = getConstant(g, m.biasDq.input[0]!, index)!;
+      const bq = constant(m.biasDq.input[0]!)!;
       const bName = b.name('bias_quantized');
       g.initializer.push(twoPhases(bq, bName));
       bias = b.op1('DequantizeLinear', dqInputs(m.biasDq, bName), { axis: 0 }, 'DequantizeLinear');

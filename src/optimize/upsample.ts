@@ -29,13 +29,14 @@
  * Meant for engines run by ORT's CPU EP (where it was measured); an FP32 graph keeps its Resize (ORT runs that one
  * as an NCHWc `Upsample`, 0.3 ms for both).
  */
-import { findConsumers, findProducer, getConstant, getStringAttribute, indexGraph, opsetVersion, removeUnusedNodes, topologicalSort } from '../onnx/graph.js';
+import { findConsumers, findProducer, getConstant, indexGraph, opsetVersion, removeUnusedNodes, topologicalSort } from '../onnx/graph.js';
 import { GraphBuilder } from '../onnx/passes/builder.js';
-import type { GraphProto, NodeProto, OnnxModel } from '../onnx/proto-types.js';
+import type { NodeProto, OnnxModel } from '../onnx/proto-types.js';
 import { cloneOnnxModel } from '../onnx/model.js';
-import { readsFloorOfFactor } from '../onnx/resize.js';
+import { nearestResizeModes, readsFloorOfFactor } from '../onnx/resize.js';
 import { inferShapes } from '../onnx/shapes.js';
-import { tensorToFloat32, tensorToNumbers } from '../onnx/tensor.js';
+import { tensorToFloat32 } from '../onnx/tensor.js';
+import { perTensorQdqParams } from './qdq.js';
 
 /** Options of {@link expandNearestResize}. */
 export interface ExpandNearestResizeOptions {
@@ -55,13 +56,6 @@ interface UpsampleMatch {
   factorW: number;
 }
 
-function scalarParams(g: GraphProto, node: NodeProto, index: ReturnType<typeof indexGraph>): { scale: number; zeroPoint: number; zeroType: number } | undefined {
-  const s = getConstant(g, node.input[1] ?? '', index);
-  const z = node.input[2] ? getConstant(g, node.input[2], index) : undefined;
-  if (!s || tensorToFloat32(s).length !== 1 || (z && tensorToNumbers(z).length !== 1) || (node.input[2] && !z)) return undefined;
-  return { scale: tensorToFloat32(s)[0]!, zeroPoint: z ? tensorToNumbers(z)[0]! : 0, zeroType: z?.data_type ?? 0 };
-}
-
 function findUpsamples(model: OnnxModel): { matches: UpsampleMatch[]; misses: string[] } {
   const g = model.graph;
   const index = indexGraph(g);
@@ -73,9 +67,7 @@ function findUpsamples(model: OnnxModel): { matches: UpsampleMatch[]; misses: st
     if (resize.op_type !== 'Resize' || (resize.domain ?? '') !== '') continue;
     const label = resize.name ?? resize.output[0] ?? 'Resize';
     const miss = (why: string) => misses.push(`${label}: ${why}`);
-    const mode = getStringAttribute(resize, 'mode') ?? 'nearest';
-    const coordinateMode = getStringAttribute(resize, 'coordinate_transformation_mode') ?? 'half_pixel';
-    const nearestMode = getStringAttribute(resize, 'nearest_mode') ?? 'round_prefer_floor';
+    const { mode, coordinateMode, nearestMode } = nearestResizeModes(resize);
     if (mode !== 'nearest') {
       miss(`mode '${mode}', not nearest`);
       continue;
@@ -91,8 +83,8 @@ function findUpsamples(model: OnnxModel): { matches: UpsampleMatch[]; misses: st
       miss('not between a DequantizeLinear and a single QuantizeLinear');
       continue;
     }
-    const pIn = scalarParams(g, dequantize, index);
-    const pOut = scalarParams(g, quantize, index);
+    const pIn = perTensorQdqParams(g, dequantize, index);
+    const pOut = perTensorQdqParams(g, quantize, index);
     if (!pIn || !pOut || pIn.scale !== pOut.scale || pIn.zeroPoint !== pOut.zeroPoint || pIn.zeroType !== pOut.zeroType || quantize.attribute.some((a) => a.name === 'output_dtype' || a.name === 'saturate')) {
       miss('its DequantizeLinear and QuantizeLinear are not per-tensor with equal scale and zero point');
       continue;
